@@ -1,0 +1,38 @@
+"""Which device to train on, and a one-line description of it for the UI and CLI."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is refused."""
+    key = (name or "auto").strip().lower()
+    if key not in DEVICE_CHOICES and not key.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}; use one of: {', '.join(DEVICE_CHOICES)}")
+    if key == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if key.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if key == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but Apple's MPS is not available; use --device cpu or auto")
+    return torch.device(key)
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    """'NVIDIA H100 80GB HBM3 (79.1 GiB)' or 'CPU (2 threads)'."""
+    device = device or resolve_device("auto")
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{props.name} ({props.total_memory / 2**30:.1f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"

@@ -1,0 +1,387 @@
+"""The training engine: a Trainer that announces events to listeners.
+
+The hot loop is built like airbench's: the whole dataset sits on the training
+device as uint8, each epoch is a device-side permutation, augmentation and
+normalisation are batched tensor ops, and the host reads numbers back only once
+per logging interval (so CUDA is never stalled per batch). On CUDA it adds bf16
+autocast and channels_last.
+
+Listeners (``Callback`` subclasses) get the events in ``EVENTS``; they steer
+only through ``trainer.should_stop``. The RunStore recorder, the CLI printer
+and the live UI are all listeners.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from lab import settings
+from lab.augment import AugmentConfig, augment_batch, get_augment
+from lab.data import Dataset, load_dataset
+from lab.device import resolve_device
+from lab.spec import SpecNet, build_model, load_spec, summarize
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+EVENTS = ("on_run_start", "on_batch_end", "on_epoch_end", "on_run_end")
+
+
+class ConfigError(ValueError):
+    """A training setting out of range; the message names the setting and the range."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved in config.json so the run can be redone."""
+
+    spec: dict = field(default_factory=dict)  # model spec (lab.spec); a preset name is resolved on load
+    dataset: str = "shapes"  # name in the dataset registry, or folder:PATH
+    augment: Any = "none"  # preset name, JSON string or dict of AugmentConfig keys
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd and rmsprop
+    nesterov: bool = True  # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "none"  # none | step (x0.1 at 1/2 and 3/4) | cosine | onecycle (25% warm-up)
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    compile: bool = False  # torch.compile the model (CUDA; compile time is reported apart)
+    train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
+    name: str = ""
+    owner: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        config = cls(**data)
+        if not isinstance(config.spec, dict):
+            config.spec = load_spec(config.spec)
+        return config
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values a run cannot use, with what to change."""
+        lim = settings.limits()
+        _check_int("epochs", self.epochs, 1, lim.max_epochs)
+        _check_int("batch_size", self.batch_size, 1, lim.max_batch_size)
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        _check_int("train_limit", self.train_limit, 0, 10**9)
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 10 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a number in (0, 10], got {self.lr!r}")
+        for key in ("weight_decay", "momentum", "label_smoothing"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ConfigError(f"{key} must be in [0, 1), got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; use one of: {', '.join(SCHEDULES)}")
+        try:
+            resolve_device(self.device)
+            get_augment(self.augment)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
+
+
+class Callback:
+    """Base listener: every hook is a no-op; override the ones you need."""
+
+    def on_run_start(self, trainer: "Trainer") -> None: ...
+
+    def on_batch_end(self, trainer: "Trainer", info: dict) -> None:
+        """Called once per logging interval (not every batch): step, epoch, progress, loss."""
+
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict) -> None: ...
+
+    def on_run_end(self, trainer: "Trainer", status: str, message: str) -> None: ...
+
+
+@dataclass
+class RunResult:
+    status: str  # finished | stopped | failed | diverged
+    message: str
+    history: list[dict]
+
+    @property
+    def best(self) -> dict | None:
+        return max(self.history, key=lambda m: m["val_acc"], default=None)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    wd = config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0, weight_decay=wd)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=wd)
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """Multiplier of the base lr at an optimizer step; one function for every schedule."""
+    progress = step / max(total_steps, 1)
+    if schedule == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "onecycle":  # linear warm-up over the first quarter, then linear decay to 0
+        return progress / 0.25 if progress < 0.25 else max(0.0, (1 - progress) / 0.75)
+    return 1.0
+
+
+class Trainer:
+    """Trains one spec on one dataset; ``run()`` blocks until the run ends.
+
+    Any exception inside the run ends it ``failed`` (``diverged`` for NaN loss)
+    and is reported through ``on_run_end``: a job never takes its host down.
+    """
+
+    log_interval_s = 0.5  # how often on_batch_end fires: the live page needs ~1-2 updates/s
+
+    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), data_dir=None,
+                 dataset: Dataset | None = None):
+        config.validate()
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.dataset = dataset or load_dataset(config.dataset, data_dir)
+        self.device = resolve_device(config.device)
+        self.summary = summarize(config.spec, self.dataset.shape, self.dataset.num_classes)
+        if self.summary.total_params > settings.limits().max_params:
+            raise ConfigError(f"the model has {self.summary.total_params:,} parameters, over this server's "
+                              f"limit of {settings.limits().max_params:,}; use fewer filters or units")
+        self.augment: AugmentConfig = get_augment(config.augment)
+        self.should_stop = False
+        self.history: list[dict] = []
+        self.step = 0
+        self.epoch = 0
+        self.model: SpecNet | None = None
+        self.compile_seconds = 0.0
+
+    # -- events
+
+    def emit(self, event: str, *args: Any) -> None:
+        """The one dispatch loop: call ``event`` on every listener in order."""
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def stop(self) -> None:
+        """Ask the run to end; honoured before the next batch."""
+        self.should_stop = True
+
+    # -- set-up
+
+    def _setup(self) -> None:
+        torch.manual_seed(self.config.seed)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        ds = self.dataset
+        limit = self.config.train_limit or len(ds.train_y)
+        self.train_x = ds.train_x[:limit].to(self.device)  # uint8 (N, C, H, W) resident on the device
+        self.train_y = ds.train_y[:limit].to(self.device)
+        self.val_x = ds.val_x.to(self.device)
+        self.val_y = ds.val_y.to(self.device)
+        mean, std = ds.channel_stats()
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1).clamp_min(1e-3)
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        model = build_model(self.config.spec, ds.shape, ds.num_classes).to(self.device)
+        self.model = model.to(memory_format=self.memory_format)
+        self.forward = self.model
+        if self.config.compile:
+            started = time.perf_counter()
+            self.forward = torch.compile(self.model)
+            self.compile_seconds = time.perf_counter() - started
+        self.optimizer = make_optimizer(self.config, self.model.parameters())
+        self.steps_per_epoch = max(1, len(self.train_y) // self.config.batch_size)
+        total = self.steps_per_epoch * self.config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(self.config.schedule, step, total))
+        self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
+
+    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float in [0, 1] on the device, in the model's memory format."""
+        return x_uint8.to(self.device).float().div_(255).contiguous(memory_format=self.memory_format)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def autocast(self):
+        """bf16 autocast on CUDA, a no-op elsewhere (CPU bf16 is slower than fp32 for small nets)."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    # -- the loop
+
+    def run(self) -> RunResult:
+        status, message = "finished", ""
+        try:
+            self._setup()
+            self.emit("on_run_start")
+            for epoch in range(1, self.config.epochs + 1):
+                self.epoch = epoch
+                self._train_epoch()
+                if self.should_stop:
+                    status, message = "stopped", f"stopped by request during epoch {epoch}"
+                    break
+        except Diverged as err:
+            status, message = "diverged", str(err)
+        except torch.cuda.OutOfMemoryError:
+            status, message = "failed", self._oom_advice()
+        except Exception as err:  # a job must end as a failed run, never take the server down
+            status, message = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            self._release_memory()
+        self.emit("on_run_end", status, message)
+        return RunResult(status, message, self.history)
+
+    def _oom_advice(self) -> str:
+        smaller = max(1, self.config.batch_size // 2)
+        return (f"out of GPU memory with batch size {self.config.batch_size}; "
+                f"try batch size {smaller} or a smaller model")
+
+    def _release_memory(self) -> None:
+        for name in ("train_x", "train_y", "val_x", "val_y", "optimizer"):
+            self.__dict__.pop(name, None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _train_epoch(self) -> None:
+        cfg, model = self.config, self.model
+        model.train()
+        started = last_log = time.perf_counter()
+        n = len(self.train_y)
+        perm = torch.randperm(n, device=self.device, generator=self.generator)
+        loss_sum = torch.zeros((), device=self.device)  # accumulated on the device, read per interval
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        logged_loss, logged_steps, seen = torch.zeros((), device=self.device), 0, 0
+        for batch in range(self.steps_per_epoch):
+            if self.should_stop:
+                return
+            idx = perm[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]
+            y = self.train_y[idx]
+            x, targets = augment_batch(self.prepare(self.train_x[idx]), y, self.augment,
+                                       self.dataset.num_classes, self.generator)
+            with self.autocast():
+                logits = self.forward(self.normalize(x))
+                loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            detached = loss.detach()
+            loss_sum += detached * len(y)
+            logged_loss += detached
+            logged_steps += 1
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            now = time.perf_counter()
+            if now - last_log >= self.log_interval_s or batch == self.steps_per_epoch - 1:
+                mean_loss = logged_loss.item() / logged_steps  # the only host sync of the interval
+                if not math.isfinite(mean_loss):
+                    raise Diverged(f"loss became {mean_loss} in epoch {self.epoch}, batch {batch + 1}; "
+                                   f"lower the learning rate (now {cfg.lr:g}) by 10x or add batchnorm")
+                self.emit("on_batch_end", {
+                    "epoch": self.epoch, "batch": batch + 1, "batches": self.steps_per_epoch, "step": self.step,
+                    "loss": mean_loss, "images_per_sec": seen / (now - started),
+                })
+                logged_loss.zero_()
+                logged_steps, last_log = 0, now
+        train_seconds = time.perf_counter() - started
+        val_loss, val_acc = self.evaluate(self.val_x, self.val_y)
+        metrics = {
+            "epoch": self.epoch,
+            "train_loss": loss_sum.item() / seen,
+            "train_acc": correct.item() / seen,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+            "train_seconds": train_seconds,
+            "images_per_sec": seen / train_seconds,
+        }
+        self.history.append(metrics)
+        self.emit("on_epoch_end", metrics)
+
+    def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+        """Mean loss and accuracy, in large batches under inference mode; restores train mode."""
+        was_training = self.model.training
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        with torch.inference_mode(), self.autocast():
+            for i in range(0, len(y), batch_size):
+                logits = self.forward(self.normalize(self.prepare(x_uint8[i:i + batch_size]))).float()
+                yb = y[i:i + batch_size]
+                loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+                correct += (logits.argmax(1) == yb).sum()
+        self.model.train(was_training)
+        return loss_sum.item() / len(y), correct.item() / len(y)
+
+    def checkpoint(self) -> dict:
+        """What ``best.pt``/``last.pt`` hold: tensors and plain numbers only (weights_only-safe)."""
+        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "epoch": self.epoch, "spec_name": self.summary.name}
+
+
+class RunRecorder(Callback):
+    """Listener that keeps a run's folder current: status, metrics, checkpoints."""
+
+    def __init__(self, store, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.best_acc = -1.0
+
+    def on_run_start(self, trainer: Trainer) -> None:
+        self.store.set_status(self.run_id, "running", started=time.time(), device=str(trainer.device),
+                              params=trainer.summary.total_params)
+
+    def on_batch_end(self, trainer: Trainer, info: dict) -> None:
+        pass  # per-interval progress lives in memory (jobs.py); the disk gets whole epochs
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        self.store.append_metrics(self.run_id, metrics)
+        if metrics["val_acc"] > self.best_acc:
+            self.best_acc = metrics["val_acc"]
+            self.store.save_checkpoint(self.run_id, "best", trainer.checkpoint())
+        self.store.set_status(self.run_id, "running", epoch=metrics["epoch"])
+
+    def on_run_end(self, trainer: Trainer, status: str, message: str) -> None:
+        if trainer.model is not None:
+            self.store.save_checkpoint(self.run_id, "last", trainer.checkpoint())
+        best = max(trainer.history, key=lambda m: m["val_acc"], default=None)
+        self.store.set_status(self.run_id, status, message, ended=time.time(),
+                              best_val_acc=best and best["val_acc"], best_epoch=best and best["epoch"],
+                              compile_seconds=trainer.compile_seconds)
+
+
+def run_record(config: TrainConfig, trainer: Trainer) -> dict:
+    """config.json content: the settings plus the facts resolved for this dataset."""
+    return {**config.to_dict(), "augment": trainer.augment.to_dict(),
+            "resolved": {"input": list(trainer.dataset.shape), "num_classes": trainer.dataset.num_classes,
+                         "classes": trainer.dataset.classes, "params": trainer.summary.total_params,
+                         "spec_name": trainer.summary.name}}

@@ -1,0 +1,201 @@
+"""Jobs: training runs executed off the UI thread, queued, observable, stoppable.
+
+``JobManager`` is the executor interface the pages talk to: ``submit``,
+``stop``, ``state``. ``LocalExecutor`` runs jobs in worker threads of this
+process (torch releases the GIL in its kernels, so a thread trains at full
+speed). A distributed engine (Ray) would replace the executor behind the same
+three calls; nothing in the pages would change.
+
+The pages never touch a Trainer. ``state(run_id)`` returns one ``RunState``
+shape for a queued, running, finished or pre-restart run: live runs from
+memory, everything else from the RunStore.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
+from lab.runs import RunStore
+
+MAX_BATCH_POINTS = 2000  # batch-loss points kept per live run; older ones are thinned
+
+
+@dataclass
+class RunState:
+    """What a page shows of a run, whatever its age."""
+
+    run_id: str
+    status: str
+    message: str = ""
+    name: str = ""
+    owner: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    images_per_sec: float = 0.0
+    eta_seconds: float | None = None
+    queue_position: int = 0  # 1 = next to start; 0 when not queued
+    batch_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def progress(self) -> float:
+        """Fraction of all batches done, in [0, 1]."""
+        total = self.epochs * self.batches
+        done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
+        return min(1.0, done / total) if total else (1.0 if not self.live else 0.0)
+
+
+class _Job(Callback):
+    """In-memory record of one submitted run, updated by its Trainer's events."""
+
+    def __init__(self, run_id: str, config: TrainConfig):
+        self.run_id, self.config = run_id, config
+        self.lock = threading.Lock()
+        self.state = RunState(run_id, "queued", name=config.name, owner=config.owner, epochs=config.epochs)
+        self.trainer: Trainer | None = None
+        self.stop_requested = False
+        self.started = 0.0
+
+    def snapshot(self) -> RunState:
+        with self.lock:
+            s = self.state
+            return RunState(**{**s.__dict__, "batch_losses": list(s.batch_losses), "metrics": list(s.metrics)})
+
+    def on_run_start(self, trainer: Trainer) -> None:
+        with self.lock:
+            self.state.status, self.state.batches = "running", trainer.steps_per_epoch
+        self.started = time.perf_counter()
+
+    def on_batch_end(self, trainer: Trainer, info: dict) -> None:
+        if self.stop_requested:
+            trainer.stop()
+        with self.lock:
+            s = self.state
+            s.epoch, s.batch, s.images_per_sec = info["epoch"], info["batch"], info["images_per_sec"]
+            s.batch_losses.append((info["step"], info["loss"]))
+            if len(s.batch_losses) > MAX_BATCH_POINTS:
+                s.batch_losses = s.batch_losses[::2]
+            elapsed = time.perf_counter() - self.started
+            s.eta_seconds = elapsed * (1 - s.progress) / s.progress if s.progress > 0 else None
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
+        with self.lock:
+            self.state.metrics.append(metrics)
+
+    def on_run_end(self, trainer: Trainer, status: str, message: str) -> None:
+        with self.lock:
+            self.state.status, self.state.message, self.state.eta_seconds = status, message, 0.0
+
+
+class LocalExecutor:
+    """Runs jobs in ``workers`` daemon threads pulling from one FIFO queue."""
+
+    def __init__(self, run_job, workers: int = 1):
+        self.queue: queue.Queue = queue.Queue()
+        self.run_job = run_job
+        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"lab-job-{i}")
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def submit(self, job: _Job) -> None:
+        self.queue.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self.queue.get()
+            try:
+                self.run_job(job)
+            finally:
+                self.queue.task_done()
+
+
+class JobManager:
+    """Server-wide registry of jobs (one per process, shared by all sessions)."""
+
+    def __init__(self, runs_dir=None, data_dir=None, workers: int = 1):
+        self.store = RunStore(runs_dir)
+        self.data_dir = data_dir
+        self.jobs: dict[str, _Job] = {}
+        self.waiting: list[str] = []  # run ids in queue order
+        self.lock = threading.Lock()
+        self.executor = LocalExecutor(self._run, workers)
+
+    def submit(self, config: TrainConfig, extra_callbacks=()) -> str:
+        """Validate, create the run folder (``queued``) and queue it; returns the run id.
+
+        Bad settings raise ``ConfigError``/``SpecError``/``DatasetError`` here, before
+        anything is queued, so the page can show the message.
+        """
+        trainer = Trainer(config, data_dir=self.data_dir)  # validates spec, data and limits up front
+        run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner)
+        job = _Job(run_id, config)
+        job.trainer = trainer
+        trainer.callbacks = [RunRecorder(self.store, run_id), job, *extra_callbacks]
+        with self.lock:
+            self.jobs[run_id] = job
+            self.waiting.append(run_id)
+        self.executor.submit(job)
+        return run_id
+
+    def _run(self, job: _Job) -> None:
+        with self.lock:
+            if job.run_id in self.waiting:
+                self.waiting.remove(job.run_id)
+        if job.stop_requested:  # stopped while queued
+            self.store.set_status(job.run_id, "stopped", "stopped before it started", ended=time.time())
+            job.on_run_end(job.trainer, "stopped", "stopped before it started")
+            return
+        job.trainer.run()
+        job.trainer = None  # drop the model and data references once the run is on disk
+
+    def stop(self, run_id: str) -> bool:
+        """Request a stop; a queued job never starts, a running one ends within a batch."""
+        job = self.jobs.get(run_id)
+        if job is None or not job.snapshot().live:
+            return False
+        job.stop_requested = True
+        trainer = job.trainer
+        if trainer is not None:
+            trainer.stop()
+        return True
+
+    def state(self, run_id: str) -> RunState:
+        """The run's current state, live from memory or from disk after it ends or a restart."""
+        job = self.jobs.get(run_id)
+        if job is not None:
+            snap = job.snapshot()
+            with self.lock:
+                snap.queue_position = self.waiting.index(run_id) + 1 if run_id in self.waiting else 0
+            if snap.live:
+                return snap
+        info = self.store.get(run_id)
+        state = RunState(run_id, info.state, info.status.get("message", ""), info.name,
+                         info.status.get("owner", ""), epochs=info.config.get("epochs", 0),
+                         metrics=info.metrics)
+        if job is not None:
+            state.batch_losses = job.snapshot().batch_losses
+        if info.metrics:
+            state.epoch = info.metrics[-1]["epoch"]
+            state.images_per_sec = info.metrics[-1].get("images_per_sec", 0.0)
+        return state
+
+    def wait(self, run_id: str, timeout: float = 600.0) -> RunState:
+        """Block until the run is no longer live (for tests and the CLI)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state(run_id)
+            if not state.live:
+                return state
+            time.sleep(0.05)
+        raise TimeoutError(f"run {run_id} still {self.state(run_id).status} after {timeout:.0f} s")

@@ -1,0 +1,233 @@
+"""RunStore: one folder per run, written so that no crash leaves it unreadable.
+
+Layout of ``<runs_dir>/<run_id>/``::
+
+    config.json     everything needed to rerun (TrainConfig + resolved dataset facts)
+    status.json     status, message, timestamps, owner pid/host, best epoch
+    metrics.jsonl   one JSON line per finished epoch, flushed and fsynced
+    best.pt         state_dict of the best validation epoch
+    last.pt         state_dict at the end of the run
+
+JSON files are replaced atomically (temp file + ``os.replace``); checkpoints are
+loaded with ``weights_only=True``. A run still marked ``queued``/``running``
+whose owning process is gone is reported ``interrupted``: nothing needs to
+clean up after a killed server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lab import settings
+
+STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
+LIVE_STATUSES = ("queued", "running")
+
+
+class RunNotFound(KeyError):
+    """No run with that id (or folder) exists in the store."""
+
+    def __str__(self) -> str:
+        return f"no run {self.args[0]!r} in the runs dir"
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON so readers see the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` through a temp file, so a crash never leaves a truncated checkpoint."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@dataclass
+class RunInfo:
+    """What the pages and CLI need of a run, read from its folder."""
+
+    id: str
+    path: Path
+    config: dict
+    status: dict
+    metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.status.get("status", "interrupted")
+
+    @property
+    def name(self) -> str:
+        return self.status.get("name") or self.config.get("name") or self.id
+
+    @property
+    def best(self) -> dict | None:
+        """The metrics row with the highest validation accuracy (first one on ties)."""
+        return max(self.metrics, key=lambda m: m.get("val_acc", -1), default=None)
+
+    @property
+    def best_val_acc(self) -> float | None:
+        return self.best["val_acc"] if self.best else None
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.best["epoch"] if self.best else None
+
+
+class RunStore:
+    """All runs under one directory; safe to share between processes and threads."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = settings.runs_dir(root)
+
+    def path(self, run_id: str) -> Path:
+        """Folder of a run; refuses ids that would leave the runs dir."""
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise RunNotFound(run_id)
+        return self.root / run_id
+
+    def create(self, config: dict, name: str = "", owner: str = "") -> str:
+        """Make a new run folder in state ``queued``; returns its id."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        folder = self.path(run_id)
+        folder.mkdir()
+        atomic_write_json(folder / "config.json", config)
+        self.set_status(run_id, "queued", name=name or config.get("name") or run_id, owner=owner,
+                        created=time.time())
+        (folder / "metrics.jsonl").touch()
+        return run_id
+
+    def set_status(self, run_id: str, status: str, message: str = "", **extra: Any) -> dict:
+        """Update ``status.json``; the calling process becomes the run's owner."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        path = self.path(run_id) / "status.json"
+        data = read_json(path, {}) or {}
+        data.update(extra, status=status, message=message, pid=os.getpid(), host=socket.gethostname(),
+                    updated=time.time())
+        atomic_write_json(path, data)
+        return data
+
+    def append_metrics(self, run_id: str, row: dict) -> None:
+        """Append one epoch's metrics line, on disk before this returns."""
+        with open(self.path(run_id) / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self, run_id: str) -> list[dict]:
+        """Every complete metrics line; a torn last line (killed mid-write) is ignored."""
+        rows = []
+        try:
+            lines = (self.path(run_id) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return rows
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows
+
+    def read_status(self, run_id: str) -> dict:
+        """``status.json`` with dead owners turned into ``interrupted``."""
+        data = read_json(self.path(run_id) / "status.json", None)
+        if data is None:
+            return {"status": "interrupted", "message": "status.json is missing or unreadable"}
+        if data.get("status") in LIVE_STATUSES and self._owner_gone(data):
+            data = dict(data, status="interrupted",
+                        message="the process running this run stopped before it finished")
+        return data
+
+    @staticmethod
+    def _owner_gone(status: dict) -> bool:
+        if status.get("host") != socket.gethostname():
+            return time.time() - status.get("updated", 0) > 3600  # another machine: trust a recent heartbeat
+        return not _pid_alive(int(status.get("pid", -1)))
+
+    def get(self, run_id: str) -> RunInfo:
+        folder = self.path(run_id)
+        if not (folder / "config.json").exists():
+            raise RunNotFound(run_id)
+        return RunInfo(run_id, folder, read_json(folder / "config.json", {}), self.read_status(run_id),
+                       self.read_metrics(run_id))
+
+    def list(self) -> list[RunInfo]:
+        """All runs, newest first."""
+        if not self.root.is_dir():
+            return []
+        ids = sorted((p.name for p in self.root.iterdir() if (p / "config.json").exists()), reverse=True)
+        return [self.get(i) for i in ids]
+
+    def resolve(self, ref: str) -> str:
+        """Run id from an id, a unique id prefix or a run name."""
+        runs = self.list()
+        for match in ([r for r in runs if r.id == ref], [r for r in runs if r.id.startswith(ref)],
+                      [r for r in runs if r.name == ref]):
+            if len(match) == 1:
+                return match[0].id
+        raise RunNotFound(ref)
+
+    def checkpoint_path(self, run_id: str, which: str = "best") -> Path:
+        return self.path(run_id) / f"{which}.pt"
+
+    def save_checkpoint(self, run_id: str, which: str, state: dict) -> None:
+        atomic_save_torch(self.checkpoint_path(run_id, which), state)
+
+    def load_checkpoint(self, run_id: str, which: str = "best") -> dict:
+        """A checkpoint dict; ``weights_only`` so a crafted pickle cannot run code."""
+        path = self.checkpoint_path(run_id, which)
+        if not path.exists():
+            raise FileNotFoundError(f"run {run_id} has no {which}.pt checkpoint yet")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def delete(self, run_id: str) -> None:
+        """Remove one run's folder, and nothing else."""
+        folder = self.path(run_id)
+        if not (folder / "config.json").exists():
+            raise RunNotFound(run_id)
+        shutil.rmtree(folder)
+
+
+def open_run(ref: str, runs_dir: str | os.PathLike | None = None) -> tuple[RunStore, str]:
+    """The store and id for a run reference: a run folder path, or an id/prefix/name in ``runs_dir``."""
+    folder = Path(ref)
+    if (folder / "config.json").is_file():
+        folder = folder.resolve()
+        return RunStore(folder.parent), folder.name
+    store = RunStore(runs_dir)
+    return store, store.resolve(ref)

@@ -1,0 +1,52 @@
+"""Where the lab keeps things, and the server-side limits, in one place.
+
+Paths resolve in the order: explicit argument, environment variable, default
+relative to the current directory. Limits protect a shared classroom server and
+can be raised through environment variables by whoever runs it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """Directory for downloaded datasets and extracted uploads (``LAB_DATA_DIR``)."""
+    return Path(override or os.environ.get("LAB_DATA_DIR") or "data").expanduser()
+
+
+def runs_dir(override: str | os.PathLike | None = None) -> Path:
+    """Directory holding one folder per run (``LAB_RUNS_DIR``)."""
+    return Path(override or os.environ.get("LAB_RUNS_DIR") or "runs").expanduser()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value and value.strip().isdigit() else default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds a user cannot exceed; defaults suit a shared CPU/GPU server."""
+
+    max_epochs: int = 200  # LAB_MAX_EPOCHS
+    max_batch_size: int = 4096  # LAB_MAX_BATCH_SIZE
+    max_params: int = 50_000_000  # LAB_MAX_PARAMS: refuse bigger models before training
+    max_upload_bytes: int = 200 * 2**20  # LAB_MAX_UPLOAD_BYTES: uncompressed zip content
+    max_upload_files: int = 50_000  # LAB_MAX_UPLOAD_FILES
+    max_zip_ratio: int = 200  # uncompressed/compressed per entry; above this is a zip bomb
+    max_image_side: int = 4096  # larger images are skipped on import
+    max_probe_size: int = 5000  # points in the feature-space probe
+
+
+def limits() -> Limits:
+    """Current limits, read from the environment each call so tests can vary them."""
+    return Limits(
+        max_epochs=_env_int("LAB_MAX_EPOCHS", Limits.max_epochs),
+        max_batch_size=_env_int("LAB_MAX_BATCH_SIZE", Limits.max_batch_size),
+        max_params=_env_int("LAB_MAX_PARAMS", Limits.max_params),
+        max_upload_bytes=_env_int("LAB_MAX_UPLOAD_BYTES", Limits.max_upload_bytes),
+        max_upload_files=_env_int("LAB_MAX_UPLOAD_FILES", Limits.max_upload_files),
+    )

@@ -1,0 +1,251 @@
+"""Model specs: plain JSON-able dicts -> validated layer table -> ``nn.Module``.
+
+A spec looks like::
+
+    {"name": "fashion-cnn", "input": [1, 28, 28], "num_classes": 10,
+     "layers": [{"type": "conv2d", "filters": 32}, {"type": "maxpool2d"}, ...]}
+
+The last layer is the classifier output. If it is a dense layer its ``units``
+follow the class count and its activation is dropped (the loss applies softmax
+to the logits); otherwise a dense output layer is appended (with a flatten
+first when the last layer still gives feature maps). A trailing softmax
+activation layer, as Keras models often end, is dropped for the same reason.
+The :class:`Summary` says which of these happened.
+
+``analyze`` never raises: it reports every problem it can find so the builder
+can show them at the offending layer. ``summarize`` and ``build_model`` raise
+the first :class:`SpecError` instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lab.layers import Shape, SpecError, format_shape, get_layer_type, normalize_layer
+
+__all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
+
+
+@dataclass
+class LayerRow:
+    """One row of the summary table: a spec layer with its inferred numbers."""
+
+    index: int  # 1-based position in the (completed) spec
+    name: str  # module name in the built model, e.g. 'conv2d_1', 'output'
+    layer: dict  # canonical layer dict
+    in_shape: Shape
+    out_shape: Shape
+    params: int
+    macs: int
+    note: str = ""  # e.g. 'output layer (added)'
+
+
+@dataclass
+class Summary:
+    """Everything the builder shows about a spec, computed without building it."""
+
+    name: str
+    input_shape: Shape
+    num_classes: int
+    rows: list[LayerRow] = field(default_factory=list)
+    problems: list[SpecError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def layers(self) -> list[dict]:
+        """The completed layer list (output layer included), as built."""
+        return [r.layer for r in self.rows]
+
+    def problem_at(self, index: int) -> SpecError | None:
+        return next((p for p in self.problems if p.index == index), None)
+
+    def table(self) -> str:
+        """Keras-style text table with thousands separators."""
+        lines = [f'Model: "{self.name}"   input {format_shape(self.input_shape)}', "-" * 66]
+        lines.append(f"{'Layer (type)':<30}{'Output shape':<20}{'Param #':>14}")
+        lines.append("=" * 66)
+        for r in self.rows:
+            label = f"{r.name} ({r.layer['type']})"
+            lines.append(f"{label:<30}{format_shape(r.out_shape):<20}{r.params:>14,}")
+        lines.append("=" * 66)
+        lines.append(f"Total params: {self.total_params:,}")
+        lines.append(f"Multiply-accumulates per image: {self.total_macs:,}")
+        lines += [f"Note: {n}" for n in self.notes]
+        lines += [f"Problem: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _read_header(spec: Any, input_shape: Shape | None, num_classes: int | None) -> tuple[str, Shape, int, list]:
+    if not isinstance(spec, dict):
+        raise SpecError("a spec must be a JSON object with 'input', 'num_classes' and 'layers'")
+    shape = tuple(input_shape) if input_shape is not None else tuple(spec.get("input") or (1, 28, 28))
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise SpecError(f"input must be [channels, height, width] of positive whole numbers, got {list(shape)}")
+    classes = num_classes if num_classes is not None else spec.get("num_classes", 10)
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+        raise SpecError(f"num_classes must be a whole number >= 2, got {classes!r}")
+    layers = spec.get("layers", [])
+    if not isinstance(layers, list):
+        raise SpecError("'layers' must be a list of layer objects")
+    return str(spec.get("name") or "model"), shape, classes, layers
+
+
+def _complete_output(layers: list[dict], num_classes: int, last_shape: Shape | None, notes: list[str]) -> list[dict]:
+    """Apply the output-layer rule to already-normalised layers (see module docstring)."""
+    layers = list(layers)
+    while layers and layers[-1]["type"] == "activation" and layers[-1]["function"] == "softmax":
+        layers.pop()
+        notes.append("trailing softmax removed: the loss applies softmax to the logits")
+    if layers and layers[-1]["type"] == "dense":
+        out = dict(layers[-1])
+        if out["units"] != num_classes:
+            notes.append(f"output layer units set to {num_classes} to match the classes")
+        out["units"], out["activation"] = num_classes, None
+        return layers[:-1] + [out]
+    if last_shape is not None and len(last_shape) == 3:
+        layers.append(normalize_layer({"type": "flatten"}))
+        notes.append("flatten added before the output layer")
+    layers.append(normalize_layer({"type": "dense", "units": num_classes, "activation": None}))
+    notes.append(f"dense output layer with {num_classes} units added")
+    return layers
+
+
+def _walk(layers: list[dict], shape: Shape, problems: list[SpecError], first: int = 1) -> tuple[list[tuple], Shape | None]:
+    """Infer shapes layer by layer; stops at the first shape problem (later shapes are unknown)."""
+    walked = []
+    for i, layer in enumerate(layers, start=first):
+        kind = get_layer_type(layer["type"])
+        try:
+            kind.check_input(shape)
+            out = kind.output_shape(shape, layer)
+        except SpecError as err:
+            problems.append(SpecError(err.reason, i, kind.name))
+            return walked, None
+        walked.append((i, kind, layer, shape, out))
+        shape = out
+    return walked, shape
+
+
+def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None) -> Summary:
+    """Validate a spec and infer every layer's shape, parameters and cost; never raises.
+
+    ``input_shape`` and ``num_classes`` (a dataset's) replace the spec's own, so
+    every spec works on every dataset it fits.
+    """
+    try:
+        name, shape, classes, raw_layers = _read_header(spec, input_shape, num_classes)
+    except SpecError as err:
+        return Summary("model", tuple(input_shape or ()), num_classes or 0, problems=[err])
+    summary = Summary(name, shape, classes)
+    layers: list[dict] = []
+    for i, raw in enumerate(raw_layers, start=1):
+        try:
+            layers.append(normalize_layer(raw))
+        except SpecError as err:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            summary.problems.append(SpecError(err.reason, i, str(kind)))
+    if summary.problems:
+        return summary
+    walked, last = _walk(layers, shape, summary.problems)
+    completed = _complete_output(layers, classes, last if last is not None else shape, summary.notes)
+    if not summary.problems:  # shapes are known all the way: infer the completed tail too
+        walked, _ = _walk(completed, shape, summary.problems)
+    counts: dict[str, int] = {}
+    for i, kind, layer, in_shape, out_shape in walked:
+        is_output = i == len(completed)
+        counts[kind.name] = counts.get(kind.name, 0) + 1
+        note = " ".join(filter(None, ["output layer" if is_output else "", "(added)" if i > len(raw_layers) else ""]))
+        summary.rows.append(
+            LayerRow(
+                index=i,
+                name="output" if is_output else f"{kind.name}_{counts[kind.name]}",
+                layer=layer,
+                in_shape=in_shape,
+                out_shape=out_shape,
+                params=kind.num_params(in_shape, layer),
+                macs=kind.macs(in_shape, out_shape, layer),
+                note=note,
+            )
+        )
+    return summary
+
+
+def summarize(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None) -> Summary:
+    """Like :func:`analyze` but raises the first problem as a :class:`SpecError`."""
+    summary = analyze(spec, input_shape, num_classes)
+    if summary.problems:
+        raise summary.problems[0]
+    return summary
+
+
+class SpecNet(nn.Module):
+    """A model built from a spec: one named child per spec layer, run in order.
+
+    Children are named like Keras layers (``conv2d_1``, ``maxpool2d_1``, ...,
+    ``output``) so the feature-space probe and CAM can address them by name.
+    """
+
+    def __init__(self, summary: Summary):
+        super().__init__()
+        self.spec_name = summary.name
+        self.input_shape = summary.input_shape
+        self.num_classes = summary.num_classes
+        children = OrderedDict(
+            (r.name, get_layer_type(r.layer["type"]).build(r.in_shape, r.layer)) for r in summary.rows
+        )
+        self.layers = nn.Sequential(children)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)  # (B, C, H, W) -> (B, num_classes) logits
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec_name!r}, input={format_shape(self.input_shape)}, classes={self.num_classes}"
+
+
+def build_model(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None) -> SpecNet:
+    """Build the ``nn.Module`` for a spec; raises :class:`SpecError` if it is invalid."""
+    return SpecNet(summarize(spec, input_shape, num_classes))
+
+
+def load_spec(source: str | Path | dict) -> dict:
+    """A spec from a preset name, a JSON file path, a JSON string or a dict."""
+    from lab.presets import PRESETS, get_preset
+
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    text = str(source).strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"spec is not valid JSON: {err}") from None
+    path = Path(text)
+    if path.suffix == ".json" or path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SpecError(f"cannot read spec file {path}: {err}") from None
+    if text.replace("-", "_").lower() in PRESETS:
+        return get_preset(text)
+    raise SpecError(f"{text!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+

@@ -1,0 +1,174 @@
+"""Specs: shape inference and parameter counts must equal the built modules exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lab.layers import ACTIVATIONS, LAYER_TYPES, SpecError
+from lab.presets import PRESETS, get_preset
+from lab.spec import analyze, build_model, load_spec, summarize
+
+
+def measured_shapes(model, input_shape) -> dict[str, tuple]:
+    """Output shape of every top-level child, by running the model on a batch of 2."""
+    shapes, handles = {}, []
+    for name, child in model.layers.named_children():
+        handles.append(child.register_forward_hook(
+            lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))))
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.randn(2, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def assert_matches_module(summary) -> None:
+    model = build_model({"layers": summary.layers}, summary.input_shape, summary.num_classes)
+    assert summary.total_params == sum(p.numel() for p in model.parameters())
+    shapes = measured_shapes(model, summary.input_shape)
+    for row in summary.rows:
+        assert shapes[row.name] == row.out_shape, row.name
+        child = getattr(model.layers, row.name)
+        assert row.params == sum(p.numel() for p in child.parameters()), row.name
+
+
+def test_fashion_cnn_counts_match_the_write_up():
+    summary = summarize(get_preset("fashion_cnn"))
+    params = [r.params for r in summary.rows if r.params]
+    assert params == [320, 18_496, 313_700, 1_010]
+    assert summary.total_params == 333_526
+    assert "Total params: 333,526" in summary.table()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_matches_its_module(name):
+    summary = summarize(get_preset(name))
+    assert summary.rows[-1].out_shape == (summary.num_classes,)
+    assert_matches_module(summary)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("shape,classes", [((3, 32, 32), 6), ((1, 28, 28), 10)])
+def test_presets_follow_the_dataset(name, shape, classes):
+    summary = summarize(get_preset(name), shape, classes)
+    assert summary.input_shape == shape and summary.rows[-1].out_shape == (classes,)
+    assert_matches_module(summary)
+
+
+def test_output_rule_replaces_units_and_drops_softmax():
+    spec = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 7, "activation": "softmax"},
+                       {"type": "activation", "function": "softmax"}]}
+    summary = summarize(spec, (1, 8, 8), 3)
+    assert [r.layer["type"] for r in summary.rows] == ["flatten", "dense"]
+    assert summary.rows[-1].layer["units"] == 3 and summary.rows[-1].layer["activation"] is None
+    assert any("softmax" in n for n in summary.notes)
+
+
+def test_output_layer_is_appended_with_flatten_when_needed():
+    summary = summarize({"layers": [{"type": "conv2d", "filters": 4}]}, (1, 8, 8), 5)
+    assert [r.layer["type"] for r in summary.rows] == ["conv2d", "flatten", "dense"]
+    assert summary.rows[-1].note == "output layer (added)"
+    assert summary.rows[-1].params == 4 * 8 * 8 * 5 + 5
+
+
+@pytest.mark.parametrize("size,kernel,stride,expected", [(28, 3, 1, 28), (28, 3, 2, 14), (7, 3, 2, 4),
+                                                          (8, 4, 1, 8), (9, 2, 2, 5), (5, 5, 3, 2)])
+def test_same_padding_follows_keras(size, kernel, stride, expected):
+    layer = {"type": "conv2d", "filters": 2, "kernel": kernel, "stride": stride, "padding": "same"}
+    summary = summarize({"layers": [layer]}, (1, size, size), 2)
+    assert summary.rows[0].out_shape == (2, expected, expected)
+    assert_matches_module(summary)
+
+
+@pytest.mark.parametrize("layers,index,fragment", [
+    ([{"type": "maxpool2d", "size": 2}, {"type": "maxpool2d", "size": 2}, {"type": "maxpool2d", "size": 2}],
+     3, "pools a 1x1 map"),
+    ([{"type": "conv2d", "kernel": 9, "padding": "valid"}], 1, "larger than its 4x4 input"),
+    ([{"type": "conv2d"}, {"type": "dense"}], 2, "add a flatten"),
+    ([{"type": "conv2d", "filters": 0}], 1, "filters must be at least 1"),
+    ([{"type": "flatten"}, {"type": "dense", "units": 0}], 2, "units must be at least 1"),
+    ([{"type": "dropout", "rate": 1.0}], 1, "rate must be in [0, 1)"),
+    ([{"type": "dropout", "rate": -0.1}], 1, "rate must be in"),
+    ([{"type": "convolution3d"}], 1, "unknown layer type"),
+    ([{"type": "conv2d", "activation": "relu6"}], 1, "unknown activation"),
+    ([{"type": "conv2d", "filter": 3}], 1, "unknown parameter(s) filter"),
+    ([{"type": "flatten"}, {"type": "maxpool2d"}], 2, "needs feature maps"),
+])
+def test_bad_specs_name_the_layer_and_the_fix(layers, index, fragment):
+    summary = analyze({"layers": layers}, (1, 4, 4), 2)
+    assert summary.problems, "expected a problem"
+    problem = summary.problems[0]
+    assert problem.index == index
+    assert f"layer {index} (" in str(problem) and fragment in str(problem)
+    with pytest.raises(SpecError):
+        build_model({"layers": layers}, (1, 4, 4), 2)
+
+
+@pytest.mark.parametrize("bad", [None, [], {"input": [0, 28, 28], "layers": []}, {"layers": "conv"},
+                                 {"layers": [], "num_classes": 1}, {"layers": [3]}])
+def test_malformed_specs_raise_spec_error(bad):
+    with pytest.raises(SpecError):
+        summarize(bad)
+
+
+def test_load_spec_accepts_presets_json_and_files(tmp_path):
+    assert load_spec("Fashion-CNN")["name"] == "fashion_cnn"
+    assert load_spec('{"layers": []}') == {"layers": []}
+    path = tmp_path / "m.json"
+    path.write_text('{"name": "x", "layers": [{"type": "flatten"}]}')
+    assert load_spec(str(path))["name"] == "x"
+    with pytest.raises(SpecError, match="neither a preset"):
+        load_spec("no_such_model")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        load_spec("{broken")
+
+
+def test_every_layer_type_and_activation_builds():
+    for name in LAYER_TYPES:
+        layers = [{"type": "flatten"}, {"type": name}] if name == "dense" else [{"type": name}]
+        assert_matches_module(summarize({"layers": layers}, (2, 6, 6), 3))
+    for act in ACTIVATIONS:
+        assert_matches_module(summarize({"layers": [{"type": "activation", "function": act}]}, (2, 6, 6), 3))
+
+
+# -- property tests: random layer stacks, valid or not
+
+
+def _layer_strategy():
+    conv = st.fixed_dictionaries({"type": st.just("conv2d"), "filters": st.integers(0, 8),
+                                  "kernel": st.integers(1, 7), "stride": st.integers(1, 3),
+                                  "padding": st.sampled_from(["same", "valid", 0, 1, 2]),
+                                  "activation": st.sampled_from([*ACTIVATIONS, None, "bogus"])})
+    pool = st.fixed_dictionaries({"type": st.sampled_from(["maxpool2d", "avgpool2d"]), "size": st.integers(1, 5)})
+    simple = st.fixed_dictionaries({"type": st.sampled_from(["batchnorm", "flatten", "global_avg_pool"])})
+    dropout = st.fixed_dictionaries({"type": st.just("dropout"), "rate": st.floats(-0.5, 1.5)})
+    dense = st.fixed_dictionaries({"type": st.just("dense"), "units": st.integers(0, 16),
+                                   "activation": st.sampled_from([*ACTIVATIONS, None])})
+    residual = st.fixed_dictionaries({"type": st.just("residual"), "filters": st.integers(1, 8),
+                                      "stride": st.integers(1, 2)})
+    odd = st.fixed_dictionaries({"type": st.sampled_from(["conv3d", "", "Dense", "CONV"])})
+    return st.one_of(conv, pool, simple, dropout, dense, residual, odd)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers=st.lists(_layer_strategy(), max_size=7),
+       shape=st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20)),
+       classes=st.integers(2, 5))
+def test_random_specs_either_build_exactly_or_raise_spec_error(layers, shape, classes):
+    summary = analyze({"layers": layers}, shape, classes)
+    if summary.problems:
+        assert all(isinstance(p, SpecError) and p.index is not None for p in summary.problems)
+        with pytest.raises(SpecError):
+            build_model({"layers": layers}, shape, classes)
+        return
+    assert_matches_module(summary)
+    model = build_model({"layers": layers}, shape, classes).train()
+    out = model(torch.randn(2, *shape))
+    out.sum().backward()  # forward + backward both work
+    assert out.shape == (2, classes)
