@@ -102,6 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status in ("finished", "stopped") else EXIT_RUN_FAILED
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab.bench import main as bench_main
+
+    return bench_main(args)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from lab.runs import RunStore
 
@@ -184,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a spec on a dataset, one line per epoch")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="engine vs a plain PyTorch loop: images/s, time split, memory")
+    p.add_argument("--quick", action="store_true", help="short run (under a minute on 2 CPU cores)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default 2)")
+    p.add_argument("--time-to-accuracy", action="store_true", help="time a preset to its target on real data")
+    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10"))
+    p.add_argument("--preset", default=None, help="preset for --time-to-accuracy (default per dataset)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

@@ -80,8 +80,8 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, 1, lim.max_batch_size)
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("train_limit", self.train_limit, 0, 10**9)
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 10 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a number in (0, 10], got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 100 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a number in (0, 100], got {self.lr!r}")
         for key in ("weight_decay", "momentum", "label_smoothing"):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and 0 <= value < 1):
@@ -127,7 +127,7 @@ class RunResult:
 
 
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN, infinite, or exploded far above chance level."""
 
 
 def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -181,6 +181,8 @@ class Trainer:
         self.epoch = 0
         self.model: SpecNet | None = None
         self.compile_seconds = 0.0
+        # A mean loss 50x that of uniform guessing only happens to a run that has blown up.
+        self.exploded_loss = 50 * math.log(self.dataset.num_classes)
 
     # -- events
 
@@ -303,8 +305,8 @@ class Trainer:
             now = time.perf_counter()
             if now - last_log >= self.log_interval_s or batch == self.steps_per_epoch - 1:
                 mean_loss = logged_loss.item() / logged_steps  # the only host sync of the interval
-                if not math.isfinite(mean_loss):
-                    raise Diverged(f"loss became {mean_loss} in epoch {self.epoch}, batch {batch + 1}; "
+                if not math.isfinite(mean_loss) or mean_loss > self.exploded_loss:
+                    raise Diverged(f"loss became {mean_loss:.4g} in epoch {self.epoch}, batch {batch + 1}; "
                                    f"lower the learning rate (now {cfg.lr:g}) by 10x or add batchnorm")
                 self.emit("on_batch_end", {
                     "epoch": self.epoch, "batch": batch + 1, "batches": self.steps_per_epoch, "step": self.step,

@@ -1,0 +1,29 @@
+"""Datasets as uint8 tensors plus class names (and object boxes for the built-in shapes).
+
+    load_dataset("shapes")                 built in, offline, the default
+    load_dataset("digits")                 scikit-learn's 8x8 digits, offline
+    load_dataset("fashion-mnist")          from data_dir or /usr/share/datasets (Debian)
+    load_dataset("cifar10", download=True) fetched through torchvision when missing
+    load_dataset("folder:PATH")            a folder (or .zip) of class folders
+    import_zip(uploaded_file)              a user's upload, checked and unpacked safely
+
+Nothing here imports Streamlit: pages call these functions and show the results.
+"""
+
+from lab.data.dataset import (Dataset, DatasetError, DatasetInfo, class_counts,
+                              examples_per_class)
+from lab.data.registry import DEFAULT, list_datasets, load_dataset
+from lab.data.upload import ImportReport, import_zip
+
+__all__ = [
+    "DEFAULT",
+    "Dataset",
+    "DatasetError",
+    "DatasetInfo",
+    "ImportReport",
+    "class_counts",
+    "examples_per_class",
+    "import_zip",
+    "list_datasets",
+    "load_dataset",
+]

@@ -1,0 +1,111 @@
+"""Reading image files with PIL: cheap header checks, and decoding to a common format.
+
+Shared by the folder loader and the zip import, so an image accepted on upload is
+read the same way when the dataset is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                            ".ppm", ".pgm", ".pbm"})
+MAX_SIDE, MIN_SIDE = 64, 8  # bounds of the common size a folder's images are resized to
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"})
+
+# Reasons a file is skipped, as shown to the user in import and load reports.
+NOT_IMAGE = "not an image"
+CORRUPT = "corrupt or unreadable image"
+HIDDEN = "hidden or system file"
+
+
+class SkipImage(Exception):
+    """This file cannot be used; str(self) is the reason shown to the user."""
+
+
+def _too_large(max_side: int) -> str:
+    return f"image larger than {max_side} px"
+
+
+def is_hidden(parts: tuple[str, ...]) -> bool:
+    """Dot files and macOS zip debris (__MACOSX, ._name) are never data."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A usable image file, known from its header (and its pixels, when small)."""
+
+    path: Path
+    size: tuple[int, int]  # (width, height)
+    mode: str  # PIL mode
+    pixels: np.ndarray | None = None  # uint8 (1 or 3, H, W) at the native size, or None
+
+
+def probe(path: Path, max_side: int, keep_pixels_up_to: int = 0) -> Found:
+    """Read the header (cheap) or SkipImage with the reason; decode the pixels too when
+    both sides are at most keep_pixels_up_to, which saves opening small files twice.
+
+    max_side is settings.limits().max_image_side, read once by the caller per folder.
+    PIL's pixel guard is set from it, so even an image whose header slips past the
+    size check cannot be decoded into gigabytes.
+    """
+    Image.MAX_IMAGE_PIXELS = max_side * max_side
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise SkipImage(NOT_IMAGE)
+    try:
+        with Image.open(path) as img:
+            if max(img.size) > max_side:
+                raise SkipImage(_too_large(max_side))
+            pixels = None
+            if max(img.size) <= keep_pixels_up_to:
+                pixels = _to_array(img, 1 if img.mode in GREY_MODES else 3, img.size)
+            return Found(path, img.size, img.mode, pixels)
+    except Image.DecompressionBombError as exc:
+        raise SkipImage(_too_large(max_side)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SkipImage(CORRUPT) from exc
+
+
+def target_size(sizes: list[tuple[int, int]], largest: int = MAX_SIDE,
+                smallest: int = MIN_SIDE) -> tuple[int, int]:
+    """The most common (width, height), scaled down to fit largest and up to smallest.
+
+    Keeping the usual size means most images are not resampled at all; the cap keeps
+    a folder of photos trainable on a CPU.
+    """
+    values, counts = np.unique(np.array(sizes), axis=0, return_counts=True)
+    w, h = (int(v) for v in values[counts.argmax()])
+    shrink = min(1.0, largest / max(w, h))
+    return max(smallest, round(w * shrink)), max(smallest, round(h * shrink))
+
+
+def decode(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """The image as uint8 (channels, H, W) at size (W, H); transparency becomes white."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB" if channels == 3 else "L", size)  # JPEG: let libjpeg shrink for free
+            return _to_array(img, channels, size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SkipImage(CORRUPT) from exc
+
+
+def _to_array(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarray:
+    img = _flatten(img, channels)
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    pixels = np.asarray(img, dtype=np.uint8)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _flatten(img: Image.Image, channels: int) -> Image.Image:
+    """Composite any alpha on white, then convert to L or RGB."""
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return img.convert("RGB" if channels == 3 else "L")

@@ -1,0 +1,139 @@
+"""Dataset names -> loaders, in one table.
+
+Names are normalised (case, '_' or ' ' for '-', a few aliases); an unknown name is
+refused with the list of valid ones. 'folder:PATH' loads a user's folder (or zip) of
+class folders. Loaded datasets are cached per process: they are read-only and
+shared by every session of a server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import settings
+from lab.data import digits, shapes
+from lab.data import torchvision_files as tv
+from lab.data.cache import LoadCache
+from lab.data.dataset import Dataset, DatasetError, DatasetInfo
+from lab.data.folder import load_folder
+from lab.data.upload import import_zip, upload_path
+
+FOLDER_PREFIX = "folder:"
+DEFAULT = "shapes"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One named dataset: what the picker shows, how to load it, how to get its files."""
+
+    name: str
+    title: str
+    description: str
+    shape: tuple[int, int, int]
+    num_classes: int
+    train_size: int
+    val_size: int
+    offline: bool
+    load: Callable[[Path, bool], Dataset]  # (data dir, download) -> Dataset
+    how_to_get: Callable[[Path], str]  # data dir -> '' when loadable now
+
+
+def _always(_root: Path) -> str:
+    return ""
+
+
+_ENTRIES = [
+    _Entry("shapes", "Shapes (built in)",
+           "Synthetic 32x32 colour images of 8 shapes on cluttered backgrounds, with each "
+           "object's bounding box, so class-activation maps can be scored. Offline.",
+           (3, 32, 32), len(shapes.CLASSES), shapes.TRAIN_PER_CLASS * len(shapes.CLASSES),
+           shapes.VAL_PER_CLASS * len(shapes.CLASSES), True,
+           lambda root, download: shapes.load(seed=0), _always),
+    _Entry("digits", "Digits 8x8 (scikit-learn)",
+           "1,797 tiny greyscale handwritten digits shipped with scikit-learn; trains in "
+           "seconds on a CPU. 20% of each class held out. Offline.",
+           (1, 8, 8), 10, 1438, 359, True, lambda root, download: digits.load(), _always),
+    _Entry("mnist", "MNIST",
+           "70,000 greyscale handwritten digits, 28x28, 10 classes.",
+           (1, 28, 28), 10, 60_000, 10_000, False,
+           lambda root, download: tv.load_idx(tv.MNIST, root, download),
+           lambda root: tv.idx_how_to_get(tv.MNIST, root)),
+    _Entry("fashion-mnist", "Fashion-MNIST",
+           "70,000 greyscale photos of clothing (Zalando), 28x28, 10 classes: a harder "
+           "drop-in for MNIST.",
+           (1, 28, 28), 10, 60_000, 10_000, False,
+           lambda root, download: tv.load_idx(tv.FASHION_MNIST, root, download),
+           lambda root: tv.idx_how_to_get(tv.FASHION_MNIST, root)),
+    _Entry("cifar10", "CIFAR-10",
+           "60,000 colour photos, 32x32, 10 classes (airplane ... truck).",
+           (3, 32, 32), 10, 50_000, 10_000, False, tv.load_cifar10, tv.cifar_how_to_get),
+]
+_BY_NAME = {entry.name: entry for entry in _ENTRIES}
+_ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
+            "sklearn-digits": "digits"}
+
+_NAMED: LoadCache[Dataset] = LoadCache(maxsize=len(_ENTRIES) * 2)
+_ZIP_LOCK = threading.Lock()  # one import at a time: a re-import renames the folder away
+
+
+def normalise(name: str) -> str:
+    """Canonical registry name ('Fashion_MNIST' -> 'fashion-mnist'), or DatasetError."""
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    key = _ALIASES.get(key, key)
+    if key not in _BY_NAME:
+        valid = ", ".join(_BY_NAME)
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {valid}, or "
+                           f"'{FOLDER_PREFIX}PATH' for a folder or .zip of class folders")
+    return key
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
+                 download: bool = False) -> Dataset:
+    """The named dataset (or 'folder:PATH'), loaded once per process and data dir.
+
+    download: fetch missing MNIST / Fashion-MNIST / CIFAR-10 files through torchvision;
+    without it a missing file is a DatasetError saying where to put it.
+    """
+    root = settings.data_dir(data_dir).expanduser().resolve()
+    if name.strip().lower().startswith(FOLDER_PREFIX):
+        return _load_path(name.strip()[len(FOLDER_PREFIX):], root)
+    entry = _BY_NAME[normalise(name)]
+    cache_key = (entry.name, None if entry.offline else root)  # built-ins ignore the data dir
+    return _NAMED.get(cache_key, lambda: entry.load(root, download))
+
+
+def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
+    """Every named dataset with whether it can be loaded now; checks files, loads nothing."""
+    root = settings.data_dir(data_dir).expanduser().resolve()
+    infos = []
+    for e in sorted(_ENTRIES, key=lambda e: not e.offline):
+        hint = e.how_to_get(root)
+        infos.append(DatasetInfo(e.name, e.title, e.description, e.shape, e.num_classes,
+                                 e.train_size, e.val_size, e.offline, not hint, hint))
+    return infos
+
+
+def _load_path(raw: str, root: Path) -> Dataset:
+    """'folder:PATH': a folder, or a zip imported into root/uploads first. A relative
+    PATH is tried from the working directory, then from the data dir."""
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = root / path
+    if not path.exists():
+        raise DatasetError(f"{raw} not found (also looked in {root}). Give a folder of class "
+                           "folders or a .zip of one.")
+    return load_folder(_imported(path, root) if path.is_file() else path)
+
+
+def _imported(archive: Path, root: Path) -> Path:
+    """The zip's folder under root/uploads, imported only when missing or older than
+    the zip, so a restart or a second session reuses it."""
+    target = upload_path(root, archive.stem)
+    with _ZIP_LOCK:
+        if not (target.is_dir() and target.stat().st_mtime_ns >= archive.stat().st_mtime_ns):
+            import_zip(archive, root, name=archive.stem)
+    return target

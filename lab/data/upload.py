@@ -1,0 +1,235 @@
+"""Importing a user's zip of class folders into data_dir/uploads/<name>/.
+
+A classroom server takes uploads from anyone, so the zip is treated as hostile:
+entries with absolute or '..' paths and symbolic links are skipped, every
+destination is resolved and checked to lie inside the staging folder, sizes are
+counted from the bytes actually inflated (never from the headers), and a file
+count, a total size and a per-entry compression ratio bound the work. Extraction
+goes to a hidden staging folder that is renamed into place only when the import
+succeeded, so a failed import leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import uuid
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from lab import settings
+from lab.data import images
+from lab.data.dataset import DatasetError
+from lab.data.folder import scan_folder
+
+UNSAFE = "unsafe path (absolute or '..')"
+SYMLINK = "symbolic link"
+ENCRYPTED = "encrypted entry"
+UNREADABLE = "damaged or unsupported zip entry"
+CLASH = "name clashes with another entry"
+_CHUNK = 1 << 20
+# Tiny files can legitimately compress a thousandfold (a blank BMP); a bomb is big,
+# so the ratio is only enforced once an entry has inflated past this many bytes.
+_RATIO_FROM_BYTES = 1 << 20
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import kept and skipped, for the upload page to show."""
+
+    name: str  # folder name under data_dir/uploads
+    path: Path  # that folder
+    dataset_name: str  # 'folder:<path>', for load_dataset
+    classes: list[str]
+    kept: dict[str, int]  # class -> usable images (train and test together)
+    skipped: dict[str, int]  # reason -> files
+    total_kept: int
+    dropped_classes: list[str]  # class folders without a usable image
+
+
+def import_zip(source: str | os.PathLike | BinaryIO, data_dir: str | os.PathLike | None = None, *,
+               name: str | None = None, progress: Progress | None = None) -> ImportReport:
+    """Extract a zip (path or binary file-like, e.g. a Streamlit UploadedFile) of class
+    folders into data_dir/uploads/<name>/, replacing an earlier upload of that name.
+
+    Raises DatasetError, with nothing written, when the file is not a zip, breaks a
+    limit, or holds fewer than two classes of usable images.
+    """
+    limits = settings.limits()
+    final = upload_path(data_dir, name or _source_name(source))
+    name, uploads = final.name, final.parent
+    report = _throttled(progress)
+    with _open_zip(source) as archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        _check_claims(entries, limits)
+        uploads.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=uploads)).resolve()
+        try:
+            skipped = _extract(archive, entries, staging, limits, report)
+            report(0.95, "checking classes")
+            scan = scan_folder(staging)
+            _replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    report(1.0, "done")
+    skipped.update(scan.skipped)
+    return ImportReport(name=name, path=final, dataset_name=f"folder:{final}", classes=scan.classes,
+                        kept=scan.kept, skipped=dict(skipped), total_kept=sum(scan.kept.values()),
+                        dropped_classes=scan.dropped)
+
+
+def upload_path(data_dir: str | os.PathLike | None, name: str) -> Path:
+    """Where an upload called name lives: data_dir/uploads/<name made safe>."""
+    return settings.data_dir(data_dir).expanduser().resolve() / "uploads" / _safe_name(name)
+
+
+def _source_name(source: str | os.PathLike | BinaryIO) -> str:
+    raw = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
+    return Path(str(raw)).name
+
+
+def _safe_name(raw: str) -> str:
+    """A folder name that cannot escape uploads/ or hide: letters, digits, '-' and '_'."""
+    stem = raw[:-4] if raw.lower().endswith(".zip") else raw
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64] or "upload"
+
+
+def _open_zip(source: str | os.PathLike | BinaryIO) -> zipfile.ZipFile:
+    label = source if isinstance(source, (str, os.PathLike)) else _source_name(source) or "the upload"
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"{label} is not a zip file. Upload a .zip holding one folder of images "
+                           "per class (e.g. cat/*.jpg, dog/*.jpg).") from exc
+    except OSError as exc:
+        raise DatasetError(f"cannot read {label}: {exc.strerror or exc}") from exc
+
+
+def _check_claims(entries: list[zipfile.ZipInfo], limits: settings.Limits) -> None:
+    """Refuse before writing anything when the zip's own directory already breaks a limit.
+    The sizes it states are claims; _copy counts the real bytes."""
+    if len(entries) > limits.max_upload_files:
+        raise DatasetError(f"the zip holds {len(entries)} files, more than the limit of "
+                           f"{limits.max_upload_files} (LAB_MAX_UPLOAD_FILES). Upload fewer images, "
+                           "or ask whoever runs the server to raise the limit.")
+    claimed = sum(info.file_size for info in entries)
+    if claimed > limits.max_upload_bytes:
+        raise DatasetError(_too_big(limits))
+    for info in entries:
+        if info.file_size > max(_RATIO_FROM_BYTES, limits.max_zip_ratio * info.compress_size):
+            raise DatasetError(_bomb(info, limits))
+
+
+def _too_big(limits: settings.Limits) -> str:
+    return (f"the zip unpacks to more than {limits.max_upload_bytes:,} bytes, the limit "
+            "(LAB_MAX_UPLOAD_BYTES). Upload fewer or smaller images (64 px is plenty here), "
+            "or ask whoever runs the server to raise the limit.")
+
+
+def _bomb(info: zipfile.ZipInfo, limits: settings.Limits) -> str:
+    return (f"{info.filename} inflates more than {limits.max_zip_ratio} times its compressed size "
+            "(the zip-bomb limit), so the upload was refused. Zip ordinary image files.")
+
+
+def _extract(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], staging: Path,
+             limits: settings.Limits, report: Progress) -> Counter[str]:
+    """Write each acceptable image entry under staging; return the skip reasons."""
+    skipped: Counter[str] = Counter()
+    budget = [limits.max_upload_bytes]  # bytes still allowed, shared by all entries
+    for done, info in enumerate(entries, 1):
+        reason = _problem(info) or _write(archive, info, staging, limits, budget)
+        if reason:
+            skipped[reason] += 1
+        report(0.9 * done / len(entries), f"extracting {done}/{len(entries)}")
+    return skipped
+
+
+def _problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry must not be written at all, judged from its header."""
+    name = info.filename.replace("\\", "/")
+    parts = tuple(p for p in name.split("/") if p)
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts or not parts:
+        return UNSAFE
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return SYMLINK
+    if info.flag_bits & 0x1:
+        return ENCRYPTED
+    if images.is_hidden(parts):
+        return images.HIDDEN
+    if Path(parts[-1]).suffix.lower() not in images.IMAGE_SUFFIXES:
+        return images.NOT_IMAGE
+    return None
+
+
+def _write(archive: zipfile.ZipFile, info: zipfile.ZipInfo, staging: Path,
+           limits: settings.Limits, budget: list[int]) -> str | None:
+    """Stream one entry to disk, then keep it only if it is a usable image."""
+    dest = staging.joinpath(*(p for p in info.filename.replace("\\", "/").split("/") if p)).resolve()
+    if not dest.is_relative_to(staging) or dest == staging:
+        return UNSAFE
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _copy(archive, info, dest, limits, budget)
+    except (NotADirectoryError, IsADirectoryError, FileExistsError):
+        return CLASH
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+        dest.unlink(missing_ok=True)
+        return UNREADABLE
+    try:
+        images.probe(dest, max_side=limits.max_image_side)
+    except images.SkipImage as reason:
+        dest.unlink()
+        return str(reason)
+    return None
+
+
+def _copy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
+          limits: settings.Limits, budget: list[int]) -> None:
+    """Copy in chunks, counting the bytes really inflated against both limits."""
+    written = 0
+    with archive.open(info) as src, dest.open("xb") as out:
+        while chunk := src.read(_CHUNK):
+            written += len(chunk)
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise DatasetError(_too_big(limits))
+            if written > max(_RATIO_FROM_BYTES, limits.max_zip_ratio * info.compress_size):
+                raise DatasetError(_bomb(info, limits))
+            out.write(chunk)
+
+
+def _replace(staging: Path, final: Path) -> None:
+    """Move the finished import into place; an older upload of that name goes only
+    after the new one is there."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def _throttled(progress: Progress | None) -> Progress:
+    """Forward at most about a hundred updates, so a page's progress bar stays cheap."""
+    last = [-1.0]
+
+    def report(fraction: float, message: str) -> None:
+        if progress and (fraction - last[0] >= 0.01 or fraction >= 1.0):
+            last[0] = fraction
+            progress(fraction, message)
+
+    return report

@@ -1,0 +1,80 @@
+"""`python -m lab ...` as a user types it: output, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def lab(*args: str, runs_dir, data_dir=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LAB_RUNS_DIR": str(runs_dir), "LAB_DATA_DIR": str(data_dir or runs_dir / "data")}
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def test_summary_of_fashion_cnn_prints_the_keras_table(tmp_path):
+    out = lab("summary", "fashion_cnn", runs_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for number in ("320", "18,496", "313,700", "1,010", "Total params: 333,526"):
+        assert number in out.stdout
+
+
+def test_summary_follows_a_dataset(tmp_path):
+    out = lab("summary", "gap_cam", "--dataset", "digits", runs_dir=tmp_path)
+    assert out.returncode == 0 and "input 1x8x8" in out.stdout
+
+
+def test_datasets_lists_offline_ones(tmp_path):
+    out = lab("datasets", runs_dir=tmp_path)
+    assert out.returncode == 0
+    assert re.search(r"^shapes\s+3x32x32\s+8", out.stdout, re.M)
+    assert re.search(r"^digits\s+1x8x8\s+10", out.stdout, re.M)
+
+
+def test_train_then_runs_in_every_format(tmp_path):
+    out = lab("train", "--spec", "fashion_cnn", "--dataset", "digits", "--epochs", "2", "--batch-size", "32",
+              "--name", "cli-run", "--augment", '{"shift": 0.1}', runs_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert sum(line.startswith("epoch") for line in lines) == 2
+    match = re.fullmatch(r"run (\S+) finished best_val_acc=(\d\.\d{4}) epoch=(\d+)", lines[-1])
+    assert match and float(match[2]) > 0.5
+    run_id = match[1]
+
+    table = lab("runs", runs_dir=tmp_path)
+    assert run_id in table.stdout and "cli-run" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(lab("runs", "--format", "csv", runs_dir=tmp_path).stdout)))
+    assert rows[0]["id"] == run_id and rows[0]["batch_size"] == "32" and rows[0]["augment"] == "custom"
+    assert {"id", "name", "status", "dataset", "spec", "batch_size", "epochs", "lr", "optimizer", "augment",
+            "best_val_acc", "best_epoch", "seconds_per_epoch"} <= set(rows[0])
+    data = json.loads(lab("runs", "--format", "json", runs_dir=tmp_path).stdout)
+    assert data[0]["status"] == "finished" and data[0]["best_epoch"] in (1, 2)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("summary", "no_such_preset"), "neither a preset"),
+    (("train", "--dataset", "nope"), "nope"),
+    (("train", "--dataset", "digits", "--epochs", "0"), "epochs"),
+    (("train", "--dataset", "digits", "--spec", "lenet5"), "layer 3 (conv2d)"),
+    (("train", "--dataset", "digits", "--augment", '{"spin": 3}'), "spin"),
+    (("train", "--dataset", "mnist"), "mnist"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, fragment):
+    out = lab(*args, runs_dir=tmp_path, data_dir=tmp_path / "empty")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and fragment in out.stderr
+
+
+def test_diverging_run_exits_1(tmp_path):
+    out = lab("train", "--dataset", "digits", "--spec", '{"layers": [{"type": "flatten"}, {"type": "dense"}]}',
+              "--optimizer", "sgd", "--lr", "100", "--epochs", "2", runs_dir=tmp_path)
+    assert out.returncode == 1
+    assert re.search(r"^run \S+ diverged", out.stdout, re.M)

@@ -1,0 +1,163 @@
+"""Trainer: learns, stops, diverges cleanly, reproduces, records a readable run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lab.engine import Callback, ConfigError, RunRecorder, Trainer, TrainConfig, lr_factor, run_record
+from lab.presets import get_preset
+from lab.runs import RunStore
+
+SMALL_CNN = {"name": "small", "layers": [
+    {"type": "conv2d", "filters": 16}, {"type": "maxpool2d"},
+    {"type": "conv2d", "filters": 32}, {"type": "batchnorm"}, {"type": "global_avg_pool"},
+    {"type": "dense", "units": 10},
+]}
+
+
+def config(**overrides) -> TrainConfig:
+    values = dict(spec=SMALL_CNN, dataset="digits", epochs=3, batch_size=64, lr=3e-3, device="cpu")
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+class Events(Callback):
+    def __init__(self):
+        self.names: list[str] = []
+        self.batches: list[dict] = []
+
+    def on_run_start(self, trainer):
+        self.names.append("start")
+
+    def on_batch_end(self, trainer, info):
+        self.batches.append(info)
+
+    def on_epoch_end(self, trainer, metrics):
+        self.names.append("epoch")
+
+    def on_run_end(self, trainer, status, message):
+        self.names.append(status)
+
+
+def test_digits_learns_well_above_chance():
+    events = Events()
+    result = Trainer(config(), [events]).run()
+    assert result.status == "finished"
+    assert events.names == ["start", "epoch", "epoch", "epoch", "finished"]
+    assert result.best["val_acc"] > 0.8  # chance is 0.1
+    assert events.batches and all(math.isfinite(b["loss"]) for b in events.batches)
+    keys = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"}
+    assert keys <= set(result.history[0])
+
+
+def test_shapes_learns_above_chance_with_augmentation():
+    result = Trainer(config(spec=get_preset("gap_cam"), dataset="shapes", epochs=2, train_limit=3000,
+                            augment="cifar_standard")).run()
+    assert result.status == "finished"
+    assert result.best["val_acc"] > 0.3  # 8 classes: chance is 0.125
+
+
+def test_same_seed_same_numbers_on_cpu():
+    a = Trainer(config(epochs=1, augment="keras_basic")).run().history
+    b = Trainer(config(epochs=1, augment="keras_basic")).run().history
+    assert a[0]["train_loss"] == b[0]["train_loss"] and a[0]["val_acc"] == b[0]["val_acc"]
+
+
+class StopAfter(Callback):
+    def __init__(self, batches: int):
+        self.left = batches
+
+    def on_batch_end(self, trainer, info):
+        self.left -= 1
+        if self.left <= 0:
+            trainer.stop()
+
+
+def test_stop_is_honoured_within_a_batch():
+    trainer = Trainer(config(epochs=50, batch_size=8), [StopAfter(1)])
+    trainer.log_interval_s = 0.0  # a batch event after every batch
+    result = trainer.run()
+    assert result.status == "stopped"
+    assert trainer.step <= 2 and result.history == []
+
+
+def test_huge_learning_rate_diverges_with_advice():
+    result = Trainer(config(lr=100.0, optimizer="sgd", epochs=3, spec={"layers": [
+        {"type": "flatten"}, {"type": "dense", "units": 64}, {"type": "dense", "units": 10}]})).run()
+    assert result.status == "diverged"
+    assert "lower the learning rate" in result.message
+
+
+def test_exception_in_a_run_ends_it_failed():
+    class Boom(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            raise RuntimeError("disk full")
+
+    result = Trainer(config(epochs=2), [Boom()]).run()
+    assert result.status == "failed" and "disk full" in result.message
+
+
+def test_out_of_memory_gives_a_batch_size_advice(monkeypatch):
+    trainer = Trainer(config(batch_size=256))
+    monkeypatch.setattr(trainer, "_train_epoch", lambda: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
+    result = trainer.run()
+    assert result.status == "failed" and "batch size 128" in result.message
+
+
+def test_recorder_writes_a_complete_reloadable_run(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = config(epochs=2)
+    trainer = Trainer(cfg)
+    run_id = store.create(run_record(cfg, trainer))
+    trainer.callbacks = [RunRecorder(store, run_id)]
+    result = trainer.run()
+    info = store.get(run_id)
+    assert info.state == "finished" and len(info.metrics) == 2
+    assert info.status["best_val_acc"] == result.best["val_acc"]
+    rebuilt = TrainConfig.from_dict({k: v for k, v in info.config.items() if k != "resolved"})
+    assert rebuilt.to_dict() == {**cfg.to_dict(), "augment": rebuilt.augment}
+    model = Trainer(rebuilt).summary
+    best = store.load_checkpoint(run_id, "best")
+    from lab.spec import build_model
+
+    net = build_model(info.config["spec"], tuple(info.config["resolved"]["input"]), 10)
+    net.load_state_dict(best["model"])
+    assert sum(p.numel() for p in net.parameters()) == model.total_params
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    (dict(epochs=0), "epochs"), (dict(batch_size=10**7), "batch_size"), (dict(lr=0), "lr"),
+    (dict(optimizer="lion"), "optimizer"), (dict(schedule="warp"), "schedule"), (dict(device="tpu"), "device"),
+    (dict(label_smoothing=1.5), "label_smoothing"), (dict(augment="wild"), "wild"),
+])
+def test_bad_settings_raise_config_error(bad, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Trainer(config(**bad))
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrainConfig.from_dict({"epochz": 3})
+
+
+def test_model_over_the_parameter_limit_is_refused(monkeypatch):
+    monkeypatch.setenv("LAB_MAX_PARAMS", "1000")
+    with pytest.raises(ConfigError, match="limit of 1,000"):
+        Trainer(config())
+
+
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine", "onecycle"])
+def test_schedules_start_and_end_where_documented(schedule):
+    factors = [lr_factor(schedule, s, 100) for s in range(101)]
+    assert max(factors) <= 1.0 and min(factors) >= 0.0
+    if schedule == "none":
+        assert set(factors) == {1.0}
+    if schedule == "step":
+        assert factors[0] == 1.0 and factors[60] == pytest.approx(0.1) and factors[90] == pytest.approx(0.01)
+    if schedule in ("cosine", "onecycle"):
+        assert factors[-1] == pytest.approx(0.0, abs=1e-9)
+    if schedule == "onecycle":
+        assert factors[0] == 0.0 and factors[25] == 1.0
