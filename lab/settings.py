@@ -8,7 +8,7 @@ can be raised through environment variables by whoever runs it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -31,22 +31,19 @@ def _env_int(name: str, default: int) -> int:
 class Limits:
     """Upper bounds a user cannot exceed; defaults suit a shared CPU/GPU server."""
 
-    max_epochs: int = 200  # LAB_MAX_EPOCHS
-    max_batch_size: int = 4096  # LAB_MAX_BATCH_SIZE
-    max_params: int = 50_000_000  # LAB_MAX_PARAMS: refuse bigger models before training
-    max_upload_bytes: int = 200 * 2**20  # LAB_MAX_UPLOAD_BYTES: uncompressed zip content
-    max_upload_files: int = 50_000  # LAB_MAX_UPLOAD_FILES
+    max_epochs: int = 200
+    max_batch_size: int = 4096
+    max_params: int = 50_000_000  # refuse bigger models before training starts
+    max_upload_bytes: int = 200 * 2**20  # uncompressed zip content
+    max_upload_files: int = 50_000
     max_zip_ratio: int = 200  # uncompressed/compressed per entry; above this is a zip bomb
     max_image_side: int = 4096  # larger images are skipped on import
     max_probe_size: int = 5000  # points in the feature-space probe
 
 
 def limits() -> Limits:
-    """Current limits, read from the environment each call so tests can vary them."""
-    return Limits(
-        max_epochs=_env_int("LAB_MAX_EPOCHS", Limits.max_epochs),
-        max_batch_size=_env_int("LAB_MAX_BATCH_SIZE", Limits.max_batch_size),
-        max_params=_env_int("LAB_MAX_PARAMS", Limits.max_params),
-        max_upload_bytes=_env_int("LAB_MAX_UPLOAD_BYTES", Limits.max_upload_bytes),
-        max_upload_files=_env_int("LAB_MAX_UPLOAD_FILES", Limits.max_upload_files),
-    )
+    """Current limits: each field can be overridden by ``LAB_<FIELD>`` (e.g. ``LAB_MAX_EPOCHS``).
+
+    Read from the environment on every call so a server (or a test) can change them.
+    """
+    return Limits(**{f.name: _env_int(f"LAB_{f.name.upper()}", f.default) for f in fields(Limits)})
