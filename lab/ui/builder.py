@@ -1,0 +1,377 @@
+"""The Build page's parts: where a model starts from, the layer editor, the live
+summary, the architecture picture and the export buttons.
+
+The draft spec (``draft()["spec"]``) is the one source of truth. Every edit is a
+widget callback that changes the draft *before* the rerun, so each run starts by
+analysing the current draft and every layer row can show its own shape, count
+and problem where it is drawn.
+
+Widget keys are ``b{version}.{position}.{param}``. A value edit keeps the
+version; a structural edit (move, delete, insert, duplicate, load) bumps it, so
+no widget state can stick to the layer that moved into its slot. A change made
+elsewhere (Home's quick starts) is noticed by comparing the spec with the one
+this editor last saw, and bumps the version too.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from typing import Any
+
+import streamlit as st
+
+from lab.diagram import architecture_figure
+from lab.export import pytorch_code, spec_json
+from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
+from lab.presets import PRESETS, get_preset, get_preset_info
+from lab.spec import LayerRow, Summary, load_spec
+from lab.ui.state import dataset_label, draft, draft_summary
+
+VERSION, SEEN, OPEN = "build.version", "build.seen", "build.open"
+ACTIVATION_CHOICES = ["none", *ACTIVATIONS]
+PADDING_CHOICES: list[Any] = ["same", "valid", 0, 1, 2, 3, 4, 5]
+PARAMS_PER_ROW = 3  # the editor column is narrow; conv's five parameters take two rows
+FLOAT_STEP = 0.01
+
+
+# ---------------------------------------------------------------- draft bookkeeping
+
+
+def _spec() -> dict:
+    return draft()["spec"]
+
+
+def _layers() -> list[dict]:
+    return _spec().setdefault("layers", [])
+
+
+def _signature(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def _version() -> int:
+    """Current key version; bumped first if the spec was changed outside this editor."""
+    if st.session_state.get(SEEN) != _signature(_spec()):
+        _commit(structural=True)
+    return st.session_state.get(VERSION, 0)
+
+
+def _commit(structural: bool, open_at: int | None = None) -> None:
+    """Record an edit: the spec as now seen, and a new key version for structural ones."""
+    if structural:
+        st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
+        st.session_state[OPEN] = open_at
+    st.session_state[SEEN] = _signature(_spec())
+
+
+def _replace_spec(spec: dict, preset: str | None) -> None:
+    d = draft()
+    d["spec"], d["preset"] = spec, preset
+    _commit(structural=True)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _set_value(index: int, name: str, key: str) -> None:
+    value = st.session_state[key]
+    _layers()[index][name] = None if value == "none" else value
+    _commit(structural=False)
+
+
+def _set_name(key: str) -> None:
+    _spec()["name"] = st.session_state[key].strip() or "model"
+    _commit(structural=False)
+
+
+def _move(index: int, delta: int) -> None:
+    layers, target = _layers(), index + delta
+    if 0 <= target < len(layers):
+        layers[index], layers[target] = layers[target], layers[index]
+        _commit(structural=True, open_at=target)
+
+
+def _delete(index: int) -> None:
+    del _layers()[index]
+    _commit(structural=True)
+
+
+def _duplicate(index: int) -> None:
+    _layers().insert(index + 1, copy.deepcopy(_layers()[index]))
+    _commit(structural=True, open_at=index + 1)
+
+
+def _insert(index: int, type_key: str) -> None:
+    """Insert a layer of the type chosen in ``type_key``'s widget, with its defaults."""
+    _layers().insert(index, normalize_layer({"type": st.session_state[type_key]}))
+    _commit(structural=True, open_at=index)
+
+
+def _load_preset(key: str) -> None:
+    _replace_spec(get_preset(st.session_state[key]), st.session_state[key])
+
+
+def _start_empty() -> None:
+    _replace_spec({"name": "my_cnn", "layers": []}, None)
+
+
+# ---------------------------------------------------------------- import
+
+
+def parse_spec_text(text: str) -> dict:
+    """A spec from pasted or uploaded JSON whose layers the editor can show.
+
+    Refuses anything but a JSON object (``load_spec`` would otherwise treat the
+    text as a server path or preset name) and any layer the registry cannot
+    normalise, naming the layer, so the editor never holds a layer it cannot draw.
+    """
+    if not text.strip().startswith("{"):
+        raise SpecError("paste a JSON object: it starts with '{' and has a 'layers' list")
+    spec = load_spec(text)
+    layers = spec.get("layers", [])
+    if not isinstance(layers, list):
+        raise SpecError("'layers' must be a list of layer objects")
+    normalised = []
+    for i, raw in enumerate(layers, start=1):
+        try:
+            normalised.append(normalize_layer(raw))
+        except SpecError as err:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            raise SpecError(err.reason, i, str(kind)) from None
+    return {**spec, "layers": normalised}
+
+
+def _import_json(text_key: str, file_key: str) -> None:
+    upload = st.session_state.get(file_key)
+    text = upload.getvalue().decode("utf-8", errors="replace") if upload else st.session_state.get(text_key, "")
+    try:
+        spec = parse_spec_text(text)
+    except SpecError as err:
+        st.session_state["build.import_error"] = str(err)
+        return
+    st.session_state["build.import_error"] = None
+    _replace_spec(spec, None)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_start() -> None:
+    """Preset, imported JSON or an empty model: three ways to begin."""
+    preset_tab, json_tab, empty_tab = st.tabs(["From a preset", "Import JSON", "Empty"])
+    with preset_tab:
+        names = list(PRESETS)
+        current = draft().get("preset")
+        choice = st.selectbox("Preset", names, index=names.index(current) if current in names else 0,
+                              key="build.preset")
+        st.caption(get_preset_info(choice).description)
+        st.button("Load preset", key="build.load_preset", on_click=_load_preset, args=("build.preset",),
+                  help="Replaces the layers below with the preset's.")
+    with json_tab:
+        st.file_uploader("Spec file (.json)", type="json", key="build.json_file")
+        st.text_area("...or paste the JSON", key="build.json_text", height=120,
+                     placeholder='{"name": "my_cnn", "layers": [{"type": "conv2d", "filters": 32}]}')
+        st.button("Load JSON", key="build.load_json", on_click=_import_json,
+                  args=("build.json_text", "build.json_file"))
+        if st.session_state.get("build.import_error"):
+            st.error(f"Could not import the spec: {st.session_state['build.import_error']}")
+    with empty_tab:
+        st.write("No layers: the lab adds the flatten and output layer, so even this trains.")
+        st.button("Start empty", key="build.empty", on_click=_start_empty)
+
+
+def render_header(summary: Summary, dataset: str, version: int) -> None:
+    """Name field and the numbers that matter at a glance."""
+    st.text_input("Model name", value=_spec().get("name", "model"), key=f"b{version}.name",
+                  on_change=_set_name, args=(f"b{version}.name",))
+    cols = st.columns(4)
+    cols[0].metric("Input", format_shape(summary.input_shape) if summary.input_shape else "?",
+                   help=f"the image shape of dataset '{dataset_label(dataset)}'")
+    cols[1].metric("Classes", summary.num_classes)
+    cols[2].metric("Parameters", f"{summary.total_params:,}" if summary.ok else "—")
+    cols[3].metric("MACs per image", f"{summary.total_macs:,}" if summary.ok else "—",
+                   help="multiply-accumulates for one forward pass: the cost of a prediction")
+
+
+def render_problems(summary: Summary) -> None:
+    """The summary of what is wrong; each problem is also shown at its layer."""
+    if summary.ok:
+        st.success("The model is valid for this dataset.", icon=":material/check_circle:")
+        return
+    for problem in summary.problems:
+        st.error(str(problem), icon=":material/error:")
+
+
+def _row_for(summary: Summary, position: int, layer: dict) -> LayerRow | None:
+    """The summary row of the user's layer at a 1-based position (None when its shape is unknown)."""
+    row = next((r for r in summary.rows if r.index == position), None)
+    return row if row is not None and row.layer["type"] == layer.get("type") else None
+
+
+def _label(position: int, layer: dict, row: LayerRow | None, problem: SpecError | None) -> str:
+    kind = LAYER_TYPES.get(str(layer.get("type")))
+    title = kind.title if kind else str(layer.get("type"))
+    if problem is not None:
+        return f"{position}. {title} — problem"
+    if row is None:
+        return f"{position}. {title}"
+    role = " · output" if row.name == "output" else ""
+    return f"{position}. {title} · {format_shape(row.out_shape)} · {row.params:,} params{role}"
+
+
+def _param_widget(name: str, param: Param, value: Any, key: str, index: int) -> None:
+    """One widget for one parameter, chosen by the parameter's kind in the registry."""
+    common = {"key": key, "help": param.help, "on_change": _set_value, "args": (index, name, key)}
+    if param.kind == "activation":
+        choice = value if value in ACTIVATION_CHOICES else "none"
+        st.selectbox(name, ACTIVATION_CHOICES, index=ACTIVATION_CHOICES.index(choice), **common)
+    elif param.kind == "padding":
+        options = PADDING_CHOICES if value in PADDING_CHOICES else [*PADDING_CHOICES, value]
+        st.selectbox(name, options, index=options.index(value),
+                     format_func=lambda v: f"{v} px" if isinstance(v, int) else v, **common)
+    elif param.kind == "int":
+        low = int(param.low) if param.low is not None else None
+        high = int(param.high) if param.high is not None else None
+        st.number_input(name, min_value=low, max_value=high, value=value, step=1,
+                        placeholder="default", **common)
+    else:  # float; its upper bound is exclusive, so the widget stops one step below it
+        high = param.high - FLOAT_STEP if param.high is not None else None
+        value = float(value) if high is None else min(float(value), high)
+        st.number_input(name, min_value=param.low, max_value=high, value=value, step=FLOAT_STEP,
+                        format="%.2f", **common)
+
+
+def _layer_buttons(index: int, count: int, version: int) -> None:
+    """Move, duplicate, insert after and delete: icon buttons in one wrapping row."""
+    key = f"b{version}.{index}"
+    with st.container(horizontal=True, gap="small"):
+        st.button(":material/arrow_upward:", key=f"{key}.up", help="move up", disabled=index == 0,
+                  on_click=_move, args=(index, -1))
+        st.button(":material/arrow_downward:", key=f"{key}.down", help="move down",
+                  disabled=index == count - 1, on_click=_move, args=(index, 1))
+        st.button(":material/content_copy:", key=f"{key}.dup", help="duplicate", on_click=_duplicate,
+                  args=(index,))
+        with st.popover("Insert after", icon=":material/add:"):
+            st.selectbox("Layer type", list(LAYER_TYPES), key=f"{key}.newtype",
+                         format_func=lambda t: LAYER_TYPES[t].title)
+            st.button("Insert", key=f"{key}.insert", on_click=_insert, args=(index + 1, f"{key}.newtype"))
+        st.button(":material/delete:", key=f"{key}.del", help="delete", on_click=_delete, args=(index,))
+
+
+def _shown_value(kind: LayerType, name: str, raw: Any) -> Any:
+    """What a widget starts from: the layer's own value in canonical form, or the
+    default when that value is invalid (the problem is shown above the widgets)."""
+    try:
+        return normalize_layer({"type": kind.name, name: raw})[name]
+    except SpecError:
+        return kind.params[name].default
+
+
+def _layer_editor(index: int, layer: dict, summary: Summary, version: int) -> None:
+    position, count = index + 1, len(_layers())
+    problem = summary.problem_at(position)
+    row = _row_for(summary, position, layer)
+    kind = LAYER_TYPES.get(str(layer.get("type")))
+    opened = problem is not None or st.session_state.get(OPEN) == index
+    with st.expander(_label(position, layer, row, problem), expanded=opened, key=f"b{version}.{index}.box",
+                     icon=":material/error:" if problem else None):
+        if problem is not None:
+            st.error(f"Layer {position} ({problem.layer_type}): {problem.reason}")
+        params = list(kind.params.items()) if kind else []  # unknown type: only the buttons (delete)
+        for start in range(0, len(params), PARAMS_PER_ROW):
+            for col, (name, param) in zip(st.columns(PARAMS_PER_ROW), params[start:start + PARAMS_PER_ROW]):
+                with col:
+                    value = _shown_value(kind, name, layer.get(name, param.default))
+                    _param_widget(name, param, value, f"b{version}.{index}.{name}", index)
+        if kind and not params:
+            st.caption("No parameters.")
+        if row is not None and row.note:
+            st.caption(row.note)
+        _layer_buttons(index, count, version)
+
+
+def render_layers(summary: Summary, version: int) -> None:
+    """One expander per layer, with its parameters as widgets built from the registry."""
+    layers = _layers()
+    if not layers:
+        st.info("No layers yet: add one below, or start from a preset.")
+    for index, layer in enumerate(layers):
+        _layer_editor(index, layer, summary, version)
+    cols = st.columns([2, 1], vertical_alignment="bottom")
+    cols[0].selectbox("New layer", list(LAYER_TYPES), key="build.add_type",
+                      format_func=lambda t: f"{LAYER_TYPES[t].title} ({t})")
+    cols[1].button("Add layer", key="build.add", icon=":material/add:", type="primary", width="stretch",
+                   on_click=_insert, args=(len(layers), "build.add_type"))
+
+
+def table_rows(summary: Summary) -> list[dict]:
+    """The live table: one row per layer as built, then one per problem."""
+    rows = [
+        {"#": r.index, "name": r.name, "type": r.layer["type"], "output shape": format_shape(r.out_shape),
+         "params": r.params, "note": r.note}
+        for r in summary.rows
+    ]
+    rows += [
+        {"#": p.index, "name": "", "type": p.layer_type or "", "output shape": "?", "params": None,
+         "note": f"problem: {p.reason}"}
+        for p in summary.problems
+    ]
+    return rows
+
+
+def render_table(summary: Summary) -> None:
+    st.dataframe(table_rows(summary), hide_index=True, width="stretch", column_config={
+        "#": st.column_config.NumberColumn(width=30),
+        "params": st.column_config.NumberColumn(format="localized", width="small"),
+        "note": st.column_config.TextColumn(width="medium"),
+    })
+    for note in summary.notes:
+        st.caption(f"Note: {note}")
+
+
+def render_diagram(summary: Summary) -> None:
+    st.plotly_chart(architecture_figure(summary), config={"displayModeBar": False})
+
+
+def render_export(summary: Summary) -> None:
+    """Spec JSON always; PyTorch code only for a valid spec (built lazily, on click)."""
+    spec = copy.deepcopy(_spec())
+    shape, classes = summary.input_shape, summary.num_classes
+    name = summary.name or "model"
+    cols = st.columns(2)
+    cols[0].download_button("Spec JSON", data=spec_json(spec, shape, classes), file_name=f"{name}.json",
+                            mime="application/json", icon=":material/download:", on_click="ignore",
+                            width="stretch")
+    cols[1].download_button("PyTorch code", data=functools.partial(pytorch_code, spec, shape, classes),
+                            file_name=f"{name}.py", mime="text/x-python", icon=":material/download:",
+                            on_click="ignore", disabled=not summary.ok, width="stretch",
+                            help=None if summary.ok else "fix the problems above first")
+    if summary.ok and st.toggle("Show the PyTorch code", key="build.show_code"):
+        st.code(pytorch_code(spec, shape, classes), language="python")
+
+
+def build_page() -> None:
+    """The whole Build page; pages/build.py only calls this."""
+    d = draft()
+    version = _version()  # notices outside edits before any widget is drawn
+    summary = draft_summary()
+    st.title("Build")
+    st.caption(f"Layer by layer. Shapes and counts follow the dataset **{dataset_label(d['dataset'])}** "
+               "(change it on the Data page); every edit updates the table and the picture.")
+    with st.expander("Start from", icon=":material/restart_alt:"):
+        render_start()
+    render_header(summary, d["dataset"], version)
+    render_problems(summary)
+    left, right = st.columns([1, 1.25], gap="medium")
+    with left:
+        st.subheader("Layers")
+        render_layers(summary, version)
+    with right:
+        st.subheader("Summary")
+        render_table(summary)
+    st.subheader("Architecture")
+    render_diagram(summary)
+    st.subheader("Export")
+    render_export(summary)

@@ -1,0 +1,171 @@
+"""The Data page: choose a dataset, see examples of every class and the class
+balance, or import a zip of one's own class folders.
+
+Datasets are loaded through ``lab.data.load_dataset``, whose in-process cache
+is shared by every session; the sample grids built from them are cached with
+``st.cache_data`` keyed on the dataset's name (and, for uploads that can be
+replaced under one name, its classes and sizes), never on tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from lab import settings
+from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_counts, examples_per_class,
+                      import_zip, list_datasets, load_dataset)
+from lab.images import tile
+from lab.layers import format_shape
+from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe
+
+PICK, REPORT = "data.pick", "data.report"
+PER_CLASS = 8  # examples shown per class
+
+
+def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
+    """Grouped bars of images per class, so an unbalanced dataset is obvious at a glance."""
+    fig = go.Figure([go.Bar(name="train", x=classes, y=train), go.Bar(name="val", x=classes, y=val)])
+    fig.update_layout(barmode="group", height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis_title="images", legend={"orientation": "h", "y": 1.12})
+    return fig
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_grids(name: str, fingerprint: tuple) -> list[tuple[str, np.ndarray]]:
+    """(class name, one image row of up to PER_CLASS validation examples) per class.
+
+    ``fingerprint`` only keys the cache: an upload re-imported under the same name
+    has other classes or sizes and gets fresh grids.
+    """
+    ds = load_dataset(name)
+    picks = examples_per_class(ds, PER_CLASS, split="val")
+    return [(ds.classes[c], tile(ds.val_x[idx], ncols=PER_CLASS)) for c, idx in picks.items() if idx]
+
+
+def _fingerprint(ds: Dataset) -> tuple:
+    return tuple(ds.classes), len(ds.train_y), len(ds.val_y)
+
+
+def _pick_changed() -> None:
+    """Adopt the picked dataset into the draft only when it can be loaded now."""
+    choice = st.session_state[PICK]
+    info = dataset_info(choice)
+    if info is None or info.available:
+        draft()["dataset"] = choice
+
+
+def _option_label(name: str, infos: dict[str, DatasetInfo]) -> str:
+    info = infos.get(name)
+    if info is None:
+        return dataset_label(name)
+    status = "built in" if info.offline else "ready" if info.available else "not on this server"
+    return f"{info.title} · {format_shape(info.shape)} · {info.num_classes} classes · {status}"
+
+
+def render_picker() -> DatasetInfo | None:
+    """The dataset selectbox; returns the picked dataset's registry entry (None for an upload)."""
+    infos = {i.name: i for i in list_datasets()}
+    current = draft()["dataset"]
+    options = list(infos) if current in infos else [*infos, current]
+    if st.session_state.get(PICK) not in options:
+        st.session_state[PICK] = current
+    choice = st.selectbox("Dataset", options, key=PICK, on_change=_pick_changed,
+                          format_func=lambda n: _option_label(n, infos))
+    return infos.get(choice)
+
+
+def _render_overview(ds: Dataset, info: DatasetInfo | None) -> None:
+    if info is not None:
+        st.caption(info.description)
+    cols = st.columns(4)
+    cols[0].metric("Image shape", format_shape(ds.shape))
+    cols[1].metric("Classes", ds.num_classes)
+    cols[2].metric("Train images", f"{len(ds.train_y):,}")
+    cols[3].metric("Validation images", f"{len(ds.val_y):,}")
+
+
+def _render_examples(name: str, ds: Dataset) -> None:
+    st.subheader("Examples of every class")
+    grids = sample_grids(name, _fingerprint(ds))
+    cols = st.columns(2)
+    for i, (label, grid) in enumerate(grids):
+        cols[i % 2].image(grid, caption=label)
+
+
+def _render_balance(ds: Dataset) -> None:
+    st.subheader("Images per class")
+    train = class_counts(ds.train_y, ds.num_classes)
+    val = class_counts(ds.val_y, ds.num_classes)
+    st.plotly_chart(class_counts_figure(ds.classes, train, val), config={"displayModeBar": False})
+
+
+def render_dataset(name: str, info: DatasetInfo | None) -> None:
+    """Overview, examples and balance of a dataset, or why it cannot be shown."""
+    if info is not None and not info.available:
+        st.warning(f"**{info.title}** is not on this server yet, so the draft keeps "
+                   f"**{dataset_label(draft()['dataset'])}**. {markdown_safe(info.how_to_get)}")
+        return
+    try:
+        with st.spinner(f"Loading {dataset_label(name)} ..."):
+            ds = load_dataset(name)
+    except DatasetError as err:
+        st.error(f"Cannot load {dataset_label(name)}: {err}")
+        return
+    _render_overview(ds, info)
+    _render_examples(name, ds)
+    _render_balance(ds)
+
+
+def _use_import() -> None:
+    report: ImportReport = st.session_state[REPORT]
+    draft()["dataset"] = report.dataset_name
+    st.session_state[PICK] = report.dataset_name
+
+
+def _import(upload) -> None:
+    """Import the uploaded zip with a progress bar; keeps the report for the summary."""
+    bar = st.progress(0.0, text="Reading the zip ...")
+    try:
+        report = import_zip(upload, progress=lambda fraction, message: bar.progress(fraction, text=message))
+    except DatasetError as err:
+        bar.empty()
+        st.error(f"Import failed: {markdown_safe(str(err))}")
+        return
+    bar.empty()
+    st.session_state[REPORT] = report
+
+
+def _render_report(report: ImportReport) -> None:
+    st.success(f"Imported **{report.name}**: {len(report.classes)} classes, {report.total_kept:,} images kept.")
+    st.dataframe([{"class": c, "images kept": report.kept[c]} for c in report.classes], hide_index=True)
+    if report.skipped:
+        st.warning("Skipped: " + "; ".join(f"{n:,} × {why}" for why, n in sorted(report.skipped.items())))
+    if report.dropped_classes:
+        st.warning(f"Folders without a usable image (left out): {', '.join(report.dropped_classes)}")
+    st.button("Use this dataset", key="data.use_import", type="primary", on_click=_use_import,
+              icon=":material/check:")
+
+
+def render_upload() -> None:
+    """Upload a zip of class folders (cat/*.jpg, dog/*.jpg, ...) and import it."""
+    st.subheader("Your own images")
+    st.caption("A .zip with one folder per class (for example `cat/*.jpg` and `dog/*.jpg`), or `train/` and "
+               "`test/` folders holding the class folders. Images are resized to a common size of at most 64 px.")
+    limit_mb = max(1, settings.limits().max_upload_bytes // 2**20)
+    upload = st.file_uploader("Zip of class folders", type="zip", key="data.upload", max_upload_size=limit_mb)
+    if upload is not None and st.button("Import", key="data.import", icon=":material/upload:"):
+        _import(upload)
+    report = st.session_state.get(REPORT)
+    if report is not None:
+        _render_report(report)
+
+
+def data_page() -> None:
+    """The whole Data page; pages/data.py only calls this."""
+    st.title("Data")
+    info = render_picker()
+    render_dataset(st.session_state[PICK], info)
+    st.divider()
+    render_upload()

@@ -1,0 +1,106 @@
+"""Per-session draft and the server-wide job manager.
+
+The draft is what a user is working on: dataset, model spec, augmentation and
+training settings. It is a plain dict in ``st.session_state`` so it survives
+page switches and reruns and never leaks into another browser session. The
+job manager is shared by everyone (``st.cache_resource``): runs are shared on
+disk, drafts are not.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import streamlit as st
+
+from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
+from lab.data.registry import FOLDER_PREFIX
+from lab.jobs import JobManager
+from lab.layers import Shape
+from lab.presets import get_preset, get_preset_info
+from lab.spec import Summary, analyze
+
+DEFAULT_PRESET = "gap_cam"
+# Defaults that train the default preset on `shapes` to a good accuracy in about a minute on 2 CPU cores.
+DEFAULT_TRAIN = {
+    "epochs": 4, "batch_size": 64, "optimizer": "adam", "lr": 2e-3, "schedule": "onecycle",
+    "weight_decay": 0.0, "label_smoothing": 0.0, "seed": 0, "device": "auto", "compile": False,
+}
+
+
+def default_draft() -> dict:
+    return {
+        "dataset": "shapes",
+        "preset": DEFAULT_PRESET,
+        "spec": get_preset(DEFAULT_PRESET),
+        "augment": {"preset": get_preset_info(DEFAULT_PRESET).augment},
+        "train": dict(DEFAULT_TRAIN),
+    }
+
+
+def draft() -> dict:
+    """This session's draft, created on first use; edit it in place."""
+    if "draft" not in st.session_state:
+        st.session_state["draft"] = default_draft()
+    return st.session_state["draft"]
+
+
+def replace_draft(new: dict) -> None:
+    st.session_state["draft"] = copy.deepcopy(new)
+
+
+def dataset_info(name: str) -> DatasetInfo | None:
+    """The registry's entry for a dataset, known without loading it (None if unknown)."""
+    return next((info for info in list_datasets() if info.name == name), None)
+
+
+def dataset_label(name: str) -> str:
+    """A dataset's name on screen: an upload by its folder's name, not its server path."""
+    if name.lower().startswith(FOLDER_PREFIX):
+        return f"{Path(name[len(FOLDER_PREFIX):]).name} (your upload)"
+    return name
+
+
+def markdown_safe(text: str) -> str:
+    """A hint for elements that render markdown: ``train/<class>/*.jpg`` keeps its
+    asterisks instead of turning the text between two of them into italics."""
+    return text.replace("*", "\\*")
+
+
+def dataset_geometry(name: str) -> tuple[Shape, int] | None:
+    """(image shape, class count) of a dataset: from the registry without loading,
+    else (an upload) from the loaded dataset; None when it cannot be loaded."""
+    info = dataset_info(name)
+    if info is not None:
+        return info.shape, info.num_classes
+    try:
+        ds = load_dataset(name)
+    except DatasetError:
+        return None
+    return ds.shape, ds.num_classes
+
+
+def draft_summary() -> Summary:
+    """The draft spec analysed for the chosen dataset's image shape and class count.
+
+    Training replaces the spec's own input and classes with the dataset's, so
+    every page shows the numbers a run will really have; the spec's own are
+    used only when the dataset cannot be loaded.
+    """
+    d = draft()
+    geometry = dataset_geometry(d["dataset"])
+    if geometry is None:
+        return analyze(d["spec"])
+    return analyze(d["spec"], *geometry)
+
+
+def owner() -> str:
+    """The name this session's user typed once (runs carry it)."""
+    return st.session_state.get("owner", "")
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """One job manager per server process, shared by all sessions."""
+    return JobManager()
