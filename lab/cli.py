@@ -7,7 +7,6 @@ on stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from typing import Callable
@@ -58,6 +57,7 @@ def _train_config(args: argparse.Namespace, **overrides) -> "TrainConfig":
                   batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                   schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
                   device=args.device, compile=args.compile, train_limit=args.train_limit, name=args.name or "",
+                  insight=not args.no_insight, probe_size=args.probe_size,
                   owner=args.owner)
     values.update(overrides)
     return TrainConfig.from_dict(values)
@@ -85,12 +85,13 @@ class _EpochPrinter:
 def run_training(config, runs_dir, data_dir) -> tuple[str, "RunResult"]:
     """Train in this process, recording into the runs dir; returns (run id, result)."""
     from lab.engine import RunRecorder, Trainer, run_record
+    from lab.insight.probe import insight_callbacks
     from lab.runs import RunStore
 
     store = RunStore(runs_dir)
     trainer = Trainer(config, data_dir=data_dir)
     run_id = store.create(run_record(config, trainer), name=config.name, owner=config.owner)
-    trainer.callbacks = [RunRecorder(store, run_id), _EpochPrinter()]
+    trainer.callbacks = [RunRecorder(store, run_id), *insight_callbacks(trainer, store, run_id), _EpochPrinter()]
     return run_id, trainer.run()
 
 
@@ -108,16 +109,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Heatmap (.npy) and overlay (.png) per image from a run's model; prediction per image."""
+    from lab.insight.errors import InsightError
+    from lab.insight.tools import explain_run
+
+    try:
+        answers, stats = explain_run(args.run, args.images, args.out, method=args.method, layer=args.layer,
+                                     target=args.target, epoch=args.epoch, runs_dir=args.runs_dir,
+                                     data_dir=args.data_dir, alpha=args.alpha, cmap=args.cmap, device=args.device)
+    except InsightError as err:
+        raise UsageError(str(err)) from None
+    names = stats.classes
+    for a in answers:
+        true = f"  true {names[a.image.label]}" if a.image.label is not None else ""
+        print(f"{a.image.stem}: predicted {names[a.pred]} ({a.confidence:.1%}){true}  heatmap for {names[a.target]}")
+    print(f"wrote {len(answers)} heatmaps (.npy) and overlays (.png) to {args.out}")
+    return EXIT_OK
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """One epoch's 2-D map of the run's probe as CSV: x, y, label, prediction per point."""
+    from lab.insight.errors import InsightError
+    from lab.insight.tools import embedding_rows, write_rows_csv
+
+    try:
+        rows, epoch, knn = embedding_rows(args.run, args.method, args.epoch, args.runs_dir)
+    except InsightError as err:
+        raise UsageError(str(err)) from None
+    write_rows_csv(args.out, rows)
+    print(f"epoch {epoch}: {len(rows)} probe points, k-NN accuracy {knn:.4f}; wrote {args.out}")
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    from lab.compare import rows_to_csv, run_row
     from lab.runs import RunStore
 
     rows = [run_row(r) for r in RunStore(args.runs_dir).list()]
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     elif args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=RUN_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+        sys.stdout.write(rows_to_csv(rows))
     else:
         print(f"{'id':<23}{'name':<22}{'status':<12}{'dataset':<14}{'spec':<14}{'epochs':>6}{'batch':>6}"
               f"{'best_val_acc':>13}")
@@ -128,29 +161,39 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RUN_COLUMNS = ["id", "name", "owner", "status", "dataset", "spec", "params", "batch_size", "epochs", "lr",
-               "optimizer", "augment", "best_val_acc", "best_epoch", "final_val_acc", "seconds_per_epoch",
-               "images_per_sec", "created"]
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Train every combination in turn, then print the sweep's summary table."""
+    from lab.runs import RunStore
+    from lab.sweep import AXES, describe_plan, parse_values, plan_sweep, summarize_sweep
+
+    values = {axis: parse_values(axis, getattr(args, axis)) for axis in AXES}
+    base = _train_config(args, **{axis: listed[0] for axis, listed in values.items()}, name="")
+    configs = plan_sweep(base, values, args.name)
+    print(f"sweep {configs[0].sweep['name']}: {describe_plan(configs)}", flush=True)
+    run_ids = []
+    for config in configs:
+        print(f"[{config.sweep['index']}/{len(configs)}] {config.name}", flush=True)
+        run_ids.append(run_training(config, args.runs_dir, args.data_dir)[0])
+    store = RunStore(args.runs_dir)
+    rows = summarize_sweep(store.get(run_id) for run_id in run_ids)
+    print(f"\nsweep {configs[0].sweep['name']} ({configs[0].sweep['id']})")
+    print(sweep_table(rows))
+    return EXIT_OK if all(r["status"] == "finished" for r in rows) else EXIT_RUN_FAILED
 
 
-def run_row(run) -> dict:
-    """One flat row per run, the columns of ``lab runs`` and the Compare table."""
-    from lab.augment import augment_label, get_augment
+def _cell(value, fmt: str = "") -> str:
+    return "-" if value is None else format(value, fmt)
 
-    cfg, metrics = run.config, run.metrics
-    seconds = [m["seconds"] for m in metrics]
-    return {
-        "id": run.id, "name": run.name, "owner": run.status.get("owner", ""), "status": run.state,
-        "dataset": cfg.get("dataset", ""), "spec": cfg.get("resolved", {}).get("spec_name", ""),
-        "params": cfg.get("resolved", {}).get("params"), "batch_size": cfg.get("batch_size"),
-        "epochs": cfg.get("epochs"), "lr": cfg.get("lr"), "optimizer": cfg.get("optimizer"),
-        "augment": augment_label(get_augment(cfg.get("augment") or "none")),
-        "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch,
-        "final_val_acc": metrics[-1]["val_acc"] if metrics else None,
-        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-        "images_per_sec": metrics[-1]["images_per_sec"] if metrics else None,
-        "created": run.status.get("created"),
-    }
+
+def sweep_table(rows: list[dict]) -> str:
+    """The summary as the write-ups print it: one line per combination, best accuracy and its epoch."""
+    lines = [f"{'batch':>6}{'epochs':>7}{'lr':>9}  {'optimizer':<10}{'augment':<15}{'best_val_acc':>13}"
+             f"{'best_epoch':>11}{'s/epoch':>9}  {'status':<10}run"]
+    for r in rows:
+        lines.append(f"{r['batch_size']:>6}{r['epochs']:>7}{r['lr']:>9g}  {r['optimizer']:<10}{r['augment'][:14]:<15}"
+                     f"{_cell(r['best_val_acc'], '.4f'):>13}{_cell(r['best_epoch']):>11}"
+                     f"{_cell(r['seconds_per_epoch'], '.2f'):>9}  {r['status']:<10}{r['name']}")
+    return "\n".join(lines)
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -168,8 +211,30 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--train-limit", type=int, default=0, help="train on the first N images only")
+    p.add_argument("--no-insight", action="store_true", help="do not record the feature-space probe and CAM samples")
+    p.add_argument("--probe-size", type=int, default=1000, help="probe images from the val split (default 1000)")
     p.add_argument("--name", default="")
     p.add_argument("--owner", default="cli")
+
+
+# Sweep options replace the train option of the same field (--batch-size stays as an alias): lists, not values.
+SWEEP_FLAGS = {"batch_size": ("--batch-sizes", "--batch-size"), "epochs": ("--epochs",), "lr": ("--lrs", "--lr"),
+               "optimizer": ("--optimizers", "--optimizer"), "augment": ("--augments", "--augment")}
+SWEEP_REQUIRED = ("batch_size", "epochs")
+
+
+def _add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """Every train option, the swept ones as comma-separated lists (``p`` must resolve option conflicts)."""
+    _add_train_options(p)
+    for dest, flags in SWEEP_FLAGS.items():
+        default = p.get_default(dest)
+        required = dest in SWEEP_REQUIRED
+        help_text = "comma-separated values" + ("" if required else f" (default {default})")
+        if dest == "augment":
+            help_text += "; preset names, or one JSON object"
+        p.add_argument(*flags, dest=dest, required=required, default=None if required else str(default),
+                       metavar="LIST", help=help_text)
+    p.add_argument("--name", default="", help="sweep name; runs are named NAME-bs32-ep30 (default SPEC-DATASET)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,9 +266,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="preset for --time-to-accuracy (default per dataset)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("sweep", conflict_handler="resolve",
+                       help="train every combination of batch sizes x epochs (x lrs, optimizers, augments)")
+    _add_sweep_options(p)
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("explain", help="class activation heatmaps of a run's model for image files")
+    p.add_argument("run", help="run id, id prefix or name, or a run folder")
+    p.add_argument("--images", required=True, metavar="PATH",
+                   help="folder of image files, or dataset:NAME for one validation image per class")
+    p.add_argument("--method", default="gradcam", help="cam | gradcam | gradcam++ | scorecam | eigencam")
+    p.add_argument("--layer", default=None, help="layer name, e.g. conv2d_2 (default: the method's own)")
+    p.add_argument("--target", default="pred", help="pred | true | CLASS (name or index)")
+    p.add_argument("--epoch", default="best", help="N | best | last")
+    p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in the overlay")
+    p.add_argument("--cmap", default="jet", help="jet | viridis | inferno | gray")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("embed", help="2-D map of a run's probe features as CSV (x, y, label, prediction)")
+    p.add_argument("run", help="run id, id prefix or name, or a run folder")
+    p.add_argument("--method", default="pca", help="pca | tsne | umap")
+    p.add_argument("--epoch", type=int, default=None, help="recorded epoch, 0 = untrained (default: the last)")
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.set_defaults(func=cmd_embed)
     return parser
 
 

@@ -25,7 +25,7 @@ from lab import settings
 from lab.augment import AugmentConfig, augment_batch, get_augment
 from lab.data import Dataset, load_dataset
 from lab.device import resolve_device
-from lab.spec import SpecNet, build_model, load_spec, summarize
+from lab.spec import SpecNet, analyze, build_model, load_spec, summarize
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -56,8 +56,14 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     compile: bool = False  # torch.compile the model (CUDA; compile time is reported apart)
     train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
+    insight: bool = True  # record the feature-space probe and CAM samples at epoch 0 and every epoch (lab.insight)
+    probe_size: int = 1000  # probe images, a stratified sample of the val split (at most limits().max_probe_size)
+    probe_layer: str = ""  # layer whose output the probe records; "" = the input of the output layer
     name: str = ""
     owner: str = ""
+    # The sweep this run belongs to (lab.sweep: id, name, its combination); {} for a single run.
+    # A record for grouping runs only: training never reads it, so each run is complete on its own.
+    sweep: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -80,6 +86,10 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, 1, lim.max_batch_size)
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("train_limit", self.train_limit, 0, 10**9)
+        _check_int("probe_size", self.probe_size, 10, lim.max_probe_size)
+        if not isinstance(self.insight, bool):
+            raise ConfigError(f"insight must be true or false, got {self.insight!r}")
+        self._check_probe_layer()
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 100 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a number in (0, 100], got {self.lr!r}")
         for key in ("weight_decay", "momentum", "label_smoothing"):
@@ -95,6 +105,21 @@ class TrainConfig:
             get_augment(self.augment)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+
+    def _check_probe_layer(self) -> None:
+        """Refuse a probe layer the spec does not have; names do not depend on the dataset.
+
+        A spec with problems is left to the Trainer, which reports them in full.
+        """
+        if not isinstance(self.probe_layer, str):
+            raise ConfigError(f"probe_layer must be a layer name, got {self.probe_layer!r}")
+        if not self.probe_layer:
+            return
+        summary = analyze(self.spec)
+        names = [row.name for row in summary.rows]
+        if summary.ok and self.probe_layer not in names:
+            raise ConfigError(f"probe_layer {self.probe_layer!r} is not a layer of this model; "
+                              f"use one of: {', '.join(names)}")
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -385,5 +410,6 @@ def run_record(config: TrainConfig, trainer: Trainer) -> dict:
     """config.json content: the settings plus the facts resolved for this dataset."""
     return {**config.to_dict(), "augment": trainer.augment.to_dict(),
             "resolved": {"input": list(trainer.dataset.shape), "num_classes": trainer.dataset.num_classes,
+                         "mean": trainer.dataset.channel_stats()[0], "std": trainer.dataset.channel_stats()[1],
                          "classes": trainer.dataset.classes, "params": trainer.summary.total_params,
                          "spec_name": trainer.summary.name}}

@@ -13,14 +13,17 @@ memory, everything else from the RunStore.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
 from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
+from lab.insight.probe import insight_callbacks
 from lab.runs import RunStore
 
+log = logging.getLogger(__name__)
 MAX_BATCH_POINTS = 2000  # batch-loss points kept per live run; older ones are thinned
 
 
@@ -141,7 +144,8 @@ class JobManager:
         run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner)
         job = _Job(run_id, config)
         job.trainer = trainer
-        trainer.callbacks = [RunRecorder(self.store, run_id), job, *extra_callbacks]
+        trainer.callbacks = [RunRecorder(self.store, run_id), *insight_callbacks(trainer, self.store, run_id), job,
+                             *extra_callbacks]
         with self.lock:
             self.jobs[run_id] = job
             self.waiting.append(run_id)
@@ -150,14 +154,22 @@ class JobManager:
 
     def _run(self, job: _Job) -> None:
         with self.lock:
-            if job.run_id in self.waiting:
-                self.waiting.remove(job.run_id)
-        if job.stop_requested:  # stopped while queued
-            self.store.set_status(job.run_id, "stopped", "stopped before it started", ended=time.time())
-            job.on_run_end(job.trainer, "stopped", "stopped before it started")
-            return
-        job.trainer.run()
-        job.trainer = None  # drop the model and data references once the run is on disk
+            if job.run_id not in self.waiting:  # stopped while queued: already recorded by stop()
+                return
+            self.waiting.remove(job.run_id)
+        try:
+            job.trainer.run()
+        except Exception as err:  # a listener raised in on_run_end: the run ends failed, the worker lives on
+            log.exception("run %s: a listener failed at the end of the run", job.run_id)
+            self._end(job, "failed", f"{type(err).__name__}: {err}")
+        finally:
+            job.trainer = None  # drop the model and data references once the run is on disk
+
+    def _end(self, job: _Job, status: str, message: str) -> None:
+        """Record the end of a run that its Trainer did not (or could not) report itself."""
+        if job.snapshot().live:
+            self.store.set_status(job.run_id, status, message, ended=time.time())
+            job.on_run_end(job.trainer, status, message)
 
     def stop(self, run_id: str) -> bool:
         """Request a stop; a queued job never starts, a running one ends within a batch."""
@@ -165,6 +177,14 @@ class JobManager:
         if job is None or not job.snapshot().live:
             return False
         job.stop_requested = True
+        with self.lock:
+            queued = run_id in self.waiting
+            if queued:
+                self.waiting.remove(run_id)
+        if queued:  # ends now, not when a worker gets to it behind a long run
+            self._end(job, "stopped", "stopped before it started")
+            job.trainer = None
+            return True
         trainer = job.trainer
         if trainer is not None:
             trainer.stop()

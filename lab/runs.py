@@ -5,6 +5,7 @@ Layout of ``<runs_dir>/<run_id>/``::
     config.json     everything needed to rerun (TrainConfig + resolved dataset facts)
     status.json     status, message, timestamps, owner pid/host, best epoch
     metrics.jsonl   one JSON line per finished epoch, flushed and fsynced
+    meta.json       the user's edits: name, tags, note (only once someone edits them)
     best.pt         state_dict of the best validation epoch
     last.pt         state_dict at the end of the run
 
@@ -12,6 +13,11 @@ JSON files are replaced atomically (temp file + ``os.replace``); checkpoints are
 loaded with ``weights_only=True``. A run still marked ``queued``/``running``
 whose owning process is gone is reported ``interrupted``: nothing needs to
 clean up after a killed server.
+
+User edits live in their own ``meta.json`` rather than in ``status.json``: the
+training process rewrites status.json (read, update, replace) every epoch, so
+an edit made there while a run is live could be lost to that race, and
+``set_status`` would make the editing process the run's owner.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ from lab import settings
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
 LIVE_STATUSES = ("queued", "running")
+MAX_NAME, MAX_TAG, MAX_TAGS, MAX_NOTE = 80, 30, 10, 2000  # what a table cell and a tooltip can show
+
+
+class AnnotationError(ValueError):
+    """A name, tag or note a run cannot take; the message says what to change."""
 
 
 class RunNotFound(KeyError):
@@ -84,6 +95,7 @@ class RunInfo:
     config: dict
     status: dict
     metrics: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # meta.json: the user's name, tags and note
 
     @property
     def state(self) -> str:
@@ -91,7 +103,15 @@ class RunInfo:
 
     @property
     def name(self) -> str:
-        return self.status.get("name") or self.config.get("name") or self.id
+        return self.meta.get("name") or self.status.get("name") or self.config.get("name") or self.id
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.meta.get("tags", []))
+
+    @property
+    def note(self) -> str:
+        return self.meta.get("note", "")
 
     @property
     def best(self) -> dict | None:
@@ -184,7 +204,7 @@ class RunStore:
         if not (folder / "config.json").exists():
             raise RunNotFound(run_id)
         return RunInfo(run_id, folder, read_json(folder / "config.json", {}), self.read_status(run_id),
-                       self.read_metrics(run_id))
+                       self.read_metrics(run_id), read_json(folder / "meta.json", {}) or {})
 
     def list(self) -> list[RunInfo]:
         """All runs, newest first."""
@@ -215,12 +235,51 @@ class RunStore:
             raise FileNotFoundError(f"run {run_id} has no {which}.pt checkpoint yet")
         return torch.load(path, map_location="cpu", weights_only=True)
 
+    def annotate(self, run_id: str, name: str | None = None, tags: list[str] | None = None,
+                 note: str | None = None) -> dict:
+        """Rename, tag or annotate a run (None leaves a field as it is); returns the new meta.json.
+
+        Works on live runs too: the trainer never writes meta.json.
+        """
+        folder = self.path(run_id)
+        if not (folder / "config.json").exists():
+            raise RunNotFound(run_id)
+        meta = read_json(folder / "meta.json", {}) or {}
+        if name is not None:
+            meta["name"] = _checked_text("name", name, MAX_NAME, required=True)
+        if tags is not None:
+            meta["tags"] = _checked_tags(tags)
+        if note is not None:
+            meta["note"] = _checked_text("note", note, MAX_NOTE)
+        atomic_write_json(folder / "meta.json", meta)
+        return meta
+
     def delete(self, run_id: str) -> None:
         """Remove one run's folder, and nothing else."""
         folder = self.path(run_id)
         if not (folder / "config.json").exists():
             raise RunNotFound(run_id)
         shutil.rmtree(folder)
+
+
+def _checked_text(what: str, text: str, limit: int, required: bool = False) -> str:
+    text = text.strip()
+    if required and not text:
+        raise AnnotationError(f"a run's {what} cannot be empty")
+    if len(text) > limit:
+        raise AnnotationError(f"a run's {what} can have at most {limit} characters, this one has {len(text)}")
+    return text
+
+
+def _checked_tags(tags: list[str]) -> list[str]:
+    """Tags stripped, empty ones dropped, duplicates removed in order; refused when too long or too many."""
+    clean = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+    for tag in clean:
+        if len(tag) > MAX_TAG or "," in tag:
+            raise AnnotationError(f"tag {tag!r}: a tag has at most {MAX_TAG} characters and no comma")
+    if len(clean) > MAX_TAGS:
+        raise AnnotationError(f"a run can have at most {MAX_TAGS} tags, got {len(clean)}")
+    return clean
 
 
 def open_run(ref: str, runs_dir: str | os.PathLike | None = None) -> tuple[RunStore, str]:

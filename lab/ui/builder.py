@@ -353,7 +353,7 @@ def render_export(summary: Summary) -> None:
 
 
 def build_page() -> None:
-    """The whole Build page; pages/build.py only calls this."""
+    """The whole Build page; app_pages/build.py only calls this."""
     d = draft()
     version = _version()  # notices outside edits before any widget is drawn
     summary = draft_summary()

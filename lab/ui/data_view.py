@@ -163,7 +163,7 @@ def render_upload() -> None:
 
 
 def data_page() -> None:
-    """The whole Data page; pages/data.py only calls this."""
+    """The whole Data page; app_pages/data.py only calls this."""
     st.title("Data")
     info = render_picker()
     render_dataset(st.session_state[PICK], info)

@@ -20,14 +20,14 @@ from lab.ui.state import draft, markdown_safe
 
 # Page scripts as registered in app.py, with what each is for.
 GUIDE = [
-    ("pages/data.py", "Data", "Pick a dataset, look at examples of every class and at the class balance, "
+    ("app_pages/data.py", "Data", "Pick a dataset, look at examples of every class and at the class balance, "
                               "or upload a zip of your own class folders."),
-    ("pages/build.py", "Build", "Stack layers (or start from a preset), edit their settings and watch shapes "
+    ("app_pages/build.py", "Build", "Stack layers (or start from a preset), edit their settings and watch shapes "
                                 "and parameter counts update; export the model as PyTorch code."),
-    ("pages/augment.py", "Augment", "Choose random flips, shifts, rotations and more, and preview them on "
+    ("app_pages/augment.py", "Augment", "Choose random flips, shifts, rotations and more, and preview them on "
                                     "real images before training."),
-    ("pages/train.py", "Train", "Start a run, watch loss and accuracy live, and stop it when you have seen enough."),
-    ("pages/compare.py", "Compare", "Every run in one table with curves overlaid, and sweeps over epochs and "
+    ("app_pages/train.py", "Train", "Start a run, watch loss and accuracy live, and stop it when you have seen enough."),
+    ("app_pages/compare.py", "Compare", "Every run in one table with curves overlaid, and sweeps over epochs and "
                                     "batch sizes."),
 ]
 
@@ -120,7 +120,7 @@ def _render_guide() -> None:
 
 
 def render_home() -> None:
-    """The whole Home page; pages/home.py only calls this."""
+    """The whole Home page; app_pages/home.py only calls this."""
     st.title("CNN Lab")
     st.markdown(
         "Build a convolutional network layer by layer, train it live and look inside it. "

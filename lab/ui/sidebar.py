@@ -28,4 +28,4 @@ def render_sidebar() -> None:
             f"Model: `{model}`  \n"
             f"Augment: `{augment_label(get_augment(d['augment']))}`"
         )
-        st.page_link("pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")
+        st.page_link("app_pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")

@@ -1,0 +1,386 @@
+"""Class activation maps: which pixels made the network say "circle".
+
+    result = get_cam_method("gradcam")(model, layer=None)(x_norm, target="pred")
+    result.heatmaps        # float32 (B, H, W) in [0, 1] at input resolution
+    explain(model, x_norm, "cam")                 # the same, heatmaps only
+    overlay(image_uint8, heatmap, alpha=0.5, cmap="jet")   # RGB uint8 picture
+
+Built like pytorch-grad-cam (``base_cam.py`` / ``grad_cam.py``): :class:`BaseCAM`
+does the plumbing (eval mode restored afterwards, one forward pass with the layer
+captured by a hook that is always released, gradients of the target logits with
+respect to that layer, targets resolved), and each method overrides one method,
+``weights`` (per-channel weights) or, for methods that are not a weighted sum of
+channels, ``raw_maps``. Raw maps (signed, layer resolution) stay apart from
+display: ReLU, upsampling and scaling to [0, 1] are :func:`to_heatmaps`; colour is
+:func:`overlay`.
+
+Methods (``CAM_METHODS``):
+
+- ``cam`` (Zhou et al., 2016): exact for nets ending in global average pooling +
+  the dense output layer; the map is the class's output weights applied to the
+  last feature maps, and its spatial mean plus the bias is the logit itself.
+- ``gradcam`` (Selvaraju et al., 2017): any map layer; channel weight = mean
+  gradient of the target logit over the map. At the GAP input it equals CAM.
+- ``gradcam++`` (Chattopadhyay et al., 2018): positive gradients weighted per
+  pixel, better when a class appears several times.
+- ``scorecam`` (Wang et al., 2020): no gradients; each channel, upsampled and
+  used as a mask on the input, is weighted by the target score it keeps. One
+  forward pass per channel per image.
+- ``eigencam`` (Muhammad & Yeasin, 2020): first principal component of the
+  layer's activations; not class specific (the target is ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lab.insight.errors import InsightError
+from lab.insight.hooks import (capture, children, default_cam_layer, eval_mode, get_layer, layer_type,
+                              map_layers)
+
+Target = Any  # None | 'pred' | 'true' | class index | sequence/tensor of class indices (one per image)
+
+
+@dataclass
+class LayerState:
+    """What a method's ``weights`` gets: one batch seen at the explained layer."""
+
+    x: torch.Tensor  # (B, C, H, W) normalised input, on the model's device
+    activations: torch.Tensor  # (B, K, h, w) the layer's output, detached
+    gradients: torch.Tensor | None  # (B, K, h, w) d(target logit)/d(activations); None without gradients
+    logits: torch.Tensor  # (B, classes)
+    targets: torch.Tensor  # (B,) the class explained for each image
+
+
+@dataclass
+class CamResult:
+    """Heatmaps for display plus what produced them."""
+
+    method: str
+    layer: str
+    heatmaps: torch.Tensor  # float32 (B, H, W) in [0, 1], input resolution, CPU
+    raw: torch.Tensor  # float32 (B, h, w) signed map at the layer's resolution, before ReLU, CPU
+    logits: torch.Tensor  # float32 (B, classes), CPU
+    targets: torch.Tensor  # int64 (B,) class explained, CPU
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.softmax(1)
+
+    @property
+    def preds(self) -> torch.Tensor:
+        return self.logits.argmax(1)
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        """Softmax probability of the predicted class, per image."""
+        return self.probs.amax(1)
+
+
+def resolve_targets(target: Target, logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Class index per image: predicted (None/'pred'), true ('true', needs labels), or given."""
+    batch, classes = logits.shape
+    if target is None or (isinstance(target, str) and target.strip().lower() in ("pred", "predicted")):
+        return logits.detach().argmax(1)
+    if isinstance(target, str) and target.strip().lower() == "true":
+        if labels is None:
+            raise InsightError("target 'true' needs the images' labels; use 'pred' or a class index")
+        chosen = torch.as_tensor(labels, dtype=torch.long, device=logits.device).reshape(-1)
+    elif isinstance(target, str) and target.strip().isdigit():
+        chosen = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
+    elif isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        chosen = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
+    elif isinstance(target, (torch.Tensor, np.ndarray, Sequence)) and not isinstance(target, str):
+        chosen = torch.as_tensor(np.asarray(target) if not isinstance(target, torch.Tensor) else target,
+                                 dtype=torch.long, device=logits.device).reshape(-1)
+    else:
+        raise InsightError(f"unknown target {target!r}; use 'pred', 'true' or a class index 0..{classes - 1}")
+    if chosen.shape != (batch,):
+        raise InsightError(f"got {chosen.numel()} targets for {batch} images")
+    if batch and (int(chosen.min()) < 0 or int(chosen.max()) >= classes):
+        raise InsightError(f"target class out of range; the model has classes 0..{classes - 1}")
+    return chosen
+
+
+def to_heatmaps(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Display step: ReLU (only evidence *for* the class), bilinear upsampling to
+    ``size`` (H, W), then each map scaled to [0, 1]. An all-zero map stays zero."""
+    maps = torch.nan_to_num(raw.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)  # (B, h, w)
+    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]  # (B, H, W)
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    span = maps.amax(dim=(1, 2), keepdim=True) - low
+    return torch.where(span > 0, (maps - low) / span.clamp_min(1e-12), torch.zeros_like(maps))
+
+
+class BaseCAM:
+    """Plumbing shared by every method; subclasses override ``weights`` (or ``raw_maps``)."""
+
+    name = ""
+    title = ""
+    uses_gradients = True  # gradients of the target logit w.r.t. the layer are taken
+    class_specific = True  # False: the map ignores the target class
+
+    def __init__(self, model: nn.Module, layer: str | None = None):
+        self.model = model
+        self.layer_name = layer or self.default_layer(model)
+        self.layer = get_layer(model, self.layer_name)
+        self.check_layer()
+
+    @classmethod
+    def default_layer(cls, model: nn.Module) -> str:
+        return default_cam_layer(model)
+
+    def check_layer(self) -> None:
+        """Refuse, before any computing, a layer this method cannot explain."""
+        if self.layer_name in children(self.model) and self.layer_name not in map_layers(self.model):
+            raise InsightError(f"layer {self.layer_name!r} gives a flat vector, not feature maps; "
+                               f"{self.name} needs one of: {', '.join(map_layers(self.model))}")
+
+    # -- the one place subclasses change
+
+    def weights(self, state: LayerState) -> torch.Tensor:
+        """(B, K) weight of each channel of the layer for each image's target class."""
+        raise NotImplementedError
+
+    def raw_maps(self, state: LayerState) -> torch.Tensor:
+        """(B, h, w) signed map: the channels summed with ``weights``."""
+        w = self.weights(state)  # (B, K)
+        return torch.einsum("bk,bkhw->bhw", w, state.activations)
+
+    # -- plumbing
+
+    def __call__(self, x: torch.Tensor, target: Target = None, labels: torch.Tensor | None = None) -> CamResult:
+        """Explain a batch of normalised images (B, C, H, W) for the target class."""
+        if x.dim() != 4:
+            raise InsightError(f"expected a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+        device = next(self.model.parameters()).device
+        # inference_mode(False): callable from inside an evaluation block; the clone turns a
+        # possible inference tensor into one autograd may record.
+        with torch.inference_mode(False), eval_mode(self.model):
+            x = x.to(device, torch.float32).clone()
+            with torch.set_grad_enabled(self.uses_gradients), capture(self.layer) as seen:
+                logits = self.model(x)  # (B, classes)
+                acts = seen.output
+                if acts is None or acts.dim() != 4:
+                    shape = None if acts is None else tuple(acts.shape)
+                    raise InsightError(f"layer {self.layer_name!r} gives {shape}, not feature maps (B, K, h, w)")
+                targets = resolve_targets(target, logits, labels)
+                grads = None
+                if self.uses_gradients:
+                    score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode
+                    (grads,) = torch.autograd.grad(score, acts)
+            # Hooks are gone here; methods that run the model again (Score-CAM) see a clean model.
+            state = LayerState(x.detach(), acts.detach().float(), None if grads is None else grads.float(),
+                               logits.detach().float(), targets)
+            with torch.no_grad():
+                raw = self.raw_maps(state)  # (B, h, w)
+        return CamResult(self.name, self.layer_name, to_heatmaps(raw, tuple(x.shape[-2:])).cpu(),
+                         raw.float().cpu(), state.logits.cpu(), targets.cpu())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(layer={self.layer_name!r})"
+
+
+class CAM(BaseCAM):
+    """Exact CAM: output-layer weights of the target class on the maps feeding global average pooling."""
+
+    name, title = "cam", "CAM"
+    uses_gradients = False
+
+    @classmethod
+    def default_layer(cls, model: nn.Module) -> str:
+        names = children(model)
+        gap = next((i for i, n in enumerate(names) if layer_type(n) == "global_avg_pool"), None)
+        if gap is None or gap == 0:
+            raise InsightError("CAM needs a net ending in global_avg_pool + the dense output layer; "
+                               "this one has no global_avg_pool: use gradcam")
+        return names[gap - 1]
+
+    def check_layer(self) -> None:
+        expected = self.default_layer(self.model)
+        if self.layer_name != expected:
+            raise InsightError(f"CAM is defined at the layer feeding global_avg_pool ({expected!r}), "
+                               f"not {self.layer_name!r}; use gradcam for other layers")
+        names = children(self.model)
+        head = names[names.index(expected) + 2:]  # after the global_avg_pool
+        if [layer_type(n) for n in head if layer_type(n) != "dropout"] != ["output"]:
+            raise InsightError("CAM needs global_avg_pool followed directly by the dense output layer "
+                               f"(this net has {', '.join(head)} after it); use gradcam")
+        self.linear = next(m for m in get_layer(self.model, "output").modules() if isinstance(m, nn.Linear))
+
+    def weights(self, state: LayerState) -> torch.Tensor:
+        return self.linear.weight.detach().float()[state.targets]  # (B, K): row of the target class
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM: channel weight = gradient of the target logit averaged over the map."""
+
+    name, title = "gradcam", "Grad-CAM"
+
+    def weights(self, state: LayerState) -> torch.Tensor:
+        return state.gradients.mean(dim=(2, 3))  # (B, K)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Grad-CAM++: per-pixel coefficients on positive gradients (eq. 19 of the paper,
+    with the exponential-score approximation pytorch-grad-cam uses)."""
+
+    name, title = "gradcam++", "Grad-CAM++"
+
+    def weights(self, state: LayerState) -> torch.Tensor:
+        g, a = state.gradients, state.activations  # (B, K, h, w)
+        g2, g3 = g.pow(2), g.pow(3)
+        sum_a = a.sum(dim=(2, 3), keepdim=True)  # (B, K, 1, 1)
+        alpha = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+        alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
+        return (alpha * g.clamp_min(0)).sum(dim=(2, 3))  # (B, K)
+
+
+class ScoreCAM(BaseCAM):
+    """Score-CAM: channel weight = softmax over channels of the target logit when the
+    input is masked by that channel's upsampled, [0, 1]-scaled map."""
+
+    name, title = "scorecam", "Score-CAM"
+    uses_gradients = False
+    batch_size = 256  # masked images per forward pass
+
+    def weights(self, state: LayerState) -> torch.Tensor:
+        x, acts = state.x, state.activations
+        up = F.interpolate(acts, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (B, K, H, W)
+        low = up.amin(dim=(2, 3), keepdim=True)
+        masks = (up - low) / (up.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-8)
+        scores = torch.empty(acts.shape[:2], device=x.device)  # (B, K)
+        for b in range(len(x)):
+            for k in range(0, acts.shape[1], self.batch_size):
+                masked = x[b:b + 1] * masks[b, k:k + self.batch_size, None]  # (k, C, H, W)
+                scores[b, k:k + len(masked)] = self.model(masked)[:, state.targets[b]].float()
+        return scores.softmax(dim=1)
+
+
+class EigenCAM(BaseCAM):
+    """Eigen-CAM: the activations projected on their first principal component.
+
+    Class agnostic; the sign is chosen so the larger extreme is positive (the sign
+    of a singular vector is arbitrary).
+    """
+
+    name, title = "eigencam", "Eigen-CAM"
+    uses_gradients = False
+    class_specific = False
+
+    def raw_maps(self, state: LayerState) -> torch.Tensor:
+        a = state.activations  # (B, K, h, w)
+        b, k, h, w = a.shape
+        flat = a.reshape(b, k, h * w).transpose(1, 2).double()  # (B, hw, K)
+        flat = flat - flat.mean(dim=1, keepdim=True)
+        # The first principal component from the smaller of the two Gram matrices: an
+        # eigh of (hw x hw) or (K x K) is much cheaper than an SVD of (hw x K).
+        if h * w <= k:
+            vals, vecs = torch.linalg.eigh(flat @ flat.transpose(1, 2))  # (B, hw), (B, hw, hw) ascending
+            proj = vecs[:, :, -1] * vals[:, -1:].clamp_min(0).sqrt()  # (B, hw) = U_1 * sigma_1
+        else:
+            _, vecs = torch.linalg.eigh(flat.transpose(1, 2) @ flat)  # (B, K, K)
+            proj = torch.einsum("bpk,bk->bp", flat, vecs[:, :, -1])  # (B, hw)
+        proj = proj.float()
+        flip = proj.amin(dim=1).abs() > proj.amax(dim=1).abs()
+        proj = torch.where(flip[:, None], -proj, proj)
+        return proj.reshape(b, h, w)
+
+
+CAM_METHODS: dict[str, type[BaseCAM]] = {m.name: m for m in (CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, EigenCAM)}
+_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++"}
+
+
+def get_cam_method(name: str) -> type[BaseCAM]:
+    """The method class for a name ('Grad-CAM', 'grad_cam' and 'gradcam' all work)."""
+    key = "".join(ch for ch in str(name).strip().lower() if ch not in "-_ ")
+    key = _ALIASES.get(key, key)
+    if key not in CAM_METHODS:
+        raise InsightError(f"unknown CAM method {name!r}; use one of: {', '.join(CAM_METHODS)}")
+    return CAM_METHODS[key]
+
+
+def explain(model: nn.Module, x_norm: torch.Tensor, method: str = "gradcam", layer: str | None = None,
+            target: Target = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Heatmaps (B, H, W) in [0, 1] at the input's resolution, for normalised images."""
+    return get_cam_method(method)(model, layer)(x_norm, target, labels).heatmaps
+
+
+def auto_method(model: nn.Module) -> str:
+    """'cam' where it is exact (GAP + dense output), else 'gradcam'."""
+    try:
+        CAM(model)
+    except InsightError:
+        return "gradcam"
+    return "cam"
+
+
+def pointing_hits(heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The pointing game (Zhang et al., 2016), strict form: is each heatmap's maximum
+    inside its object's box? heatmaps (B, H, W); boxes (B, 4) x0, y0, x1, y1 in pixel-edge
+    coordinates (as ``Dataset.val_boxes``). A uniformly random point hits with
+    probability about the box's share of the image: that is the baseline to beat."""
+    _, _, w = heatmaps.shape
+    idx = heatmaps.flatten(1).argmax(1)
+    y, x = (idx // w).float() + 0.5, (idx % w).float() + 0.5  # pixel centres
+    boxes = boxes.to(heatmaps.device).float()
+    return (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
+
+
+# ---------------------------------------------------------------- display
+
+def _listed(*hex_colours: str) -> list[tuple[list[float], list[float]]]:
+    """Evenly spaced colour stops -> per-channel (positions, values in [0, 1])."""
+    rgb = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in hex_colours], dtype=float) / 255
+    xs = np.linspace(0, 1, len(hex_colours)).tolist()
+    return [(xs, rgb[:, c].tolist()) for c in range(3)]
+
+
+# Per-channel piecewise-linear colour maps; jet is matplotlib's segment data, viridis and
+# inferno are ten evenly spaced samples of matplotlib's tables (close enough for overlays).
+COLORMAPS: dict[str, list[tuple[list[float], list[float]]]] = {
+    "jet": [([0, 0.35, 0.66, 0.89, 1], [0, 0, 1, 1, 0.5]),
+            ([0, 0.125, 0.375, 0.64, 0.91, 1], [0, 0, 1, 1, 0, 0]),
+            ([0, 0.11, 0.34, 0.65, 1], [0.5, 1, 1, 0, 0])],
+    "viridis": _listed("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+                       "#6ece58", "#b5de2b", "#fde725"),
+    "inferno": _listed("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925",
+                       "#fb9b06", "#f7d13d", "#fcffa4"),
+    "gray": [([0, 1], [0, 1])] * 3,
+}
+
+
+def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) uint8 colours."""
+    if cmap not in COLORMAPS:
+        raise InsightError(f"unknown colour map {cmap!r}; use one of: {', '.join(COLORMAPS)}")
+    values = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float64)), 0, 1)
+    channels = [np.interp(values, xs, ys) for xs, ys in COLORMAPS[cmap]]
+    return np.round(np.stack(channels, axis=-1) * 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """The heatmap in colour over the image: ``(1 - alpha) * image + alpha * colour``.
+
+    image: uint8 (H, W), (H, W, 1) or (H, W, 3); heatmap: (H, W) in [0, 1], same H, W.
+    Returns a new RGB uint8 (H, W, 3) array; the inputs are not changed.
+    """
+    if not 0 <= alpha <= 1:
+        raise InsightError(f"alpha must be in [0, 1], got {alpha!r}")
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3) or img.dtype != np.uint8:
+        raise InsightError(f"image must be uint8 (H, W), (H, W, 1) or (H, W, 3), got {img.dtype} {img.shape}")
+    heat = np.asarray(heatmap)
+    if heat.shape != img.shape[:2]:
+        raise InsightError(f"heatmap {heat.shape} and image {img.shape[:2]} differ in size")
+    rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+    blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colorize(heat, cmap).astype(np.float32)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)

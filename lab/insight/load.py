@@ -1,0 +1,101 @@
+"""Rebuild a run's model from its folder alone, and feed it images the way training did."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lab.insight.errors import InsightError
+from lab.insight.probe import WEIGHTS_DIR, epoch_file, recorded_epochs
+from lab.runs import open_run
+from lab.spec import SpecNet, build_model
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """What turns the run's uint8 images into model input: shape and channel statistics."""
+
+    shape: tuple[int, int, int]  # (C, H, W) the model takes
+    mean: list[float]  # per channel, [0, 1] scale
+    std: list[float]
+    classes: list[str]
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> normalised float32, as ``Trainer.normalize(prepare(x))``."""
+        mean = torch.tensor(self.mean, device=x_uint8.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x_uint8.device).view(1, -1, 1, 1).clamp_min(1e-3)
+        return (x_uint8.float() / 255 - mean) / std
+
+    def class_index(self, name: str) -> int:
+        """Index of a class given by name (case-insensitive) or number."""
+        text = name.strip()
+        if text.isdigit() and int(text) < len(self.classes):
+            return int(text)
+        lowered = [c.lower() for c in self.classes]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        raise InsightError(f"unknown class {name!r}; use one of: {', '.join(self.classes)} "
+                           f"(or 0..{len(self.classes) - 1})")
+
+
+def _stats(config: dict, data_dir: str | os.PathLike | None) -> tuple[list[float], list[float]]:
+    resolved = config.get("resolved", {})
+    if "mean" in resolved and "std" in resolved:
+        return list(resolved["mean"]), list(resolved["std"])
+    # Runs recorded before config.json kept the statistics: compute them as training did.
+    from lab.data import load_dataset
+
+    return load_dataset(config["dataset"], data_dir).channel_stats()
+
+
+def checkpoint_path(run_dir: Path, epoch: str | int) -> Path:
+    """The weights file for 'best', 'last' or an epoch number; InsightError listing what exists."""
+    run_dir = Path(run_dir)
+    key = str(epoch).strip().lower()
+    if key in ("best", "last"):
+        path = run_dir / f"{key}.pt"
+        if not path.exists():
+            raise InsightError(f"the run has no {key}.pt yet (it saves best after its first epoch, "
+                               f"last when it ends)")
+        return path
+    if not key.isdigit():
+        raise InsightError(f"epoch must be a number, 'best' or 'last', got {epoch!r}")
+    number = int(key)
+    path = epoch_file(run_dir, WEIGHTS_DIR, number, ".pt")
+    if path.exists():
+        return path
+    for name in ("best", "last"):  # runs without per-epoch weights still have these two
+        candidate = run_dir / f"{name}.pt"
+        if candidate.exists() and torch.load(candidate, map_location="cpu", weights_only=True).get("epoch") == number:
+            return candidate
+    have = recorded_epochs(run_dir, WEIGHTS_DIR, ".pt")
+    raise InsightError(f"no weights saved for epoch {number}; use best, last"
+                       + (f" or one of epochs {', '.join(map(str, have))}" if have else ""))
+
+
+def load_run_model(run_ref: str | os.PathLike, epoch: str | int = "best", runs_dir: str | os.PathLike | None = None,
+                   device: str | torch.device = "cpu",
+                   data_dir: str | os.PathLike | None = None) -> tuple[SpecNet, dict, InputStats]:
+    """(model in eval mode, config.json, input statistics) for a run id/prefix/name or folder.
+
+    Weights are read with ``weights_only=True``: a crafted checkpoint cannot run code.
+    """
+    store, run_id = open_run(str(run_ref), runs_dir)
+    info = store.get(run_id)
+    config = info.config
+    resolved = config.get("resolved") or {}
+    try:
+        shape = tuple(resolved["input"])
+        classes = list(resolved["classes"])
+        spec = config["spec"]
+    except KeyError as err:
+        raise InsightError(f"run {run_id}: config.json lacks {err}; cannot rebuild its model") from None
+    state = torch.load(checkpoint_path(info.path, epoch), map_location="cpu", weights_only=True)
+    model = build_model(spec, shape, len(classes))
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    mean, std = _stats(config, data_dir)
+    return model, config, InputStats(shape, mean, std, classes)

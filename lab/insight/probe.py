@@ -1,0 +1,331 @@
+"""The feature-space probe: a fixed set of validation images followed epoch by epoch.
+
+``ProbeRecorder`` is a Trainer listener. At the start of a run (epoch 0, the
+untrained net) and at the end of every epoch it runs the probe images through
+the model, records the features at one layer (default: the input of the output
+layer), the predictions and the labels, and writes them into the run folder::
+
+    probe/meta.json          layer, probe indices into the val split, classes, CAM settings
+    probe/index.json         recorded epochs with their k-NN accuracy (rewritten each epoch)
+    probe/epoch_NNN.npz      features (N, D) float16, labels, preds, confidence, knn_acc
+    cams/epoch_NNN.npz       heatmaps (K, H, W) float16 of one val image per class, preds
+    weights/epoch_NNN.pt     the weights at that epoch, for small models (``explain --epoch N``)
+
+Everything is written atomically, so a page or the embedding worker reading a
+run in progress sees whole epochs only. The probe is chosen from the labels with
+a fixed seed, so it is the same for every epoch and for every run on a dataset:
+maps of two runs can be compared point by point.
+
+Cost per epoch: one inference pass over the probe (1,000 images by default, in
+large batches under ``torch.inference_mode``), one CAM pass over a handful of
+images, a leave-one-out k-NN on the device. No scikit-learn: the 2-D maps are
+made later by :mod:`lab.insight.embed`, off the training thread.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lab.engine import Callback, ConfigError
+from lab.insight.cam import BaseCAM, auto_method, get_cam_method
+from lab.insight.errors import InsightError
+from lab.insight.hooks import capture, default_probe_layer, eval_mode, get_layer
+from lab.runs import atomic_save_torch, atomic_write_json, read_json
+
+PROBE_DIR, CAMS_DIR, WEIGHTS_DIR = "probe", "cams", "weights"
+PROBE_SEED = 0  # fixed, not the run's seed: every run on a dataset follows the same images
+KNN_K = 5  # neighbours voting in the k-NN accuracy
+STORED_DIMS = 512  # wider features are stored through a fixed random projection (k-NN uses them all)
+KEEP_WEIGHTS_BYTES = 16 * 2**20  # per-epoch weights are kept for models up to this size
+BATCH = 1024  # probe images per forward pass
+
+
+# ---------------------------------------------------------------- choosing images
+
+def probe_indices(labels: np.ndarray, size: int, seed: int = PROBE_SEED) -> np.ndarray:
+    """Sorted indices of a stratified sample of ``size`` labels: every class gets its
+    share (largest remainder), so the probe has the val split's class balance."""
+    labels = np.asarray(labels)
+    if size >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
+        take[i] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def cam_sample_indices(labels: np.ndarray, num_classes: int, seed: int = PROBE_SEED) -> np.ndarray:
+    """One val image per class (classes without images are left out), in class order."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    return np.array([rng.choice(np.flatnonzero(labels == c)) for c in range(num_classes) if (labels == c).any()],
+                    dtype=np.int64)
+
+
+# ---------------------------------------------------------------- measuring
+
+def layer_features(model: nn.Module, layer: str, batches, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, D) at ``layer`` and logits (N, classes) for normalised image batches.
+
+    Maps (B, C, H, W) are averaged over space to (B, C): one number per channel, the
+    same summary global average pooling makes. Runs under inference mode in eval
+    mode; the hook and the train mode are restored whatever happens.
+    """
+    feats, logits = [], []
+    with torch.inference_mode(), eval_mode(model), capture(get_layer(model, layer)) as seen:
+        for x in batches:
+            with autocast() if autocast else nullcontext():
+                out = model(x)
+            f = seen.output
+            f = f.float().mean(dim=(2, 3)) if f.dim() == 4 else f.float().flatten(1)
+            feats.append(f)
+            logits.append(out.float())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = KNN_K, chunk: int = 1024) -> float:
+    """Leave-one-out k-NN accuracy with cosine similarity: the share of points whose k
+    nearest other points mostly carry their label (a tie goes to the nearest one's).
+
+    A number to read beside the picture: it measures how well classes separate in the
+    full feature space, not in the 2-D map.
+    """
+    n = len(labels)
+    if n < 2:
+        return float("nan")
+    k = min(k, n - 1)
+    f = F.normalize(features.float(), dim=1)
+    labels = labels.to(f.device).long()
+    classes = int(labels.max()) + 1
+    correct = torch.zeros((), dtype=torch.long, device=f.device)
+    for start in range(0, n, chunk):
+        sim = f[start:start + chunk] @ f.T  # (c, N)
+        rows = torch.arange(len(sim), device=f.device)
+        sim[rows, rows + start] = -float("inf")  # never your own neighbour
+        near = sim.topk(k, dim=1).indices  # (c, k), nearest first
+        votes = F.one_hot(labels[near], classes).sum(1).float()  # (c, classes)
+        votes.scatter_add_(1, labels[near[:, :1]], torch.full((len(sim), 1), 0.5, device=f.device))
+        correct += (votes.argmax(1) == labels[start:start + chunk]).sum()
+    return correct.item() / n
+
+
+def random_projection(dims: int, out: int, device: torch.device) -> torch.Tensor:
+    """Fixed (dims, out) Gaussian projection (seeded): distances kept up to a few percent
+    (Johnson-Lindenstrauss), the same matrix every epoch so maps stay comparable."""
+    g = torch.Generator().manual_seed(PROBE_SEED)
+    return (torch.randn(dims, out, generator=g) / out ** 0.5).to(device)
+
+
+# ---------------------------------------------------------------- files
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` through a temp file and ``os.replace``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def epoch_file(run_dir: Path, folder: str, epoch: int, suffix: str = ".npz") -> Path:
+    return Path(run_dir) / folder / f"epoch_{epoch:03d}{suffix}"
+
+
+def recorded_epochs(run_dir: Path, folder: str = PROBE_DIR, suffix: str = ".npz") -> list[int]:
+    """Epochs with a complete file in ``folder`` (0 = before training), ascending."""
+    found = []
+    for path in (Path(run_dir) / folder).glob(f"epoch_*{suffix}"):
+        digits = path.name[len("epoch_"):-len(suffix)]
+        if digits.isdigit():
+            found.append(int(digits))
+    return sorted(found)
+
+
+@dataclass
+class ProbeEpoch:
+    """One recorded epoch of the probe."""
+
+    epoch: int
+    layer: str
+    features: np.ndarray  # float32 (N, D)
+    labels: np.ndarray  # int64 (N,)
+    preds: np.ndarray  # int64 (N,)
+    confidence: np.ndarray  # float32 (N,) softmax probability of the prediction
+    indices: np.ndarray  # int64 (N,) positions in the val split
+    knn_acc: float
+
+
+def load_probe(run_dir: Path, epoch: int) -> ProbeEpoch:
+    """The probe as recorded at ``epoch``; InsightError naming the recorded epochs if absent."""
+    path = epoch_file(run_dir, PROBE_DIR, epoch)
+    if not path.exists():
+        have = recorded_epochs(run_dir)
+        raise InsightError(f"no probe recorded for epoch {epoch}; recorded epochs: "
+                           f"{', '.join(map(str, have)) or 'none (was the run trained with insight on?)'}")
+    with np.load(path) as z:
+        return ProbeEpoch(int(z["epoch"]), str(z["layer"]), z["features"].astype(np.float32),
+                          z["labels"].astype(np.int64), z["preds"].astype(np.int64),
+                          z["confidence"].astype(np.float32), z["indices"].astype(np.int64), float(z["knn_acc"]))
+
+
+@dataclass
+class CamSamples:
+    """Heatmaps of the fixed sample images (one per class) at one epoch."""
+
+    epoch: int
+    method: str
+    layer: str
+    heatmaps: np.ndarray  # float32 (K, H, W) in [0, 1], target = the true class
+    labels: np.ndarray  # int64 (K,)
+    preds: np.ndarray  # int64 (K,)
+    confidence: np.ndarray  # float32 (K,)
+    indices: np.ndarray  # int64 (K,) positions in the val split
+
+
+def load_cams(run_dir: Path, epoch: int) -> CamSamples:
+    path = epoch_file(run_dir, CAMS_DIR, epoch)
+    if not path.exists():
+        have = recorded_epochs(run_dir, CAMS_DIR)
+        raise InsightError(f"no CAM samples recorded for epoch {epoch}; recorded: "
+                           f"{', '.join(map(str, have)) or 'none'}")
+    with np.load(path) as z:
+        return CamSamples(int(z["epoch"]), str(z["method"]), str(z["layer"]), z["heatmaps"].astype(np.float32),
+                          z["labels"].astype(np.int64), z["preds"].astype(np.int64),
+                          z["confidence"].astype(np.float32), z["indices"].astype(np.int64))
+
+
+def probe_summary(run_dir: Path) -> dict:
+    """``probe/index.json``: layer, size and, per recorded epoch, its k-NN accuracy."""
+    return read_json(Path(run_dir) / PROBE_DIR / "index.json", {"epochs": []}) or {"epochs": []}
+
+
+# ---------------------------------------------------------------- the listener
+
+class ProbeRecorder(Callback):
+    """Listener recording the probe and the CAM samples at epoch 0 and every epoch end.
+
+    ``layer``: layer name whose output is recorded (default: the input of the output
+    layer). ``cam_method``: 'auto' (CAM where exact, else Grad-CAM), a method name, or
+    None for no CAM samples. ``worker``: an :class:`~lab.insight.embed.EmbeddingWorker`
+    asked to make the PCA map of each new epoch, off this thread.
+    """
+
+    def __init__(self, store, run_id: str, size: int = 1000, layer: str | None = None,
+                 cam_method: str | None = "auto", worker=None, keep_weights: bool = True):
+        self.store, self.run_id = store, run_id
+        self.size, self.layer, self.cam_method = size, layer or None, cam_method
+        self.worker, self.keep_weights = worker, keep_weights
+        self.cam: BaseCAM | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.path(self.run_id)
+
+    def on_run_start(self, trainer) -> None:
+        ds, model = trainer.dataset, trainer.model
+        self.layer = self.layer or default_probe_layer(model)
+        try:
+            get_layer(model, self.layer)
+        except InsightError as err:
+            raise ConfigError(f"probe_layer: {err}") from None
+        labels = ds.val_y.numpy()
+        self.indices = probe_indices(labels, self.size)
+        self.probe_idx = torch.from_numpy(self.indices).to(trainer.device)
+        self.probe_labels = trainer.val_y[self.probe_idx]
+        self.cam_idx = torch.from_numpy(cam_sample_indices(labels, ds.num_classes)).to(trainer.device)
+        cam_note = ""
+        if self.cam_method:
+            method = auto_method(model) if self.cam_method == "auto" else self.cam_method
+            try:
+                self.cam = get_cam_method(method)(model)
+            except InsightError as err:  # e.g. an MLP: no feature maps to explain
+                cam_note = str(err)
+        params = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        self.keep_weights = self.keep_weights and params <= KEEP_WEIGHTS_BYTES
+        atomic_write_json(self._meta_path(), {
+            "layer": self.layer, "size": len(self.indices), "indices": self.indices.tolist(),
+            "classes": ds.classes, "knn_k": KNN_K, "stored_dims": STORED_DIMS,
+            "cam_method": self.cam.name if self.cam else None, "cam_layer": self.cam.layer_name if self.cam else None,
+            "cam_target": "true", "cam_indices": self.cam_idx.tolist(), "cam_note": cam_note,
+            "weights_per_epoch": self.keep_weights,
+        })
+        self._record(trainer, 0)
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        self._record(trainer, metrics["epoch"])
+
+    def _meta_path(self) -> Path:
+        path = self.run_dir / PROBE_DIR / "meta.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _record(self, trainer, epoch: int) -> None:
+        model = trainer.model
+        x_all = trainer.val_x
+        batches = (trainer.normalize(trainer.prepare(x_all[self.probe_idx[i:i + BATCH]]))
+                   for i in range(0, len(self.probe_idx), BATCH))
+        feats, logits = layer_features(model, self.layer, batches, trainer.autocast)
+        knn = knn_accuracy(feats, self.probe_labels)
+        if feats.shape[1] > STORED_DIMS:
+            feats = feats @ random_projection(feats.shape[1], STORED_DIMS, feats.device)
+        probs = logits.softmax(1)
+        conf, preds = probs.max(1)
+        atomic_save_npz(epoch_file(self.run_dir, PROBE_DIR, epoch),
+                        features=feats.clamp(-6e4, 6e4).half().cpu().numpy(),
+                        labels=self.probe_labels.cpu().numpy().astype(np.int16),
+                        preds=preds.cpu().numpy().astype(np.int16), confidence=conf.half().cpu().numpy(),
+                        indices=self.indices.astype(np.int32), epoch=np.int32(epoch), layer=np.str_(self.layer),
+                        knn_acc=np.float32(knn))
+        if self.cam is not None:
+            self._record_cams(trainer, epoch)
+        if self.keep_weights:
+            path = epoch_file(self.run_dir, WEIGHTS_DIR, epoch, ".pt")
+            path.parent.mkdir(exist_ok=True)
+            atomic_save_torch(path, trainer.checkpoint())
+        summary = probe_summary(self.run_dir)
+        rows = [e for e in summary.get("epochs", []) if e["epoch"] != epoch]
+        rows.append({"epoch": epoch, "knn_acc": knn, "probe_acc": (preds == self.probe_labels).float().mean().item()})
+        atomic_write_json(self.run_dir / PROBE_DIR / "index.json",
+                          {"layer": self.layer, "size": len(self.indices), "knn_k": KNN_K,
+                           "epochs": sorted(rows, key=lambda e: e["epoch"])})
+        if self.worker is not None:
+            self.worker.request(self.run_dir, "pca")
+
+    def _record_cams(self, trainer, epoch: int) -> None:
+        """Heatmaps for the true class of each sample: the same question every epoch."""
+        x = trainer.normalize(trainer.prepare(trainer.val_x[self.cam_idx]))
+        labels = trainer.val_y[self.cam_idx]
+        result = self.cam(x, "true", labels)
+        (self.run_dir / CAMS_DIR).mkdir(exist_ok=True)
+        atomic_save_npz(epoch_file(self.run_dir, CAMS_DIR, epoch),
+                        heatmaps=result.heatmaps.half().numpy(), labels=labels.cpu().numpy().astype(np.int16),
+                        preds=result.preds.numpy().astype(np.int16),
+                        confidence=result.confidence.half().numpy(), indices=self.cam_idx.cpu().numpy(),
+                        epoch=np.int32(epoch), method=np.str_(result.method), layer=np.str_(result.layer))
+
+
+def insight_callbacks(trainer, store, run_id: str, worker=None) -> list[Callback]:
+    """The listeners a run gets for insight: a ProbeRecorder, or none when
+    ``config.insight`` is off. One call where runs are created (CLI, jobs)."""
+    config = trainer.config
+    if not getattr(config, "insight", True):
+        return []
+    return [ProbeRecorder(store, run_id, size=config.probe_size, layer=getattr(config, "probe_layer", "") or None,
+                          worker=worker)]

@@ -1,0 +1,83 @@
+"""Plotly figure builders for training curves: pure functions of plain data.
+
+The pages call these with what ``JobManager.state`` or ``RunStore`` returns
+(lists of dicts and tuples), so the same figure serves a live run, a finished
+run and a run from before a restart, and the builders are testable without
+Streamlit. Figures are compact (small height, tight margins) because the Train
+page shows three side by side and redraws them every second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+MAX_LOSS_POINTS = 300  # batch-loss points drawn; more only costs bandwidth on each live redraw
+FIGURE_HEIGHT = 260
+TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
+
+# One entry per epoch metric the pages chart: (train key, val key, axis title, y range or None).
+EPOCH_METRICS = {
+    "acc": ("train_acc", "val_acc", "accuracy", [0, 1]),
+    "loss": ("train_loss", "val_loss", "loss", None),
+}
+
+
+def thin(points: Sequence[tuple[float, float]], max_points: int = MAX_LOSS_POINTS) -> list[tuple[float, float]]:
+    """At most ``max_points`` (x, y) points: consecutive runs averaged into one point each.
+
+    Averaging (rather than keeping every k-th point) keeps the curve's level and
+    smooths batch noise the way a student expects from a "loss curve"; the last
+    point always ends the curve, so the newest loss is visible while training.
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points must be at least 1, got {max_points}")
+    n = len(points)
+    if n <= max_points:
+        return [(float(x), float(y)) for x, y in points]
+    out = []
+    for i in range(max_points):
+        chunk = points[i * n // max_points:(i + 1) * n // max_points]
+        out.append((float(chunk[-1][0]), sum(float(y) for _, y in chunk) / len(chunk)))
+    return out
+
+
+def _compact(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    """Shared layout: small, titled, legend on top, no wasted margins."""
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        height=FIGURE_HEIGHT,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        hovermode="x unified",
+    )
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def batch_loss_figure(points: Sequence[tuple[int, float]], max_points: int = MAX_LOSS_POINTS) -> go.Figure:
+    """Training loss against optimizer step, thinned to ``max_points`` points."""
+    shown = thin(points, max_points)
+    mode = "lines" if len(shown) > 20 else "lines+markers"  # a lone first point must be visible
+    fig = go.Figure(go.Scatter(x=[x for x, _ in shown], y=[y for _, y in shown], mode=mode,
+                               name="batch loss", line={"color": TRAIN_COLOR, "width": 1.5}))
+    return _compact(fig, "Training loss per batch", "step", "loss")
+
+
+def epoch_figure(metrics: Sequence[dict], metric: str) -> go.Figure:
+    """Train vs validation ``metric`` ('acc' or 'loss') per epoch, one marker per epoch."""
+    if metric not in EPOCH_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(EPOCH_METRICS)}")
+    train_key, val_key, label, y_range = EPOCH_METRICS[metric]
+    epochs = [m["epoch"] for m in metrics]
+    fig = go.Figure()
+    for key, name, color in ((train_key, "train", TRAIN_COLOR), (val_key, "validation", VAL_COLOR)):
+        fig.add_trace(go.Scatter(x=epochs, y=[m[key] for m in metrics], mode="lines+markers", name=name,
+                                 line={"color": color}))
+    _compact(fig, f"{label.capitalize()} per epoch", "epoch", label)
+    fig.update_xaxes(dtick=1 if len(epochs) <= 20 else None)
+    if y_range:
+        fig.update_yaxes(range=y_range, tickformat=".0%")
+    return fig

@@ -1,0 +1,219 @@
+"""The Augment page: one switch and one slider per augmentation key, presets, a live preview.
+
+The draft (``draft()['augment']``) is the only source of truth. Every run copies
+it into the widgets' session keys before they are drawn, and every widget's
+``on_change`` writes all of them back as one validated ``AugmentConfig``. So a
+preset picked here, a preset the Build page applied, and a page switch (which
+drops widget state) all end up showing the same settings.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import chain, zip_longest
+from typing import NamedTuple
+
+import streamlit as st
+import torch
+
+from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, AugmentConfig, AugmentError, augment_label,
+                         get_augment, preview)
+from lab.data import Dataset, DatasetError, examples_per_class, load_dataset
+from lab.images import display_scale, to_hwc, upscale
+from lab.ui.state import draft
+
+PREVIEW_IMAGES = 6
+PREVIEW_DRAWS = 4
+PREVIEW_PIXELS = 88  # about how tall each preview image is drawn
+CUSTOM = "custom"
+PRESET_KEY, SEED_KEY = "aug.preset", "aug.seed"
+
+
+class Control(NamedTuple):
+    """How one AugmentConfig key is shown: its label, slider step and the value a switch turns on."""
+
+    label: str
+    step: float
+    on_value: float  # what the slider starts at when the switch is first turned on
+    ui_max: float = 0.0  # slider end for open or unbounded ranges (0 = the range's own end)
+
+
+# Grouped as the pipeline runs (see lab.augment): geometry, crop, photometric + cutout, mixing.
+GROUPS: dict[str, dict[str, Control]] = {
+    "Geometry": {
+        "hflip": Control("Flip left-right (probability)", 0.05, 0.5),
+        "vflip": Control("Flip up-down (probability)", 0.05, 0.5),
+        "rotation": Control("Rotate (max degrees)", 1.0, 15.0),
+        "shift": Control("Shift (max fraction of size)", 0.01, 0.1, ui_max=0.5),
+        "zoom": Control("Zoom (max fraction)", 0.01, 0.1, ui_max=0.5),
+        "crop_padding": Control("Pad and crop (pixels)", 1, 4),
+    },
+    "Colour and erasing": {
+        "brightness": Control("Brightness (max shift)", 0.05, 0.2),
+        "contrast": Control("Contrast (max fraction)", 0.05, 0.2),
+        "cutout": Control("Cutout (square side, pixels)", 1, 8),
+    },
+    "Mixing images": {
+        "cutmix": Control("CutMix (Beta alpha)", 0.1, 1.0, ui_max=2.0),
+        "mixup": Control("MixUp (Beta alpha)", 0.05, 0.2, ui_max=2.0),
+    },
+}
+CONTROLS: dict[str, Control] = dict(chain.from_iterable(g.items() for g in GROUPS.values()))
+PIXEL_KEYS = ("crop_padding", "cutout")  # whole pixels: their slider end follows the image size
+
+
+def canonical(cfg: AugmentConfig) -> dict:
+    """The draft form of a config: ``{"preset": name}`` when it is a preset, else only the changed keys.
+
+    One form per config keeps the draft readable in the sidebar and in a run's
+    config, and lets the preset box show the preset whenever the sliders match one.
+    """
+    name = augment_label(cfg)
+    if name != CUSTOM:
+        return {"preset": name}
+    base = AugmentConfig().to_dict()
+    return {k: v for k, v in cfg.to_dict().items() if v != base[k]}
+
+
+def mixed_label(target: torch.Tensor, classes: list[str]) -> str:
+    """'cat 0.62 / dog 0.38' for a soft target, just 'cat' when one class holds (almost) all of it."""
+    weights, idx = target.topk(min(2, len(classes)))
+    if len(idx) < 2 or weights[1] < 0.005:
+        return classes[int(idx[0])]
+    return f"{classes[int(idx[0])]} {weights[0]:.2f} / {classes[int(idx[1])]} {weights[1]:.2f}"
+
+
+def _on_key(key: str) -> str:
+    return f"aug.on.{key}"
+
+
+def _value_key(key: str) -> str:
+    return f"aug.value.{key}"
+
+
+def _sync_widgets(cfg: AugmentConfig) -> None:
+    """Copy the draft's config into the widget keys (before any widget is drawn this run)."""
+    state = st.session_state
+    for key, control in CONTROLS.items():
+        value = getattr(cfg, key)
+        state[_on_key(key)] = value > 0
+        if value > 0:
+            state[_value_key(key)] = value
+        elif not state.get(_value_key(key)):  # off: the slider keeps the user's last value
+            state[_value_key(key)] = type(value)(control.on_value)
+    state[_value_key("mix_prob")] = cfg.mix_prob
+    state[PRESET_KEY] = augment_label(cfg)
+
+
+def _store_widgets() -> None:
+    """``on_change`` of every switch and slider: the widgets become the draft's config."""
+    state = st.session_state
+    values = {key: state[_value_key(key)] if state[_on_key(key)] else 0 for key in CONTROLS}
+    draft()["augment"] = canonical(get_augment({**values, "mix_prob": state[_value_key("mix_prob")]}))
+
+
+def _store_preset() -> None:
+    """``on_change`` of the preset box: a preset replaces every setting ('custom' keeps them)."""
+    name = st.session_state[PRESET_KEY]
+    if name != CUSTOM:
+        draft()["augment"] = {"preset": name}
+
+
+def _slider_max(key: str, value: float, image_side: int) -> float:
+    """The slider's end: the range's own end, a UI cap for open ranges, the image size for pixels."""
+    allowed = AUGMENT_RANGES[key]
+    if key in PIXEL_KEYS:
+        cap = image_side // 2 if key == "crop_padding" else image_side
+    elif allowed.high == math.inf or allowed.high_open:
+        cap = CONTROLS[key].ui_max
+    else:
+        cap = allowed.high
+    return max(cap, value)
+
+
+def _control(key: str, image_side: int) -> None:
+    """One switch with its slider beneath it, disabled while the switch is off."""
+    control = CONTROLS[key]
+    on = st.toggle(control.label, key=_on_key(key), on_change=_store_widgets, help=f"{key}: {AUGMENT_RANGES[key]}")
+    value = st.session_state[_value_key(key)]
+    cast = int if key in PIXEL_KEYS else float
+    st.slider(control.label, min_value=cast(min(control.step, value)),
+              max_value=cast(_slider_max(key, value, image_side)),
+              step=cast(control.step), key=_value_key(key), on_change=_store_widgets, disabled=not on,
+              label_visibility="collapsed")
+
+
+def _controls(cfg: AugmentConfig, image_side: int) -> None:
+    """The settings: preset box, then one column per group of keys."""
+    st.selectbox("Preset", [*AUGMENT_PRESETS, CUSTOM], key=PRESET_KEY, on_change=_store_preset,
+                 help="A preset sets every switch below; changing any of them makes the settings 'custom'.")
+    for column, (title, controls) in zip(st.columns(len(GROUPS)), GROUPS.items()):
+        with column:
+            st.markdown(f"**{title}**")
+            for key in controls:
+                _control(key, image_side)
+            if title == "Mixing images":
+                st.slider("Share of batches mixed", 0.0, 1.0, step=0.05, key=_value_key("mix_prob"),
+                          on_change=_store_widgets, disabled=not (cfg.cutmix or cfg.mixup),
+                          help=f"mix_prob: {AUGMENT_RANGES['mix_prob']}")
+
+
+def preview_indices(ds: Dataset, count: int = PREVIEW_IMAGES) -> list[int]:
+    """``count`` training images, one class after another, so the preview shows varied classes."""
+    per_class = examples_per_class(ds, k=-(-count // ds.num_classes), split="train")
+    order = (i for group in zip_longest(*per_class.values()) for i in group if i is not None)
+    return [i for _, i in zip(range(count), order)]
+
+
+def _row(images: torch.Tensor, captions: list[str] | None) -> None:
+    """One row of (n, C, H, W) uint8 images, enlarged so 8x8 digits are as visible as 32x32 shapes.
+
+    A fixed width keeps every tile the same size: with the default width a long
+    mixed label would widen (and so enlarge) its image.
+    """
+    scale = display_scale(images.shape[-2], target=PREVIEW_PIXELS)
+    st.image([upscale(to_hwc(x), scale) for x in images], caption=captions, width=images.shape[-1] * scale)
+
+
+def _preview(ds: Dataset, cfg: AugmentConfig) -> None:
+    """The same training images under several random draws, with mixed labels for CutMix/MixUp."""
+    idx = torch.tensor(preview_indices(ds))
+    images, labels = ds.train_x[idx], ds.train_y[idx]
+    pixels, targets = preview(images, labels, cfg, ds.num_classes, draws=PREVIEW_DRAWS,
+                              seed=st.session_state.setdefault(SEED_KEY, 0))
+    head, button = st.columns([4, 1], vertical_alignment="bottom")
+    head.subheader("Preview")
+    button.button("Redraw", icon="🎲", on_click=_redraw, help="New random draws of the same images")
+    st.caption("Original")
+    _row(images, [ds.classes[int(y)] for y in labels])
+    for draw in range(PREVIEW_DRAWS):
+        st.caption(f"Random draw {draw + 1}")
+        captions = [mixed_label(t, ds.classes) for t in targets[draw]] if cfg.mixes_labels else None
+        _row(pixels[draw], captions)
+
+
+def _redraw() -> None:
+    st.session_state[SEED_KEY] = st.session_state.get(SEED_KEY, 0) + 1
+
+
+def render_augment_page() -> None:
+    """Draw the page: settings bound to the draft, then the preview on the draft's dataset."""
+    d = draft()
+    st.title("Augment")
+    st.caption("Random changes to each training image, drawn anew every batch: the model sees more variety "
+               "than the dataset holds. The switches write straight into your draft.")
+    try:
+        cfg = get_augment(d["augment"])
+    except AugmentError as err:
+        st.error(f"The draft's augmentation cannot be used ({err}); it was reset to none.")
+        d["augment"] = {"preset": "none"}
+        cfg = get_augment(d["augment"])
+    try:
+        ds = load_dataset(d["dataset"])
+    except DatasetError as err:
+        ds = None
+        st.error(f"Dataset {d['dataset']!r}: {err}")
+    _sync_widgets(cfg)
+    _controls(cfg, ds.shape[-1] if ds else 32)
+    if ds is not None:
+        _preview(ds, cfg)

@@ -1,0 +1,358 @@
+"""The Compare page: the experiment table, runs side by side, run edits, and sweeps.
+
+Everything is read from the runs dir on each rerun (``RunStore.list``), so the
+page is the same after a server restart; a run whose server died reads
+``interrupted`` with the epochs it completed. The only live part is a sweep's
+progress: a fragment that polls while the sweep has queued or running runs and
+triggers one full rerun when the last one ends (as the Train page does).
+
+Actions that change the runs dir (save, delete, queue) end with a rerun, so
+everything below them is drawn from the new state; their outcome line is kept
+in session state across that rerun (``_flash``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from lab.augment import AUGMENT_PRESETS, augment_label, get_augment
+from lab.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
+from lab.compare_plots import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.data import DatasetError
+from lab.engine import OPTIMIZERS, ConfigError, TrainConfig
+from lab.runs import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
+from lab.spec import SpecError
+from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
+    plan_sweep, summarize_sweep, sweep_of
+from lab.ui.state import draft, draft_summary, job_manager
+from lab.ui.train_view import build_config
+
+POLL_SECONDS = 1.0
+SELECT_KEY, X_KEY, EDIT_KEY, DELETE_KEY = "compare.selected", "compare.x", "compare.edit", "compare.delete"
+FILTER_KEY, STATUS_KEY, DATASET_KEY = "compare.filter", "compare.status", "compare.dataset"
+SWEEP_KEY, FLASH_KEY, DRAFT_AUGMENT = "compare.sweep", "compare.flash", "draft"
+# Plotly's own toolbar saves PNGs in the browser (kaleido is not needed on the server).
+CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+TABLE_ORDER = ["name", "owner", "tags", "dataset", "spec", "params", "augment", "optimizer", "lr", "batch_size",
+               "epochs", "epochs_done", "best_val_acc", "best_epoch", "final_val_acc", "train_val_gap",
+               "seconds_per_epoch", "images_per_sec", "status", "sweep", "created", "note"]
+Number = st.column_config.NumberColumn
+COLUMN_CONFIG = {
+    "spec": "model", "params": Number("params", format="localized"), "lr": Number("lr", format="%g"),
+    "batch_size": "batch", "epochs_done": "done", "best_epoch": "best epoch", "created": "date",
+    "best_val_acc": Number("best val acc", format="percent"),
+    "final_val_acc": Number("final val acc", format="percent"),
+    "train_val_gap": Number("train−val gap", format="percent",
+                            help="Last epoch's train minus validation accuracy; large means overfitting. Train "
+                                 "accuracy is averaged over the epoch while the model learns, so early gaps "
+                                 "can be negative."),
+    "seconds_per_epoch": Number("s/epoch", format="%.2f"), "images_per_sec": Number("images/s", format="%.0f"),
+}
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _flash(kind: str, text: str) -> None:
+    """Keep an outcome line for the next rerun (actions rerun so the page shows their result)."""
+    st.session_state[FLASH_KEY] = (kind, text)
+
+
+def _show_flash() -> None:
+    kind, text = st.session_state.pop(FLASH_KEY, (None, ""))
+    if kind:
+        getattr(st, kind)(text)
+
+
+def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """Run id -> its name, with the end of the id added where two runs share a name."""
+    counts = Counter(r.name for r in runs)
+    return {r.id: r.name if counts[r.name] == 1 else f"{r.name} ({r.id[-6:]})" for r in runs}
+
+
+def _table(rows: list[dict], columns: Sequence[str] = TABLE_ORDER) -> None:
+    st.dataframe(pd.DataFrame(rows, columns=RUN_COLUMNS), hide_index=True, column_order=columns,
+                 column_config=COLUMN_CONFIG)
+
+
+# ---------------------------------------------------------------- runs tab
+
+
+def _filtered(rows: list[dict]) -> list[dict]:
+    """The filter widgets above the table, applied to ``rows``."""
+    text_col, status_col, dataset_col = st.columns([3, 2, 2])
+    text = text_col.text_input("Filter", key=FILTER_KEY, placeholder="words in name, owner, tags, model, note…")
+    statuses = status_col.multiselect("Status", sorted({r["status"] for r in rows}), key=STATUS_KEY)
+    datasets = dataset_col.multiselect("Dataset", sorted({r["dataset"] for r in rows}), key=DATASET_KEY)
+    return filter_rows(rows, text, statuses, datasets)
+
+
+def _selection(shown: list[dict], labels: dict[str, str]) -> list[str]:
+    """The runs picked for comparison: the table's rows, plus picks a filter now hides (kept, not dropped)."""
+    chosen = [run_id for run_id in st.session_state.get(SELECT_KEY, []) if run_id in labels]
+    st.session_state[SELECT_KEY] = chosen  # deleted runs leave the selection before the widget is drawn
+    options = [r["id"] for r in shown] + [run_id for run_id in chosen if run_id not in {r["id"] for r in shown}]
+    return st.multiselect("Runs to compare", options, key=SELECT_KEY, format_func=labels.get,
+                          placeholder="Choose runs from the table")
+
+
+def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
+    """Curves overlaid, best accuracies, generalisation gaps, and the HTML export of all four."""
+    empty = [labels[r.id] for r in runs if not r.metrics]
+    if empty:
+        st.caption(f"No completed epoch yet: {', '.join(empty)}.")
+    x = st.radio("Curves against", list(X_AXES), format_func=X_AXES.get, horizontal=True, key=X_KEY)
+    series = [(labels[r.id], r.metrics) for r in runs]
+    figures = {"Accuracy": curves_figure(series, "acc", x), "Loss": curves_figure(series, "loss", x),
+               "Best validation accuracy": best_acc_figure(series), "Generalisation gap": gap_figure(series)}
+    titles = list(figures)
+    for pair in (titles[:2], titles[2:]):
+        for column, title in zip(st.columns(2), pair):
+            column.plotly_chart(figures[title], config=CHART_CONFIG, key=f"compare.chart.{title}")
+    st.download_button("Download the charts (HTML)", data=lambda: figures_html(figures),
+                       file_name="cnn-lab-comparison.html", mime="text/html", on_click="ignore",
+                       help="One interactive page with all four charts; it opens offline.")
+    st.caption("To save one chart as PNG, use the camera icon in its toolbar (top right of the chart).")
+    _insight_side_by_side(runs)
+
+
+def _insight_side_by_side(runs: list[RunInfo]) -> None:
+    """Hook for issue 4 (lab.insight): each run's feature-space map and CAM samples at one common
+    epoch, one column per run. Until the insight recorder writes them into run folders, it says so."""
+    st.subheader("Feature space and CAMs, same epoch")
+    st.info(f"Coming with the insight features: the feature-space maps and class-activation maps of these "
+            f"{len(runs)} runs at the same epoch, side by side.")
+
+
+def _save(run_id: str, name: str, tags: str, note: str) -> None:
+    try:
+        job_manager().store.annotate(run_id, name=name, tags=tags.split(","), note=note)
+    except (AnnotationError, RunNotFound) as err:
+        st.error(f"Not saved: {err}")
+        return
+    _flash("success", f"Saved: {name.strip()}")
+    st.rerun()
+
+
+def _ask_delete(run_id: str) -> None:
+    st.session_state[DELETE_KEY] = run_id
+
+
+def _cancel_delete() -> None:
+    st.session_state.pop(DELETE_KEY, None)
+
+
+def _delete(run_id: str, label: str) -> None:
+    """``on_click`` of the confirmation: remove the run's folder and forget it in this session."""
+    st.session_state.pop(DELETE_KEY, None)
+    st.session_state.pop(EDIT_KEY, None)
+    st.session_state[SELECT_KEY] = [i for i in st.session_state.get(SELECT_KEY, []) if i != run_id]
+    try:
+        job_manager().store.delete(run_id)
+    except RunNotFound as err:
+        _flash("error", f"Not deleted: {err}")
+        return
+    _flash("success", f"Deleted {label}.")
+
+
+def _delete_controls(run: RunInfo, label: str) -> None:
+    """Delete asks first; a live run cannot be deleted (its trainer still writes into the folder)."""
+    if run.state in LIVE_STATUSES:
+        st.caption("A queued or running run cannot be deleted; stop it on the Train page first.")
+        return
+    if st.session_state.get(DELETE_KEY) != run.id:
+        st.button("Delete this run…", key="compare.ask_delete", on_click=_ask_delete, args=(run.id,))
+        return
+    st.warning(f"Delete **{label}** for good? This removes its folder `{run.path}` (curves, checkpoints) "
+               f"and nothing else.")
+    yes, no, _ = st.columns([1, 1, 4])
+    yes.button("Yes, delete", type="primary", key="compare.confirm_delete", on_click=_delete, args=(run.id, label))
+    no.button("Cancel", key="compare.cancel_delete", on_click=_cancel_delete)
+
+
+def _manage(runs: list[RunInfo], labels: dict[str, str]) -> None:
+    with st.expander("Rename, tag, note or delete a run"):
+        by_id = {r.id: r for r in runs}
+        run = by_id[st.selectbox("Run", list(by_id), format_func=labels.get, key=EDIT_KEY)]
+        with st.form(f"compare.form.{run.id}"):  # one form per run, so its fields start from that run's values
+            name = st.text_input("Name", value=run.name)
+            tags = st.text_input("Tags", value=", ".join(run.tags), help="Comma-separated, e.g. baseline, write-up")
+            note = st.text_area("Note", value=run.note, placeholder="What this run tried, what it showed")
+            if st.form_submit_button("Save"):
+                _save(run.id, name, tags, note)
+        _delete_controls(run, labels[run.id])
+
+
+def _runs_tab(runs: list[RunInfo]) -> None:
+    if not runs:
+        st.info("No runs yet: train one on the Train page, or queue a sweep in the Sweep tab.")
+        return
+    labels = run_labels(runs)
+    rows = [run_row(r) for r in runs]
+    shown = _filtered(rows)
+    _table(shown)
+    st.download_button("Download the table (CSV)", rows_to_csv(shown), file_name="cnn-lab-runs.csv",
+                       mime="text/csv", on_click="ignore")
+    selected = _selection(shown, labels)
+    by_id = {r.id: r for r in runs}
+    if selected:
+        _comparison([by_id[run_id] for run_id in selected], labels)
+    else:
+        st.caption("Choose runs above to overlay their curves.")
+    _manage(runs, labels)
+
+
+# ---------------------------------------------------------------- sweep tab
+
+
+def _augment_choice(choice: str, d: dict) -> str:
+    return f"the draft's ({augment_label(get_augment(d['augment']))})" if choice == DRAFT_AUGMENT else choice
+
+
+def _sweep_values(d: dict) -> dict[str, list]:
+    """The value lists as typed; raises SweepError for text that is not a list of values."""
+    train = d["train"]
+    bs, ep = train.get("batch_size", 64), train.get("epochs", 5)
+    cols = st.columns(3)
+    texts = {
+        "batch_size": cols[0].text_input("Batch sizes", f"{bs}, {bs * 2}", key="sweep.batch_size",
+                                         help="Comma-separated, e.g. 32, 50, 128"),
+        "epochs": cols[1].text_input("Epochs", f"{ep}, {ep * 2}", key="sweep.epochs",
+                                     help="Comma-separated, e.g. 30, 50; every run trains from scratch"),
+        "lr": cols[2].text_input("Learning rates", f"{train.get('lr', 1e-3):g}", key="sweep.lr",
+                                 help="Comma-separated, e.g. 0.001, 0.0003"),
+    }
+    optimizers = cols[0].multiselect("Optimizers", OPTIMIZERS, [train.get("optimizer", "adam")],
+                                     key="sweep.optimizer")
+    augments = cols[1].multiselect("Augmentations", [DRAFT_AUGMENT, *AUGMENT_PRESETS], [DRAFT_AUGMENT],
+                                   key="sweep.augment", format_func=lambda c: _augment_choice(c, d))
+    values = {axis: parse_values(axis, text) for axis, text in texts.items()}
+    values["optimizer"] = optimizers
+    values["augment"] = [d["augment"] if a == DRAFT_AUGMENT else a for a in augments]
+    return values
+
+
+def _queue(configs: list[TrainConfig]) -> None:
+    """Submit every combination to the shared job queue, then show the new sweep."""
+    queued = []
+    try:
+        with st.spinner(f"Queueing {len(configs)} runs…"):
+            for config in configs:
+                queued.append(job_manager().submit(config))
+    except (ConfigError, SpecError, DatasetError) as err:
+        done = f" ({len(queued)} of {len(configs)} runs were queued)" if queued else ""
+        st.error(f"Cannot queue the sweep: {err}{done}")
+        return
+    st.session_state[SWEEP_KEY] = configs[0].sweep["id"]
+    _flash("success", f"Queued sweep {configs[0].sweep['name']}: {len(configs)} runs.")
+    st.rerun()
+
+
+def _plan_form(d: dict) -> None:
+    """The sweep settings, the plan they make, and the button that queues it."""
+    name_col, _ = st.columns([2, 1])
+    try:
+        base = build_config(d, "")
+    except ConfigError as err:
+        st.error(f"Fix the draft first (Train page): {err}")
+        return
+    name = name_col.text_input("Sweep name", key="sweep.name", placeholder=default_sweep_name(base),
+                               help="Runs are named <sweep>-bs32-ep30 and so on.")
+    try:
+        configs = plan_sweep(base, _sweep_values(d), name)
+    except ConfigError as err:
+        st.error(f"Cannot plan the sweep: {err}")
+        return
+    st.caption(f"{describe_plan(configs)}, queued one after another behind any runs already waiting.")
+    if st.button(f"Queue {len(configs)} runs", type="primary", key="sweep.queue"):
+        _queue(configs)
+
+
+def _sweep_label(runs: list[RunInfo]) -> str:
+    record = sweep_of(runs[0])
+    return f"{record['name']} · {len(runs)} runs · {record.get('created', '')}"
+
+
+def _select_runs(run_ids: list[str]) -> None:
+    st.session_state[SELECT_KEY] = run_ids
+    _flash("info", "The sweep's runs are selected in the Runs tab.")
+
+
+def _sweep_progress(runs: list[RunInfo]) -> bool:
+    """Progress bar while any run of the sweep is live (True), else an outcome line (False)."""
+    states = [job_manager().state(r.id) for r in runs]
+    live = [s for s in states if s.live]
+    if live:
+        running = [s for s in live if s.status == "running"]
+        now = (f"now {running[0].name}, epoch {max(running[0].epoch, 1)}/{running[0].epochs}" if running
+               else "waiting in the queue")
+        done = len(states) - len(live)
+        st.progress(sum(s.progress for s in states) / len(states), text=f"{done} of {len(states)} runs done · {now}")
+        return True
+    failed = [s.name for s in states if s.status != "finished"]
+    if failed:
+        st.warning(f"Sweep ended; not finished: {', '.join(failed)}.")
+    else:
+        st.success(f"Sweep done: all {len(states)} runs finished.")
+    return False
+
+
+def _sweep_panel(sweep_id: str, polling: bool) -> None:
+    """Body of the sweep fragment: progress, the summary table and its figure."""
+    runs = group_sweeps(job_manager().store.list()).get(sweep_id, [])
+    if not runs:
+        st.warning("This sweep's runs have all been deleted.")
+        return
+    live = _sweep_progress(runs)
+    if polling and not live:
+        st.rerun()  # ended since the last poll: a full rerun redraws the page without polling
+    total = sweep_of(runs[0]).get("total", len(runs))
+    if total > len(runs):
+        st.caption(f"{total - len(runs)} of its {total} runs have been deleted.")
+    rows = summarize_sweep(runs)
+    _table(rows, SUMMARY_COLUMNS[:-1])
+    st.plotly_chart(sweep_figure(rows), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
+    st.download_button("Download the summary (CSV)", rows_to_csv(rows, SUMMARY_COLUMNS),
+                       file_name=f"cnn-lab-sweep-{sweep_id}.csv", mime="text/csv", on_click="ignore")
+
+
+def _sweep_tab(runs: list[RunInfo]) -> None:
+    d = draft()
+    st.caption(f"One complete run per combination of the values below, each training the current draft from "
+               f"scratch: model **{draft_summary().name}**, dataset **{d['dataset']}**, the other settings as "
+               f"on the Train page.")
+    _plan_form(d)
+    sweeps = group_sweeps(runs)
+    if not sweeps:
+        st.caption("No sweeps yet.")
+        return
+    st.subheader("Sweep results")
+    if st.session_state.get(SWEEP_KEY) not in sweeps:
+        st.session_state.pop(SWEEP_KEY, None)
+    sweep_id = st.selectbox("Sweep", list(sweeps), key=SWEEP_KEY, format_func=lambda s: _sweep_label(sweeps[s]))
+    live = any(r.state in LIVE_STATUSES for r in sweeps[sweep_id])
+    st.fragment(run_every=POLL_SECONDS if live else None)(_sweep_panel)(sweep_id, live)
+    # Outside the fragment: a click inside one reruns only the fragment, and the Runs tab must redraw.
+    st.button("Compare these runs", key=f"sweep.select.{sweep_id}", on_click=_select_runs,
+              args=([r.id for r in sweeps[sweep_id]],), help="Selects them in the Runs tab: curves, gaps, bars.")
+
+
+# ---------------------------------------------------------------- page
+
+
+def render_compare_page() -> None:
+    """Draw the page: the runs table and comparison, and the sweep planner and results."""
+    st.title("Compare")
+    st.caption("Every run in this lab, from the runs folder: sort by a column header, filter, pick runs to "
+               "overlay their curves. Sweeps queue a whole study (batch sizes × epochs …) in one click.")
+    _show_flash()
+    runs = job_manager().store.list()
+    runs_tab, sweep_tab = st.tabs(["Runs", "Sweep"])
+    with runs_tab:
+        _runs_tab(runs)
+    with sweep_tab:
+        _sweep_tab(runs)

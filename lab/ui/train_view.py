@@ -1,0 +1,290 @@
+"""The Train page: settings bound to the draft, Start, a live view of the attached run, recent runs.
+
+Training runs in ``JobManager`` worker threads, never on the script thread
+(a rerun would kill it) and the workers never call Streamlit: the page only
+reads ``job_manager().state(run_id)``. The live view is a fragment that polls
+once a second only while its run is queued or running; when the run ends it
+triggers one full rerun, which redraws it without ``run_every`` so the polling
+stops.
+
+The attached run id lives in session state (page switches) and in the URL as
+``?run=<id>`` (a browser reload starts a new session but keeps the URL).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import streamlit as st
+
+from lab import settings
+from lab.data import DatasetError
+from lab.device import DEVICE_CHOICES
+from lab.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from lab.jobs import RunState
+from lab.plots import batch_loss_figure, epoch_figure
+from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
+from lab.spec import SpecError
+from lab.ui.state import draft, job_manager, owner
+
+POLL_SECONDS = 1.0
+RECENT_RUNS = 10
+QUERY_KEY = "run"
+CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
+CHART_CONFIG = {"displayModeBar": False}
+DEFAULTS = TrainConfig()  # the type and fallback value of every setting
+
+
+class Setting(NamedTuple):
+    """One TrainConfig field on the page: a number box, a select box (options) or a switch (bool default)."""
+
+    label: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    options: tuple[str, ...] = ()
+    help: str = ""
+
+
+def _settings() -> dict[str, Setting]:
+    """The widgets in page order; bounds mirror ``TrainConfig.validate`` and this server's limits."""
+    lim = settings.limits()
+    return {
+        "epochs": Setting("Epochs", 1, lim.max_epochs, 1, help="Passes over the training images."),
+        "batch_size": Setting("Batch size", 1, lim.max_batch_size, 16, help="Images per optimizer step."),
+        "train_limit": Setting("Training images (0 = all)", 0, None, 500,
+                               help="Use only the first N training images: quicker runs for a demo."),
+        "seed": Setting("Seed", 0, 2**31 - 1, 1, help="Same seed, same settings: the same run (on CPU)."),
+        "optimizer": Setting("Optimizer", options=OPTIMIZERS),
+        "lr": Setting("Learning rate", 0.0, None, 1e-4, help="Base learning rate; the schedule scales it."),
+        "schedule": Setting("Schedule", options=SCHEDULES,
+                            help="step: x0.1 at 1/2 and 3/4 · cosine: smooth decay · onecycle: 25% warm-up, "
+                                 "then linear decay"),
+        "weight_decay": Setting("Weight decay", 0.0, 0.99, 1e-4),
+        "label_smoothing": Setting("Label smoothing", 0.0, 0.99, 0.05,
+                                   help="Share of each target spread over the other classes."),
+        "device": Setting("Device", options=DEVICE_CHOICES, help="auto: the GPU when there is one."),
+        "compile": Setting("torch.compile", help="Faster epochs on CUDA after a one-off compile; "
+                                                  "little gain on a CPU."),
+    }
+
+
+COLUMNS = (("epochs", "batch_size", "train_limit", "seed"), ("optimizer", "lr", "schedule", "weight_decay"),
+           ("label_smoothing", "device", "compile"))
+
+
+def _widget_key(key: str) -> str:
+    return f"train.{key}"
+
+
+def _fit(key: str, value: object, setting: Setting) -> object:
+    """A draft value in the form its widget accepts: float fields as floats, numbers inside the bounds."""
+    default = getattr(DEFAULTS, key)
+    if isinstance(default, bool) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    value = type(default)(value)
+    if setting.low is not None:
+        value = max(value, type(value)(setting.low))
+    if setting.high is not None:
+        value = min(value, type(value)(setting.high))
+    return value
+
+
+def _sync_settings(train: dict, table: dict[str, Setting]) -> None:
+    """Copy the draft into the widget keys before they are drawn, fitted to them (and back into the draft)."""
+    for key, setting in table.items():
+        value = _fit(key, train.get(key, getattr(DEFAULTS, key)), setting)
+        if setting.options and value not in setting.options:
+            continue  # left in the draft: validation names it and the valid choices
+        train[key] = st.session_state[_widget_key(key)] = value
+
+
+def _store_settings() -> None:
+    """``on_change`` of every setting widget: the widgets become the draft's training settings."""
+    train = draft()["train"]
+    for key in _settings():
+        train[key] = st.session_state[_widget_key(key)]
+
+
+def _setting_widget(key: str, setting: Setting) -> None:
+    common = dict(key=_widget_key(key), on_change=_store_settings, help=setting.help or None)
+    if setting.options:
+        st.selectbox(setting.label, setting.options, **common)
+    elif isinstance(getattr(DEFAULTS, key), bool):
+        st.toggle(setting.label, **common)
+    else:
+        number = type(getattr(DEFAULTS, key))
+        st.number_input(setting.label, min_value=number(setting.low),
+                        max_value=None if setting.high is None else number(setting.high),
+                        step=number(setting.step), format="%g" if number is float else None, **common)
+
+
+def _settings_form(train: dict) -> None:
+    table = _settings()
+    _sync_settings(train, table)
+    for column, keys in zip(st.columns(len(COLUMNS)), COLUMNS):
+        with column:
+            for key in keys:
+                _setting_widget(key, table[key])
+
+
+def build_config(d: dict, name: str) -> TrainConfig:
+    """The run's settings from the draft; raises ConfigError for unknown or out-of-range ones."""
+    config = TrainConfig.from_dict({**d["train"], "spec": d["spec"], "dataset": d["dataset"],
+                                    "augment": d["augment"], "name": name, "owner": owner()})
+    config.validate()
+    return config
+
+
+def default_name(d: dict, runs: list[RunInfo]) -> str:
+    """'gap_cam-shapes-3': spec, dataset and one more than the highest number already used."""
+    spec = d["spec"].get("name", "model") if isinstance(d["spec"], dict) else str(d["spec"])
+    prefix = f"{spec}-{d['dataset']}-"
+    used = [int(r.name[len(prefix):]) for r in runs if r.name.startswith(prefix) and r.name[len(prefix):].isdigit()]
+    return f"{prefix}{max(used, default=0) + 1}"
+
+
+def attach(run_id: str | None) -> None:
+    """Make ``run_id`` the run this session shows, in session state and in the URL (None detaches)."""
+    if run_id:
+        st.session_state[CURRENT_KEY] = run_id
+        st.query_params[QUERY_KEY] = run_id
+    else:
+        st.session_state.pop(CURRENT_KEY, None)
+        st.query_params.pop(QUERY_KEY, None)
+
+
+def attached_run() -> str | None:
+    """The URL's run (a reload or a shared link) or else this session's current one, mirrored to both."""
+    run_id = st.query_params.get(QUERY_KEY) or st.session_state.get(CURRENT_KEY)
+    attach(run_id)
+    return run_id
+
+
+def _start(d: dict, name: str) -> None:
+    """Submit the draft as a run and attach it; bad settings, specs or data become one error line."""
+    try:
+        with st.spinner("Preparing the data and the model…"):
+            run_id = job_manager().submit(build_config(d, name))
+    except (ConfigError, SpecError, DatasetError) as err:
+        st.error(f"Cannot start: {err}")
+        return
+    st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
+    attach(run_id)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def progress_text(state: RunState) -> str:
+    """One line for the progress bar: where the run is, how fast, how long is left."""
+    if state.status == "queued":
+        if state.queue_position > 1:
+            return f"Queued: {state.queue_position - 1} run(s) ahead of this one"
+        if state.queue_position == 1:
+            return "Queued: next to start"
+        return "Starting: moving the data and the model to the device…"
+    if not state.batch:
+        return f"Epoch {max(state.epoch, 1)}/{state.epochs}: first batches…"
+    parts = [f"Epoch {state.epoch}/{state.epochs}", f"batch {state.batch}/{state.batches}",
+             f"{state.images_per_sec:,.0f} images/s"]
+    if state.eta_seconds is not None:
+        parts.append(f"about {_clock(state.eta_seconds)} left")
+    return " · ".join(parts)
+
+
+def outcome_text(state: RunState) -> str:
+    """What a run that has ended achieved: status, best validation accuracy and its epoch, the message."""
+    best = max(state.metrics, key=lambda m: m["val_acc"], default=None)
+    result = (f"best validation accuracy {best['val_acc']:.1%} at epoch {best['epoch']} of {state.epochs}"
+              if best else "no epoch completed")
+    message = f" — {state.message}" if state.message else ""
+    return f"**{state.status.capitalize()}**: {result}{message}"
+
+
+OUTCOME_ELEMENT = {"finished": st.success, "stopped": st.warning, "interrupted": st.warning}  # else st.error
+
+
+def _charts(state: RunState) -> None:
+    loss_col, acc_col, epoch_loss_col = st.columns(3)
+    if state.batch_losses:
+        loss_col.plotly_chart(batch_loss_figure(state.batch_losses), config=CHART_CONFIG)
+    if state.metrics:
+        acc_col.plotly_chart(epoch_figure(state.metrics, "acc"), config=CHART_CONFIG)
+        epoch_loss_col.plotly_chart(epoch_figure(state.metrics, "loss"), config=CHART_CONFIG)
+    elif state.live:
+        acc_col.caption("Accuracy and loss per epoch appear when epoch 1 ends.")
+
+
+def _run_panel(run_id: str, polling: bool) -> None:
+    """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves."""
+    state = job_manager().state(run_id)
+    if polling and not state.live:
+        st.rerun()  # ended since the last poll: a full rerun redraws the page and stops the polling
+    st.subheader(f"Run {state.name or run_id}")
+    st.caption(f"id {run_id}" + (f" · by {state.owner}" if state.owner else ""))
+    if state.live:
+        bar, stop = st.columns([5, 1], vertical_alignment="bottom")
+        bar.progress(state.progress, text=progress_text(state))
+        stop.button("Stop", key=f"stop-{run_id}", on_click=job_manager().stop, args=(run_id,),
+                    help="Ends the run after the current batch; what it learned so far is kept.")
+    else:
+        OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
+    _charts(state)
+
+
+def _attached_view(run_id: str) -> None:
+    """The attached run, polled once a second only while it is live."""
+    try:
+        live = job_manager().state(run_id).live
+    except RunNotFound:
+        st.warning(f"There is no run {run_id!r} in this lab (any more); start one or open a recent run.")
+        attach(None)
+        return
+    st.fragment(run_every=POLL_SECONDS if live else None)(_run_panel)(run_id, live)
+
+
+def _recent_runs(runs: list[RunInfo], current: str | None) -> None:
+    """The newest runs of everyone, each one click from being the attached run."""
+    st.subheader("Recent runs")
+    if not runs:
+        st.caption("No runs yet.")
+        return
+    widths = [4, 2, 2, 2, 1]
+    for column, title in zip(st.columns(widths), ("name", "owner", "status", "best val acc", "")):
+        column.caption(title)
+    mine = set(st.session_state.get(MY_RUNS_KEY, []))
+    for run in runs[:RECENT_RUNS]:
+        name, who, status, acc, button = st.columns(widths, vertical_alignment="center")
+        name.markdown(f"**{run.name}**" if run.id == current else run.name)
+        who.write(run.status.get("owner") or ("you" if run.id in mine else "—"))
+        status.write("live" if run.state in LIVE_STATUSES else run.state)  # drawn once: queued/running go stale
+        acc.write(f"{run.best_val_acc:.1%}" if run.best_val_acc is not None else "—")
+        button.button("Open", key=f"open-{run.id}", on_click=attach, args=(run.id,), disabled=run.id == current)
+
+
+def render_train_page() -> None:
+    """Draw the page: settings, Start, the attached run (live or ended), recent runs."""
+    d = draft()
+    st.title("Train")
+    st.caption("Trains your draft (model, dataset and augmentation: see the sidebar; change them on the "
+               "Build, Data and Augment pages) with the settings below.")
+    _settings_form(d["train"])
+    runs = job_manager().store.list()
+    name_col, start_col = st.columns([4, 1], vertical_alignment="bottom")
+    name = name_col.text_input("Run name", key=NAME_KEY, placeholder=default_name(d, runs)).strip()
+    try:
+        build_config(d, name)
+        problem = None
+    except (ConfigError, SpecError) as err:
+        problem = str(err)
+        st.error(f"Fix this setting first: {problem}")
+    if start_col.button("Start training", type="primary", disabled=problem is not None):
+        _start(d, name or default_name(d, runs))
+        runs = job_manager().store.list()
+    current = attached_run()
+    if current:
+        _attached_view(current)
+    _recent_runs(runs, current)

@@ -1,0 +1,97 @@
+"""The main flows in a real browser: every page renders, augment labels show, a run trains live and re-attaches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+RUN_S = 240_000  # ms; a guard for a busy 2-core machine, not a speed target
+IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+              && !document.querySelector('[data-testid="stSkeleton"]')"""
+EXCEPTION = '[data-testid="stException"]'
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Until the script run is over and every element is drawn (widgets load lazily, as skeletons first)."""
+    page.wait_for_selector("h1", timeout=timeout)
+    page.wait_for_function(IDLE, timeout=timeout)
+
+
+def snap(page, path) -> None:
+    """Screenshot of the whole page: the app scrolls inside its main block, so grow the viewport to fit it."""
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 120)})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
+def open_app(page, url: str) -> None:
+    """Open the lab at its home page, as a visitor does (the entry point builds the navigation)."""
+    page.goto(url)
+    wait_idle(page)
+
+
+def nav_links(page) -> dict[str, str]:
+    """Title -> URL of every page in the sidebar navigation."""
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    return {link.inner_text().split("\n")[-1].strip(): link.get_attribute("href") for link in links.all()}
+
+
+def go_to(page, title: str) -> None:
+    """Load a page by its navigation link (a fresh page load, so 'idle' means this page's run is over)."""
+    page.goto(nav_links(page)[title])
+    wait_idle(page)
+
+
+def test_every_page_in_the_navigation_renders_without_an_exception(page, app_url, artifacts):
+    open_app(page, app_url)
+    titles = list(nav_links(page))
+    assert {"Home", "Data", "Build", "Augment", "Train"} <= set(titles)
+    for title in titles:
+        go_to(page, title)
+        assert page.locator(EXCEPTION).count() == 0, f"{title}: {page.locator(EXCEPTION).first.inner_text()}"
+        snap(page, artifacts / f"page-{title.lower()}.png")
+
+
+def test_mixup_preview_shows_mixed_labels(page, app_url, artifacts):
+    open_app(page, app_url)
+    go_to(page, "Augment")
+    page.get_by_role("switch", name="MixUp (Beta alpha)").check(force=True)
+    mixed = page.locator('[data-testid="stImageCaption"]').filter(has_text=re.compile(r"\w+ 0\.\d\d / \w+ 0\.\d\d"))
+    mixed.first.wait_for()  # e.g. "circle 0.62 / star 0.38" under a mixed image
+    wait_idle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "augment-mixup.png")
+
+
+def test_training_runs_live_reattaches_after_a_reload_and_finishes(page, app_url, artifacts):
+    open_app(page, app_url)
+    go_to(page, "Train")
+    for label, value in (("Epochs", "2"), ("Training images (0 = all)", "3000")):  # ~10 s on 2 idle cores
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_role("button", name="Start training").click()
+
+    progress = page.locator('[data-testid="stProgress"]')
+    progress.wait_for(timeout=RUN_S)
+    assert re.search(r"[?&]run=", page.url), page.url  # the run is in the URL
+    name = page.locator("h3").filter(has_text="Run gap_cam-shapes-").inner_text().strip()
+    snap(page, artifacts / "train-live.png")
+
+    page.reload()  # a new session: only the URL remembers the run
+    page.locator("h3").filter(has_text=name).wait_for(timeout=RUN_S)
+    page.get_by_text(re.compile(r"batch \d+/\d+|Finished")).first.wait_for(timeout=RUN_S)  # training, or done
+    wait_idle(page)
+    snap(page, artifacts / "train-reattached.png")
+
+    page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Finished").wait_for(timeout=RUN_S)
+    wait_idle(page)
+    assert page.locator(CHART).count() >= 2  # accuracy and loss per epoch (+ batch loss in this server)
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "train-finished.png")

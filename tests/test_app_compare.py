@@ -1,0 +1,249 @@
+"""AppTest for the Compare page: the run table, overlaid curves, edits, delete with
+confirmation, sweeps queued from the draft, and runs that outlive their server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lab.runs import RunStore
+from lab.ui.state import default_draft, job_manager
+from test_sweep import fake_run
+
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
+TINY = {"name": "tiny", "layers": [{"type": "flatten"}, {"type": "dense", "units": 32}]}
+WAIT_S = 90  # a guard against hanging, never a measure of speed
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One data dir for the module: loaded datasets are cached per data dir."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def store(tmp_path, data_dir, monkeypatch) -> RunStore:
+    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere."""
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
+    job_manager.clear()
+    yield RunStore(tmp_path / "runs")
+    job_manager.clear()
+
+
+def page(draft: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=WAIT_S)
+    if draft is not None:
+        at.session_state["draft"] = draft
+    return ok(at.run())
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at: AppTest):
+    return at.dataframe[0].value
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by title."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"]: f for f in figures}
+
+
+def tiny_draft() -> dict:
+    d = default_draft()
+    d.update(dataset="digits", spec=TINY, augment={"preset": "none"})
+    d["train"].update({"epochs": 1, "batch_size": 128, "lr": 3e-3, "device": "cpu", "schedule": "none",
+                       "train_limit": 256})
+    return d
+
+
+# ---------------------------------------------------------------- the table
+
+
+def test_no_runs_says_where_to_start(store):
+    at = page()
+    assert "No runs yet" in at.info[0].value and not at.dataframe
+
+
+def test_the_table_lists_every_run_with_its_results(store):
+    ids = [fake_run(store, "bs32", [0.6, 0.8]), fake_run(store, "bs128", [0.5, 0.7, 0.75], batch_size=128)]
+    store.annotate(ids[0], tags=["write-up"])
+    rows = table(page()).set_index("name")
+    assert set(rows.index) == {"bs32", "bs128"}
+    assert rows.loc["bs32", "best_val_acc"] == 0.8 and rows.loc["bs32", "tags"] == "write-up"
+    assert rows.loc["bs128", "batch_size"] == 128 and rows.loc["bs128", "best_epoch"] == 3
+
+
+def test_the_filter_narrows_the_table(store):
+    fake_run(store, "baseline", [0.6])
+    fake_run(store, "wide", [0.7])
+    at = page()
+    at.text_input(key="compare.filter").input("wide").run()
+    assert list(table(ok(at))["name"]) == ["wide"]
+
+
+def test_selecting_two_runs_draws_overlaid_curves(store):
+    a, b = fake_run(store, "a", [0.5, 0.7, 0.6]), fake_run(store, "b", [0.6, 0.8])
+    at = page()
+    assert not charts(at)
+    at.multiselect(key="compare.selected").set_value([a, b]).run()
+    figures = charts(ok(at))
+    accuracy = next(f for title, f in figures.items() if title.startswith("Accuracy"))
+    assert [(t["name"], t["line"]["dash"]) for t in accuracy["data"]] == \
+        [("a", "solid"), ("a", "dash"), ("b", "solid"), ("b", "dash")]
+    assert any(title.startswith("Loss") for title in figures) and "Best validation accuracy" in figures
+    assert any(title.startswith("Generalisation gap") for title in figures)
+    assert {d.label for d in at.get("download_button")} >= {"Download the table (CSV)", "Download the charts (HTML)"}
+    assert "Coming with the insight features" in at.info[0].value  # the issue-4 hook
+    at.radio(key="compare.x").set_value("time").run()
+    accuracy = next(f for title, f in charts(ok(at)).items() if title.startswith("Accuracy"))
+    assert accuracy["data"][0]["x"] == [2.0, 4.0, 6.0]
+
+
+# ---------------------------------------------------------------- edits and delete
+
+
+def test_rename_tag_and_note_are_saved(store):
+    run_id = fake_run(store, "old name", [0.5])
+    at = page()
+    form_inputs = [t for t in at.text_input if t.label in ("Name", "Tags")]
+    form_inputs[0].input("batch 32, 30 epochs")
+    form_inputs[1].input("baseline, write-up")
+    at.text_area[0].input("as in the blog post")
+    next(b for b in at.button if b.label == "Save").click().run()
+    ok(at)
+    run = store.get(run_id)
+    assert (run.name, run.tags, run.note) == ("batch 32, 30 epochs", ["baseline", "write-up"], "as in the blog post")
+    assert "Saved" in at.success[0].value and list(table(at)["name"]) == ["batch 32, 30 epochs"]
+
+
+def test_an_empty_name_is_an_error_not_a_crash(store):
+    run_id = fake_run(store, "keep", [0.5])
+    at = page()
+    next(t for t in at.text_input if t.label == "Name").input("  ")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert "name cannot be empty" in ok(at).error[0].value and store.get(run_id).name == "keep"
+
+
+def test_delete_asks_first_and_removes_only_that_folder(store):
+    keep, gone = fake_run(store, "keep", [0.5]), fake_run(store, "gone", [0.6])
+    (store.root / "notes.txt").write_text("not a run")
+    at = page()
+    at.multiselect(key="compare.selected").set_value([keep, gone]).run()
+    at.selectbox(key="compare.edit").set_value(gone).run()
+    at.button(key="compare.ask_delete").click().run()
+    assert "Delete **gone** for good?" in ok(at).warning[0].value
+    assert store.path(gone).is_dir()  # asking deletes nothing
+    at.button(key="compare.confirm_delete").click().run()
+    ok(at)
+    assert not store.path(gone).exists() and store.path(keep).is_dir() and (store.root / "notes.txt").exists()
+    assert "Deleted gone" in at.success[0].value and list(table(at)["name"]) == ["keep"]
+    assert at.multiselect(key="compare.selected").value == [keep]
+
+
+def test_cancel_keeps_the_run(store):
+    run_id = fake_run(store, "keep", [0.5])
+    at = page()
+    at.button(key="compare.ask_delete").click().run()
+    at.button(key="compare.cancel_delete").click().run()
+    assert not ok(at).warning and store.path(run_id).is_dir()
+
+
+def test_a_running_run_cannot_be_deleted(store):
+    run_id = fake_run(store, "busy", [0.5])
+    store.set_status(run_id, "running")  # this process owns it: it reads running, not interrupted
+    at = page()
+    assert not [b for b in at.button if b.key == "compare.ask_delete"]
+    assert any("cannot be deleted" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def sweep_tab(draft: dict, batch_sizes: str, epochs: str) -> AppTest:
+    at = page(draft)
+    at.text_input(key="sweep.batch_size").input(batch_sizes)
+    at.text_input(key="sweep.epochs").input(epochs)
+    at.text_input(key="sweep.name").input("study")
+    return ok(at.run())
+
+
+def test_a_bad_list_is_a_message_and_no_queue_button(store):
+    at = sweep_tab(tiny_draft(), "64, x", "1")
+    assert "batch sizes: 'x' is not a whole number" in at.error[0].value
+    assert not [b for b in at.button if b.key == "sweep.queue"]
+
+
+def queue_and_wait(at: AppTest, store: RunStore) -> list:
+    at.button(key="sweep.queue").click().run()
+    ok(at)
+    runs = store.list()
+    for run in runs:
+        job_manager().wait(run.id, WAIT_S)
+    return runs
+
+
+def test_the_sweep_tab_queues_every_combination_and_summarises_them(store):
+    at = sweep_tab(tiny_draft(), "64, 128", "1, 2")
+    assert any(c.value.startswith("4 runs: 2 batch sizes × 2 epochs") for c in at.caption)
+    runs = queue_and_wait(at, store)
+    assert "Queued sweep study: 4 runs" in at.success[0].value
+    assert sorted(r.name for r in runs) == ["study-bs128-ep1", "study-bs128-ep2", "study-bs64-ep1", "study-bs64-ep2"]
+    assert all(r.config["sweep"]["name"] == "study" and r.config["dataset"] == "digits" for r in runs)
+    at.run()
+    assert "Sweep done: all 4 runs finished" in ok(at).success[0].value
+    summary = at.dataframe[1].value
+    assert list(zip(summary["batch_size"], summary["epochs"])) == [(64, 1), (64, 2), (128, 1), (128, 2)]
+    heatmap = charts(at)["Best validation accuracy per combination"]
+    assert heatmap["data"][0]["type"] == "heatmap"
+    at.button(key=f"sweep.select.{runs[0].config['sweep']['id']}").click().run()
+    assert sorted(ok(at).multiselect(key="compare.selected").value) == sorted(r.id for r in runs)
+
+
+# ---------------------------------------------------------------- persistence
+
+# What a restarted server shows: the page in a new process over the same runs dir.
+RESTARTED = textwrap.dedent("""
+    import json, sys
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(sys.argv[1], default_timeout=90).run()
+    at.multiselect(key="compare.selected").set_value(json.loads(sys.argv[2])).run()
+    rows = at.dataframe[0].value
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    accuracy = next(f for f in charts if f["layout"]["title"]["text"].startswith("Accuracy"))
+    print(json.dumps({"exception": [str(e.value) for e in at.exception],
+                      "rows": rows[["id", "name", "status", "epochs_done"]].to_dict("records"),
+                      "accuracy_points": [len(t["y"]) for t in accuracy["data"]]}))
+""")
+
+
+def test_a_restarted_server_shows_the_same_runs_and_interrupted_ones(store, tmp_path):
+    at = sweep_tab(tiny_draft(), "64, 128", "2")
+    runs = queue_and_wait(at, store)
+    # a run whose server died after one of its two epochs: marked running by a process that is gone
+    dead = fake_run(store, "killed", [0.5])
+    code = f"from lab.runs import RunStore; RunStore({str(store.root)!r}).set_status({dead!r}, 'running')"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    ids = [r.id for r in runs] + [dead]
+    env = {**os.environ, "LAB_RUNS_DIR": str(store.root), "LAB_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-c", RESTARTED, PAGE, json.dumps(ids)], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=Path(PAGE).parent.parent)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["exception"] == []
+    rows = {row["id"]: row for row in seen["rows"]}
+    assert set(rows) == set(ids)
+    assert all(rows[r.id]["status"] == "finished" and rows[r.id]["epochs_done"] == 2 for r in runs)
+    assert (rows[dead]["status"], rows[dead]["epochs_done"]) == ("interrupted", 1)
+    assert seen["accuracy_points"] == [2, 2, 2, 2, 1, 1]  # val and train curves of each run, from disk

@@ -1,0 +1,226 @@
+"""AppTest for the Augment and Train pages: widgets bound to the draft, runs started and re-attached."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lab.augment import AUGMENT_PRESETS
+from lab.jobs import RunState
+from lab.ui.state import default_draft, job_manager
+from lab.ui.train_view import outcome_text, progress_text
+
+PAGES = Path(__file__).resolve().parent.parent / "app_pages"
+TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
+                                   {"type": "dense", "units": 10}]}
+WAIT_S = 90  # a guard against hanging, never a measure of speed
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One data dir for the module: loaded datasets are cached per data dir, so shapes is made once."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(autouse=True)
+def isolated_lab(tmp_path, data_dir, monkeypatch):
+    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere."""
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
+    job_manager.clear()
+    yield
+    job_manager.clear()
+
+
+def page(name: str, draft: dict | None = None, owner: str = "", **query) -> AppTest:
+    """A page run once in a new session, with an optional draft, user name and URL query."""
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=WAIT_S)
+    if draft is not None:
+        at.session_state["draft"] = draft
+    if owner:
+        at.session_state["owner"] = owner
+    at.query_params.update(query)
+    return at.run()
+
+
+def tiny_draft(**train) -> dict:
+    d = default_draft()
+    d.update(dataset="digits", spec=TINY, augment={"preset": "none"})
+    d["train"].update({"epochs": 1, "batch_size": 128, "lr": 3e-3, "device": "cpu", **train})
+    return d
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+# ---------------------------------------------------------------- Augment
+
+
+def test_augment_page_shows_switches_and_the_preview_grid():
+    at = page("augment")
+    no_exception(at)
+    assert len(at.toggle) == 11  # every AugmentConfig key but mix_prob, which the mixing share slider sets
+    assert len(at.image) == 5  # the originals and 4 random draws
+    assert all(len(img.value) == 6 for img in at.image)
+    assert at.selectbox(key="aug.preset").value == "none"
+
+
+def test_a_preset_sets_the_switches_and_the_draft():
+    at = page("augment")
+    at.selectbox(key="aug.preset").select("cifar_standard").run()
+    no_exception(at)
+    on = {t.key.removeprefix("aug.on."): t.value for t in at.toggle}
+    expected = {k: v > 0 for k, v in AUGMENT_PRESETS["cifar_standard"].to_dict().items() if k != "mix_prob"}
+    assert on == expected
+    assert at.session_state["draft"]["augment"] == {"preset": "cifar_standard"}
+
+
+def test_changing_a_setting_makes_the_draft_custom_and_keeps_only_changed_keys():
+    at = page("augment")
+    at.toggle(key="aug.on.rotation").set_value(True).run()
+    no_exception(at)
+    assert at.session_state["draft"]["augment"] == {"rotation": 15.0}
+    assert at.selectbox(key="aug.preset").value == "custom"
+    at.toggle(key="aug.on.rotation").set_value(False).run()
+    assert at.session_state["draft"]["augment"] == {"preset": "none"}
+
+
+def test_mixup_shows_the_mixed_labels_under_the_preview():
+    at = page("augment")
+    originals, *draws = at.image
+    assert all(not c for img in draws for c in img.captions)  # no mixing: no label under the draws
+    at.toggle(key="aug.on.mixup").set_value(True).run()
+    no_exception(at)
+    originals, *draws = at.image
+    captions = [c for img in draws for c in img.captions]
+    assert len(captions) == 24 and any(" / " in c for c in captions)  # e.g. "circle 0.62 / star 0.38"
+    assert all(c.split()[0] in set(originals.captions) for c in captions)
+
+
+def test_redraw_changes_the_preview():
+    at = page("augment", draft={**default_draft(), "augment": {"preset": "strong"}})
+    before = [img.value for img in at.image[1:]]
+    button(at, "Redraw").click().run()
+    no_exception(at)
+    assert at.session_state["aug.seed"] == 1
+    assert [img.value for img in at.image[1:]] != before
+
+
+# ---------------------------------------------------------------- Train
+
+
+def wait_for_outcome(at: AppTest) -> AppTest:
+    """Rerun the page (as the fragment would) until the run has ended."""
+    deadline = time.monotonic() + WAIT_S
+    while not (at.success or at.warning or at.error) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    return at
+
+
+def test_train_page_renders_the_default_draft():
+    at = page("train")
+    no_exception(at)
+    assert at.number_input(key="train.epochs").value == default_draft()["train"]["epochs"]
+    assert at.selectbox(key="train.optimizer").value == default_draft()["train"]["optimizer"]
+    assert not button(at, "Start training").disabled
+    assert at.text_input(key="train.name").placeholder == "gap_cam-shapes-1"
+
+
+def test_start_trains_to_a_finished_run_with_curves_and_a_recent_row():
+    at = page("train", draft=tiny_draft(), owner="kim")
+    button(at, "Start training").click().run()
+    no_exception(at)
+    run_id = at.query_params["run"]
+    assert at.session_state["train.my_runs"] == [run_id]
+    at = wait_for_outcome(at)
+    no_exception(at)
+    assert "Finished" in at.success[0].value and "best validation accuracy" in at.success[0].value
+    assert at.subheader[0].value == "Run tiny-digits-1"
+    state = job_manager().state(run_id)
+    assert state.status == "finished" and state.owner == "kim" and state.epochs == 1
+    assert at.get("plotly_chart")  # batch loss, accuracy and loss curves
+    assert at.button(key=f"open-{run_id}").disabled  # the row of the attached run
+
+
+def test_a_reload_reattaches_the_run_from_the_url():
+    first = page("train", draft=tiny_draft())
+    button(first, "Start training").click().run()
+    run_id = first.query_params["run"]
+    job_manager().wait(run_id, WAIT_S)
+    reloaded = page("train", run=run_id)  # a new session: only the URL knows the run
+    no_exception(reloaded)
+    assert reloaded.session_state["train.current"] == run_id
+    assert "Finished" in reloaded.success[0].value
+
+
+def test_open_in_recent_runs_attaches_that_run():
+    at = page("train", draft=tiny_draft())
+    button(at, "Start training").click().run()
+    run_id = at.query_params["run"]
+    job_manager().wait(run_id, WAIT_S)
+    fresh = page("train")
+    assert "run" not in fresh.query_params and not fresh.success
+    fresh.button(key=f"open-{run_id}").click().run()
+    no_exception(fresh)
+    assert fresh.query_params["run"] == run_id and "Finished" in fresh.success[0].value
+
+
+def test_an_unknown_run_in_the_url_is_a_warning_not_a_crash():
+    at = page("train", run="20990101-000000-abcdef")
+    no_exception(at)
+    assert "no run" in at.warning[0].value and "run" not in at.query_params
+
+
+def test_an_out_of_range_setting_is_an_error_and_blocks_start():
+    at = page("train", draft=tiny_draft(lr=0.0))
+    no_exception(at)
+    assert "lr must be" in at.error[0].value
+    assert button(at, "Start training").disabled
+
+
+def test_an_invalid_spec_is_an_error_on_start_and_creates_no_run():
+    bad = tiny_draft()
+    bad["spec"] = {"name": "bad", "layers": [{"type": "conv2d", "filters": 0}]}
+    at = page("train", draft=bad)
+    button(at, "Start training").click().run()
+    no_exception(at)
+    assert at.error and "Cannot start" in at.error[0].value and "filters" in at.error[0].value
+    assert job_manager().store.list() == [] and "run" not in at.query_params
+
+
+def test_a_setting_changed_on_the_page_goes_into_the_draft():
+    at = page("train", draft=tiny_draft())
+    at.number_input(key="train.epochs").set_value(3).run()
+    at.selectbox(key="train.schedule").select("cosine").run()
+    no_exception(at)
+    assert at.session_state["draft"]["train"]["epochs"] == 3
+    assert at.session_state["draft"]["train"]["schedule"] == "cosine"
+
+
+@pytest.mark.parametrize("state, expected", [
+    (RunState("r", "queued", queue_position=3), "Queued: 2 run(s) ahead of this one"),
+    (RunState("r", "queued", queue_position=1), "Queued: next to start"),
+    (RunState("r", "queued"), "Starting: moving the data and the model to the device…"),
+    (RunState("r", "running", epoch=1, epochs=4, batches=187), "Epoch 1/4: first batches…"),
+    (RunState("r", "running", epoch=2, epochs=4, batch=30, batches=187, images_per_sec=1234.5, eta_seconds=65),
+     "Epoch 2/4 · batch 30/187 · 1,234 images/s · about 1:05 left"),
+])
+def test_progress_text_says_where_a_live_run_is(state, expected):
+    assert progress_text(state) == expected
+
+
+def test_outcome_text_names_the_best_epoch_and_the_message():
+    metrics = [{"epoch": 1, "val_acc": 0.61}, {"epoch": 2, "val_acc": 0.934}, {"epoch": 3, "val_acc": 0.9}]
+    state = RunState("r", "stopped", "stopped by request during epoch 3", epochs=5, metrics=metrics)
+    assert outcome_text(state) == ("**Stopped**: best validation accuracy 93.4% at epoch 2 of 5"
+                                   " — stopped by request during epoch 3")
+    assert "no epoch completed" in outcome_text(RunState("r", "failed", "ValueError: x", epochs=5))

@@ -1,0 +1,155 @@
+"""JobManager: queue, stop (queued and running), failures that spare the worker, one state shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+
+from lab.engine import Callback, ConfigError, Trainer, TrainConfig
+from lab.jobs import JobManager
+from lab.runs import RunNotFound
+
+TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
+                                   {"type": "dense", "units": 10}]}
+WAIT_S = 120  # a guard against hanging, never a measure of speed
+
+
+def config(**overrides) -> TrainConfig:
+    values = dict(spec=TINY, dataset="digits", epochs=1, batch_size=64, lr=3e-3, device="cpu",
+                  name="tiny-digits", owner="kim")
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+@pytest.fixture
+def manager(tmp_path):
+    return JobManager(tmp_path / "runs")
+
+
+class Gate(Callback):
+    """Holds its run at the start until released, so the runs behind it stay queued."""
+
+    def __init__(self):
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def on_run_start(self, trainer):
+        self.started.set()
+        assert self.release.wait(WAIT_S)
+
+
+class PauseAtFirstBatch(Callback):
+    """Counts logged batches; waits at the first one until the test has asked the run to stop."""
+
+    def __init__(self):
+        self.batches = 0
+        self.reached, self.go_on = threading.Event(), threading.Event()
+
+    def on_batch_end(self, trainer, info):
+        self.batches += 1
+        if self.batches == 1:
+            self.reached.set()
+            assert self.go_on.wait(WAIT_S)
+
+
+class Boom(Callback):
+    def __init__(self, event: str):
+        self.event = event
+
+    def on_epoch_end(self, trainer, metrics):
+        if self.event == "epoch":
+            raise RuntimeError("listener broke at epoch end")
+
+    def on_run_end(self, trainer, status, message):
+        if self.event == "end":
+            raise RuntimeError("listener broke at run end")
+
+
+def test_a_submitted_run_finishes_and_is_on_disk(manager):
+    run_id = manager.submit(config())
+    state = manager.wait(run_id, WAIT_S)
+    assert state.status == "finished" and state.epoch == 1
+    assert state.name == "tiny-digits" and state.owner == "kim"
+    assert [m["epoch"] for m in state.metrics] == [1]
+    assert manager.store.get(run_id).state == "finished"
+
+
+def test_queue_positions_follow_submission_order(manager):
+    gate = Gate()
+    first = manager.submit(config(), extra_callbacks=[gate])
+    assert gate.started.wait(WAIT_S)
+    second, third = manager.submit(config()), manager.submit(config())
+    assert manager.state(first).queue_position == 0 and manager.state(first).status == "running"
+    assert (manager.state(second).status, manager.state(second).queue_position) == ("queued", 1)
+    assert (manager.state(third).status, manager.state(third).queue_position) == ("queued", 2)
+    gate.release.set()
+    assert manager.wait(third, WAIT_S).status == "finished"
+
+
+def test_stop_while_queued_ends_it_at_once_and_it_never_runs(manager):
+    gate = Gate()
+    first = manager.submit(config(), extra_callbacks=[gate])
+    assert gate.started.wait(WAIT_S)
+    queued, behind = manager.submit(config()), manager.submit(config())
+    assert manager.stop(queued) is True
+    state = manager.state(queued)  # the worker is still busy with the first run
+    assert state.status == "stopped" and "before it started" in state.message
+    assert manager.state(behind).queue_position == 1  # the stopped run left the queue
+    gate.release.set()
+    assert manager.wait(behind, WAIT_S).status == "finished"
+    assert manager.wait(first, WAIT_S).status == "finished"
+    assert manager.state(queued).metrics == [] and manager.store.get(queued).state == "stopped"
+
+
+def test_stop_while_running_ends_after_the_current_batch(manager, monkeypatch):
+    monkeypatch.setattr(Trainer, "log_interval_s", 0.0)  # every batch is reported
+    pause = PauseAtFirstBatch()
+    run_id = manager.submit(config(epochs=50), extra_callbacks=[pause])
+    assert pause.reached.wait(WAIT_S)
+    assert manager.stop(run_id) is True
+    pause.go_on.set()
+    state = manager.wait(run_id, WAIT_S)
+    assert state.status == "stopped" and "epoch 1" in state.message
+    assert pause.batches == 1  # no batch ran after the stop
+    assert manager.stop(run_id) is False  # nothing left to stop
+
+
+@pytest.mark.parametrize("event", ["epoch", "end"])
+def test_a_failing_run_does_not_take_the_worker_down(manager, event):
+    broken = manager.submit(config(), extra_callbacks=[Boom(event)])
+    healthy = manager.submit(config())
+    assert manager.wait(healthy, WAIT_S).status == "finished"
+    state = manager.state(broken)
+    if event == "epoch":
+        assert state.status == "failed" and "listener broke" in state.message
+    else:  # the run itself had finished before the listener broke
+        assert state.status == "finished"
+
+
+def test_state_has_one_shape_live_finished_and_after_a_restart(manager, tmp_path):
+    gate = Gate()
+    run_id = manager.submit(config(epochs=2), extra_callbacks=[gate])
+    assert gate.started.wait(WAIT_S)
+    live = manager.state(run_id)
+    gate.release.set()
+    finished = manager.wait(run_id, WAIT_S)
+    restarted = JobManager(tmp_path / "runs").state(run_id)  # a new server over the same runs dir
+    assert live.live and not finished.live and not restarted.live
+    shapes = {tuple(dataclasses.asdict(s)) for s in (live, finished, restarted)}
+    assert len(shapes) == 1
+    for key in ("status", "name", "owner", "epoch", "epochs", "metrics"):
+        assert getattr(restarted, key) == getattr(finished, key), key
+    assert [m["epoch"] for m in restarted.metrics] == [1, 2]
+    assert finished.batch_losses  # kept in memory for this server's pages
+
+
+def test_bad_settings_are_refused_before_anything_is_queued(manager):
+    with pytest.raises(ConfigError, match="lr"):
+        manager.submit(config(lr=0.0))
+    assert manager.store.list() == []
+
+
+def test_an_unknown_run_is_reported_not_found(manager):
+    with pytest.raises(RunNotFound):
+        manager.state("20990101-000000-abcdef")
