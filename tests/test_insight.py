@@ -170,7 +170,7 @@ def test_procrustes_undoes_rotation_scale_and_shift():
 
 
 def test_pca_matches_scikit_learn_up_to_sign():
-    from sklearn.decomposition import PCA
+    PCA = pytest.importorskip("sklearn.decomposition").PCA
 
     x = np.random.default_rng(0).normal(size=(100, 7)) @ np.diag([5, 3, 2, 1, 1, 1, 1])
     ours, theirs = pca(x), PCA(n_components=2).fit_transform(x)
@@ -182,6 +182,7 @@ def test_pca_matches_scikit_learn_up_to_sign():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_maps_have_one_row_per_probe_image_and_are_cached(gap_cam_run, tmp_path, method):
+    pytest.importorskip({"tsne": "sklearn.manifold", "umap": "umap"}.get(method, "numpy"))
     run_dir = tmp_path / "run"
     shutil.copytree(gap_cam_run.run_dir, run_dir)
     upto = 3 if method != "umap" else 1  # umap-learn compiles on first use: two epochs are enough
@@ -196,6 +197,7 @@ def test_maps_have_one_row_per_probe_image_and_are_cached(gap_cam_run, tmp_path,
 
 
 def test_aligned_epochs_move_less_than_unaligned_ones(gap_cam_run, tmp_path):
+    pytest.importorskip("sklearn.manifold")
     features = [load_probe(gap_cam_run.run_dir, e).features for e in range(4)]
     # PCA: Procrustes-aligned chain vs each epoch's PCA on its own.
     aligned, previous = [], None
@@ -216,24 +218,33 @@ def test_aligned_epochs_move_less_than_unaligned_ones(gap_cam_run, tmp_path):
     assert displacement(*warm) < displacement(*cold)
 
 
-def test_embedding_worker_computes_off_thread_and_reports_failures(gap_cam_run, tmp_path):
-    run_dir = tmp_path / "run"
+def test_embedding_worker_computes_in_the_background_and_reports_failures(gap_cam_run, tmp_path):
+    pytest.importorskip("sklearn.manifold")
+    run_dir, short = tmp_path / "run", tmp_path / "short"
     shutil.copytree(gap_cam_run.run_dir / "probe", run_dir / "probe")
+    (short / "probe").mkdir(parents=True)
+    for epoch in (0, 1):
+        name = f"epoch_{epoch:03d}.npz"
+        shutil.copy(run_dir / "probe" / name, short / "probe" / name)
     broken = tmp_path / "broken"
     (broken / "probe").mkdir(parents=True)
     (broken / "probe" / "epoch_000.npz").write_bytes(b"not a zip")
     worker = EmbeddingWorker()
     try:
         assert worker.get(run_dir, 2, "pca") is None  # not made yet: asked for, not waited for
+        worker.request(short, "tsne")  # in the worker's child process
         worker.request(broken, "pca")
         assert worker.wait(timeout=120)
         assert worker.get(run_dir, 2, "pca").shape == (400, 2)
         assert [load_map(run_dir, e, "pca") is not None for e in range(4)] == [True] * 4
+        assert [load_map(short, e, "tsne").shape for e in (0, 1)] == [(400, 2)] * 2
         assert list(worker.errors) == [(broken.resolve(), "pca")]
         with pytest.raises(InsightError):
             worker.request(run_dir, "isomap")
+        child = worker._child.proc
     finally:
         worker.close()
+    assert child.poll() is not None  # closing the worker ends its child process
 
 
 # ---------------------------------------------------------------- rebuilding a run

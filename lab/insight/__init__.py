@@ -3,25 +3,34 @@
     probe.py   ProbeRecorder: a Trainer listener recording a fixed, stratified probe of
                val images (features, predictions, labels) and CAM samples every epoch
     embed.py   PCA / t-SNE / UMAP maps of the probe, aligned epoch to epoch, cached in the
-               run folder, made by an EmbeddingWorker thread; k-NN accuracy beside them
+               run folder, made by an EmbeddingWorker; k-NN accuracy beside them
     cam.py     CAM, Grad-CAM, Grad-CAM++, Score-CAM, Eigen-CAM behind one registry, and the
                overlay of a heatmap on an image
     load.py    load_run_model: a run's model rebuilt from its folder alone
     hooks.py   layer lookup by name and the hook context manager everything uses
+    tools.py   what ``python -m lab explain`` and ``embed`` do
 
-Nothing here imports scikit-learn or umap-learn at module level: training machines
-need neither.
+Names are imported on first use (PEP 562), so the embedding worker's child process can
+import :mod:`lab.insight.embed` without torch, and nothing here imports scikit-learn
+or umap-learn before a map needs them: training machines need neither.
 """
 
-from lab.insight.cam import CAM_METHODS, CamResult, explain, get_cam_method, overlay
-from lab.insight.embed import EmbeddingWorker, ensure_maps, load_map
-from lab.insight.errors import InsightError
-from lab.insight.load import InputStats, load_run_model
-from lab.insight.probe import (ProbeRecorder, insight_callbacks, knn_accuracy, load_cams, load_probe,
-                               probe_indices, probe_summary, recorded_epochs)
+from __future__ import annotations
 
-__all__ = [
-    "CAM_METHODS", "CamResult", "EmbeddingWorker", "InputStats", "InsightError", "ProbeRecorder",
-    "ensure_maps", "explain", "get_cam_method", "insight_callbacks", "knn_accuracy", "load_cams", "load_map",
-    "load_probe", "load_run_model", "overlay", "probe_indices", "probe_summary", "recorded_epochs",
-]
+import importlib
+
+_EXPORTS = {
+    "CAM_METHODS": "cam", "CamResult": "cam", "explain": "cam", "get_cam_method": "cam", "overlay": "cam",
+    "EmbeddingWorker": "embed", "ensure_maps": "embed", "load_map": "embed",
+    "InsightError": "errors",
+    "InputStats": "load", "load_run_model": "load",
+    "ProbeRecorder": "probe", "insight_callbacks": "probe", "knn_accuracy": "probe", "load_cams": "probe",
+    "load_probe": "probe", "probe_indices": "probe", "probe_summary": "probe", "recorded_epochs": "probe",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lab.insight' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lab.insight.{_EXPORTS[name]}"), name)

@@ -163,7 +163,8 @@ class BaseCAM:
         # inference_mode(False): callable from inside an evaluation block; the clone turns a
         # possible inference tensor into one autograd may record.
         with torch.inference_mode(False), eval_mode(self.model):
-            x = x.to(device, torch.float32).clone()
+            x = x.to(device, torch.float32).clone().requires_grad_(self.uses_gradients)  # in the graph even
+            # when the explained layer has no parameters before it
             with torch.set_grad_enabled(self.uses_gradients), capture(self.layer) as seen:
                 logits = self.model(x)  # (B, classes)
                 acts = seen.output

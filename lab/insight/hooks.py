@@ -79,8 +79,10 @@ def default_probe_layer(model: nn.Module) -> str:
 def get_layer(model: nn.Module, name: str) -> nn.Module:
     """The module for a layer name or dotted path; unknown names list the valid ones."""
     layers = getattr(model, "layers", None)
-    if isinstance(layers, nn.Sequential) and name in layers._modules:
-        return layers._modules[name]
+    if isinstance(layers, nn.Sequential):
+        named = dict(layers.named_children())
+        if name in named:
+            return named[name]
     try:
         return model.get_submodule(name)
     except AttributeError:
