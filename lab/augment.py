@@ -167,6 +167,7 @@ def _checked(key: str, value: Any, default: Any) -> float | int:
     return int(value) if whole else float(value)
 
 
+CUSTOM = "custom"  # augment_label of a config that matches no preset
 AUGMENT_PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(),
     # Keras ImageDataGenerator(rotation_range=15, width_shift_range=0.1,
@@ -235,7 +236,7 @@ def get_augment(spec: str | dict[str, Any] | AugmentConfig | None) -> AugmentCon
 
 def augment_label(cfg: AugmentConfig) -> str:
     """Short name for run tables and legends: the preset it equals, else 'custom'."""
-    return next((name for name, preset in AUGMENT_PRESETS.items() if preset == cfg), "custom")
+    return next((name for name, preset in AUGMENT_PRESETS.items() if preset == cfg), CUSTOM)
 
 
 # ---------------------------------------------------------------- random draws
@@ -476,3 +477,16 @@ def preview(
     pixels = torch.stack([o[0] for o in outs])  # (draws,n,C,H,W)
     targets = torch.stack([o[1] for o in outs])  # (draws,n,K)
     return (pixels * 255).round_().to(torch.uint8), targets
+
+
+def canonical(cfg: AugmentConfig) -> dict:
+    """The draft form of a config: ``{"preset": name}`` when it is a preset, else only the changed keys.
+
+    One form per config keeps the draft readable in the sidebar and in a run's
+    config, and lets the preset box show the preset whenever the sliders match one.
+    """
+    name = augment_label(cfg)
+    if name != CUSTOM:
+        return {"preset": name}
+    base = AugmentConfig().to_dict()
+    return {k: v for k, v in cfg.to_dict().items() if v != base[k]}

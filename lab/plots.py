@@ -81,3 +81,11 @@ def epoch_figure(metrics: Sequence[dict], metric: str) -> go.Figure:
     if y_range:
         fig.update_yaxes(range=y_range, tickformat=".0%")
     return fig
+
+
+def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
+    """Grouped bars of images per class, so an unbalanced dataset is obvious at a glance."""
+    fig = go.Figure([go.Bar(name="train", x=classes, y=train), go.Bar(name="val", x=classes, y=val)])
+    fig.update_layout(barmode="group", height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis_title="images", legend={"orientation": "h", "y": 1.12})
+    return fig

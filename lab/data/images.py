@@ -63,7 +63,7 @@ def probe(path: Path, max_side: int, keep_pixels_up_to: int = 0) -> Found:
                 raise SkipImage(_too_large(max_side))
             pixels = None
             if max(img.size) <= keep_pixels_up_to:
-                pixels = _to_array(img, 1 if img.mode in GREY_MODES else 3, img.size)
+                pixels = to_array(img, 1 if img.mode in GREY_MODES else 3, img.size)
             return Found(path, img.size, img.mode, pixels)
     except Image.DecompressionBombError as exc:
         raise SkipImage(_too_large(max_side)) from exc
@@ -89,12 +89,13 @@ def decode(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.draft("RGB" if channels == 3 else "L", size)  # JPEG: let libjpeg shrink for free
-            return _to_array(img, channels, size)
+            return to_array(img, channels, size)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SkipImage(CORRUPT) from exc
 
 
-def _to_array(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarray:
+def to_array(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """An image in a dataset's channels and size, converted exactly as imported files are."""
     img = _flatten(img, channels)
     if img.size != size:
         img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)

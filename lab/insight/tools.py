@@ -90,7 +90,7 @@ def _dataset_images(name: str, stats: InputStats, data_dir, per_class: int = 1) 
             rgb = np.ascontiguousarray(to_hwc(ds.val_x[i]))  # (H, W, 3)
             x = ds.val_x[i]
             if tuple(x.shape) != stats.shape:  # another dataset's size or channels: convert as files are
-                x = torch.from_numpy(image_files._to_array(Image.fromarray(rgb), channels, (w, h)))
+                x = torch.from_numpy(image_files.to_array(Image.fromarray(rgb), channels, (w, h)))
             found.append(InputImage(f"val{i:05d}_{ds.classes[label]}", rgb, x,
                                     label if ds.classes == stats.classes else None))
     return found

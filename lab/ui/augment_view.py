@@ -16,8 +16,8 @@ from typing import NamedTuple
 import streamlit as st
 import torch
 
-from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, AugmentConfig, AugmentError, augment_label,
-                         get_augment, preview)
+from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, CUSTOM, AugmentConfig, AugmentError, augment_label,
+                         canonical, get_augment, preview)
 from lab.data import Dataset, DatasetError, examples_per_class, load_dataset
 from lab.images import display_scale, to_hwc, upscale
 from lab.ui.state import draft
@@ -25,7 +25,6 @@ from lab.ui.state import draft
 PREVIEW_IMAGES = 6
 PREVIEW_DRAWS = 4
 PREVIEW_PIXELS = 88  # about how tall each preview image is drawn
-CUSTOM = "custom"
 PRESET_KEY, SEED_KEY = "aug.preset", "aug.seed"
 
 
@@ -60,19 +59,6 @@ GROUPS: dict[str, dict[str, Control]] = {
 }
 CONTROLS: dict[str, Control] = dict(chain.from_iterable(g.items() for g in GROUPS.values()))
 PIXEL_KEYS = ("crop_padding", "cutout")  # whole pixels: their slider end follows the image size
-
-
-def canonical(cfg: AugmentConfig) -> dict:
-    """The draft form of a config: ``{"preset": name}`` when it is a preset, else only the changed keys.
-
-    One form per config keeps the draft readable in the sidebar and in a run's
-    config, and lets the preset box show the preset whenever the sliders match one.
-    """
-    name = augment_label(cfg)
-    if name != CUSTOM:
-        return {"preset": name}
-    base = AugmentConfig().to_dict()
-    return {k: v for k, v in cfg.to_dict().items() if v != base[k]}
 
 
 def mixed_label(target: torch.Tensor, classes: list[str]) -> str:

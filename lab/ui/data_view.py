@@ -10,7 +10,6 @@ replaced under one name, its classes and sizes), never on tensors.
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from lab import settings
@@ -18,18 +17,11 @@ from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_co
                       import_zip, list_datasets, load_dataset)
 from lab.images import tile
 from lab.layers import format_shape
+from lab.plots import class_counts_figure
 from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe
 
 PICK, REPORT = "data.pick", "data.report"
 PER_CLASS = 8  # examples shown per class
-
-
-def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
-    """Grouped bars of images per class, so an unbalanced dataset is obvious at a glance."""
-    fig = go.Figure([go.Bar(name="train", x=classes, y=train), go.Bar(name="val", x=classes, y=val)])
-    fig.update_layout(barmode="group", height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      yaxis_title="images", legend={"orientation": "h", "y": 1.12})
-    return fig
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
