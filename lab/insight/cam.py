@@ -385,3 +385,16 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: st
     rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
     blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colorize(heat, cmap).astype(np.float32)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def overlay_samples(images: torch.Tensor, heatmaps: np.ndarray | torch.Tensor, alpha: float = 0.5, scale: int = 1,
+                    cmap: str = "jet") -> list[np.ndarray]:
+    """Heatmaps (K, H, W) over uint8 images (K, C, H, W), both enlarged ``scale`` times for
+    the screen: the images pixel by pixel (crisp), the heatmaps bilinearly (smooth)."""
+    from lab.images import to_hwc, upscale
+
+    heat = torch.as_tensor(np.asarray(heatmaps, dtype=np.float32))[:, None]  # (K, 1, H, W)
+    if scale > 1:
+        heat = F.interpolate(heat, scale_factor=scale, mode="bilinear", align_corners=False)
+    return [overlay(upscale(to_hwc(image), scale), h.clamp(0, 1).numpy(), alpha, cmap)
+            for image, h in zip(images, heat[:, 0])]

@@ -23,7 +23,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,14 @@ def load_map(run_dir: Path, epoch: int, method: str) -> np.ndarray | None:
         return None
 
 
+def mapped_epochs(run_dir: Path, method: str) -> list[int]:
+    """Epochs whose ``method`` map is cached, ascending: a glob, cheap enough for a page
+    to call every second to learn whether a new map has landed."""
+    prefix = f"map_{normalize_method(method)}_"
+    found = [path.name[len(prefix):-len(".npy")] for path in (Path(run_dir) / "probe").glob(f"{prefix}*.npy")]
+    return sorted(int(digits) for digits in found if digits.isdigit())
+
+
 def _save_map(path: Path, points: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
@@ -195,6 +204,42 @@ def ensure_maps(run_dir: Path, method: str, upto: int | None = None,
             _save_map(map_path(run_dir, method, epoch), cached)
         maps[epoch] = previous = cached
     return maps
+
+
+@dataclass
+class MapFrame:
+    """One epoch of the feature-space picture: where each probe point lies and what the net said."""
+
+    epoch: int
+    points: np.ndarray  # float32 (N, 2), aligned to the epoch before
+    labels: np.ndarray  # int64 (N,)
+    preds: np.ndarray  # int64 (N,)
+    confidence: np.ndarray  # float32 (N,)
+    indices: np.ndarray  # int64 (N,) positions in the val split: the same points every epoch
+    knn_acc: float
+
+
+def map_frames(run_dir: Path, method: str, epochs: Sequence[int]) -> list[MapFrame]:
+    """The frames of ``epochs`` (ascending), for a picture or an animation.
+
+    PCA maps missing from the cache are made here (milliseconds an epoch); t-SNE and
+    UMAP maps must already be cached (:func:`mapped_epochs` says which are), because
+    making them takes seconds and belongs to the :class:`EmbeddingWorker`.
+    """
+    from lab.insight.probe import load_probe  # torch: not in the worker's child
+
+    method = normalize_method(method)
+    if method not in HEAVY and epochs:
+        ensure_maps(run_dir, method, upto=max(epochs))
+    frames = []
+    for epoch in sorted(epochs):
+        points = load_map(Path(run_dir), epoch, method)
+        if points is None:
+            raise InsightError(f"the {method} map of epoch {epoch} is not made yet; ask the embedding worker")
+        probe = load_probe(run_dir, epoch)
+        frames.append(MapFrame(epoch, points, probe.labels, probe.preds, probe.confidence, probe.indices,
+                               probe.knn_acc))
+    return frames
 
 
 # ---------------------------------------------------------------- off the training thread
@@ -336,6 +381,13 @@ class EmbeddingWorker:
     def busy(self) -> bool:
         with self._cond:
             return bool(self._pending) or self._busy is not None
+
+    def pending(self, run_dir: Path | str, method: str) -> bool:
+        """Whether this run's maps with this method are queued or being made now (a page
+        polls while they are, and says "computing…")."""
+        key = (Path(run_dir).resolve(), normalize_method(method))
+        with self._cond:
+            return key in self._pending or self._busy == key
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every request is done; False if ``timeout`` passed first."""

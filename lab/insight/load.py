@@ -76,6 +76,14 @@ def checkpoint_path(run_dir: Path, epoch: str | int) -> Path:
                        + (f" or one of epochs {', '.join(map(str, have))}" if have else ""))
 
 
+def checkpoint_choices(run_dir: Path) -> list[str]:
+    """What :func:`checkpoint_path` can open for this run now: 'best', 'last' (once written)
+    and every epoch with saved weights, for a page's checkpoint picker."""
+    run_dir = Path(run_dir)
+    named = [name for name in ("best", "last") if (run_dir / f"{name}.pt").exists()]
+    return named + [str(e) for e in recorded_epochs(run_dir, WEIGHTS_DIR, ".pt")]
+
+
 def load_run_model(run_ref: str | os.PathLike, epoch: str | int = "best", runs_dir: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu",
                    data_dir: str | os.PathLike | None = None) -> tuple[SpecNet, dict, InputStats]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from lab import settings
 from lab.data import images as image_files
-from lab.insight.cam import get_cam_method, overlay, to_heatmaps
+from lab.insight.cam import CAM_METHODS, get_cam_method, overlay, to_heatmaps
 from lab.insight.embed import ensure_maps, normalize_method
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
@@ -50,50 +51,83 @@ class Explained:
     target: int
 
 
+def _read_image(path: Path, stem: str, stats: InputStats, max_side: int, display_side: int = 0) -> InputImage:
+    """One image file as the run's input; SkipImage (with the reason) when it cannot be used.
+
+    ``display_side`` > 0 keeps ``original`` at most that many pixels a side (a page shows
+    it; the heatmaps are made at that size), else at the size given.
+    """
+    channels, (_, h, w) = stats.shape[0], stats.shape
+    width, height = image_files.probe(path, max_side).size
+    if display_side:
+        shrink = min(1.0, display_side / max(width, height))
+        width, height = max(1, round(width * shrink)), max(1, round(height * shrink))
+    original = image_files.decode(path, 3, (width, height)).transpose(1, 2, 0)
+    model_input = torch.from_numpy(image_files.decode(path, channels, (w, h)).copy())
+    return InputImage(stem, np.ascontiguousarray(original), model_input)
+
+
 def _folder_images(folder: Path, stats: InputStats) -> list[InputImage]:
     """Every readable image directly in ``folder`` (or the one file given), sorted by name."""
     files = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.is_file())
-    channels, (_, h, w) = stats.shape[0], stats.shape
     max_side = settings.limits().max_image_side
     found, seen = [], set()
     for path in files:
         if image_files.is_hidden((path.name,)):
             continue
+        stem = path.stem if path.stem not in seen else path.name.replace(".", "_")
         try:
-            info = image_files.probe(path, max_side)
-            width, height = info.size
-            original = image_files.decode(path, 3, (width, height)).transpose(1, 2, 0)
-            model_input = torch.from_numpy(image_files.decode(path, channels, (w, h)).copy())
+            found.append(_read_image(path, stem, stats, max_side))
         except image_files.SkipImage:
             continue
-        stem = path.stem if path.stem not in seen else path.name.replace(".", "_")
         seen.add(stem)
-        found.append(InputImage(stem, np.ascontiguousarray(original), model_input))
     if not found:
         raise InsightError(f"no readable images in {folder} (looked for "
                            f"{', '.join(sorted(image_files.IMAGE_SUFFIXES))})")
     return found
 
 
-def _dataset_images(name: str, stats: InputStats, data_dir, per_class: int = 1) -> list[InputImage]:
-    """A few validation images of a dataset (``per_class`` per class), converted to the run's input."""
+def upload_image(name: str, data: bytes, stats: InputStats, display_side: int = 0) -> InputImage:
+    """An uploaded file as the run's input, read exactly as a file on disk would be;
+    InsightError saying what to upload instead when it is not a usable image."""
+    safe = Path(name).name or "upload"
+    max_side = settings.limits().max_image_side
+    with tempfile.TemporaryDirectory(prefix="lab-upload-") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(data)
+        try:
+            return _read_image(path, Path(safe).stem, stats, max_side, display_side)
+        except image_files.SkipImage as reason:
+            raise InsightError(f"{safe}: {reason}. Upload an image file "
+                               f"({', '.join(sorted(s.lstrip('.') for s in image_files.IMAGE_SUFFIXES))}) "
+                               f"of at most {max_side} pixels a side.") from None
+
+
+def dataset_image(ds, index: int, stats: InputStats, scale: int = 1) -> InputImage:
+    """Val image ``index`` of a dataset as the run's input (converted as files are when the
+    dataset's size or channels differ); ``original`` enlarged ``scale`` times for display.
+    The label is kept when the dataset has the run's classes."""
     from PIL import Image
 
+    from lab.images import to_hwc, upscale
+
+    channels, (_, h, w) = stats.shape[0], stats.shape
+    x = ds.val_x[index]
+    rgb = np.ascontiguousarray(to_hwc(x))  # (H, W, 3)
+    if tuple(x.shape) != stats.shape:
+        x = torch.from_numpy(image_files.to_array(Image.fromarray(rgb), channels, (w, h)))
+    label = int(ds.val_y[index])
+    return InputImage(f"val{index:05d}_{ds.classes[label]}", upscale(rgb, scale), x,
+                      label if ds.classes == stats.classes else None)
+
+
+def _dataset_images(name: str, stats: InputStats, data_dir, per_class: int = 1) -> list[InputImage]:
+    """A few validation images of a dataset (``per_class`` per class), converted to the run's input."""
     from lab.data import examples_per_class, load_dataset
-    from lab.images import to_hwc
 
     ds = load_dataset(name, data_dir)
-    channels, (_, h, w) = stats.shape[0], stats.shape
-    found = []
-    for label, indices in examples_per_class(ds, per_class, "val").items():
-        for i in indices:
-            rgb = np.ascontiguousarray(to_hwc(ds.val_x[i]))  # (H, W, 3)
-            x = ds.val_x[i]
-            if tuple(x.shape) != stats.shape:  # another dataset's size or channels: convert as files are
-                x = torch.from_numpy(image_files.to_array(Image.fromarray(rgb), channels, (w, h)))
-            found.append(InputImage(f"val{i:05d}_{ds.classes[label]}", rgb, x,
-                                    label if ds.classes == stats.classes else None))
-    return found
+    return [dataset_image(ds, i, stats) for indices in examples_per_class(ds, per_class, "val").values()
+            for i in indices]
 
 
 def load_images(source: str, stats: InputStats, data_dir=None) -> list[InputImage]:
@@ -136,6 +170,36 @@ def explain_images(model: torch.nn.Module, stats: InputStats, items: list[InputI
             answers.append(Explained(item, heat.numpy().astype(np.float32), int(result.preds[i]),
                                      float(result.confidence[i]), int(result.targets[i])))
     return answers
+
+
+@dataclass
+class MethodsAnswer:
+    """One image explained by every CAM method, for a page to show side by side."""
+
+    probs: np.ndarray  # float32 (classes,)
+    target: int | None  # the class the heatmaps explain (None when every method failed)
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (H, W) at the original's size
+    missing: dict[str, str] = field(default_factory=dict)  # method -> why it cannot explain this model
+
+
+def explain_methods(model: torch.nn.Module, stats: InputStats, item: InputImage, target: str = "pred",
+                    methods=tuple(CAM_METHODS)) -> MethodsAnswer:
+    """Class probabilities and every method's heatmap of one image for one target.
+
+    A method that does not apply to the model (CAM on a net without global average
+    pooling) is listed in ``missing`` with the reason instead of failing the rest.
+    """
+    from lab.insight.validation import predict_probs
+
+    answer = MethodsAnswer(predict_probs(model, stats, item.model_input[None])[0], None)
+    for method in methods:
+        try:
+            (explained,) = explain_images(model, stats, [item], method, None, target)
+        except InsightError as err:
+            answer.missing[method] = str(err)
+            continue
+        answer.heatmaps[method], answer.target = explained.heatmap, explained.target
+    return answer
 
 
 def write_explained(out_dir: Path, answers: list[Explained], alpha: float = 0.5, cmap: str = "jet") -> None:
