@@ -15,6 +15,7 @@ PAGES = [
     st.Page("app_pages/augment.py", title="Augment", icon=":material/casino:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
 ]
 
 page = st.navigation(PAGES)

@@ -35,3 +35,13 @@ def gap_cam_run(tmp_path_factory) -> TrainedRun:
     run_id, result = run_training(config, runs_dir, runs_dir / "data")
     assert result.status == "finished", result.message
     return TrainedRun(runs_dir, run_id, runs_dir / run_id, result)
+
+
+def copy_run(run: TrainedRun, runs_dir: Path, run_id: str | None = None) -> str:
+    """A copy of a trained run in ``runs_dir`` (under ``run_id``, default its own id), for tests
+    whose pages write into the run folder (cached maps): the shared run stays as trained."""
+    import shutil
+
+    run_id = run_id or run.run_id
+    shutil.copytree(run.run_dir, Path(runs_dir) / run_id)
+    return run_id

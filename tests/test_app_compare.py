@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import copy_run
 from lab.runs import RunStore
-from lab.ui.state import default_draft, job_manager
+from lab.ui.state import default_draft, embedding_worker, job_manager
 from test_sweep import fake_run
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
@@ -36,6 +37,8 @@ def store(tmp_path, data_dir, monkeypatch) -> RunStore:
     job_manager.clear()
     yield RunStore(tmp_path / "runs")
     job_manager.clear()
+    embedding_worker().close()
+    embedding_worker.clear()
 
 
 def page(draft: dict | None = None) -> AppTest:
@@ -58,6 +61,12 @@ def charts(at: AppTest) -> dict[str, dict]:
     """Plotly figures on the page by title."""
     figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     return {f["layout"]["title"]["text"]: f for f in figures}
+
+
+def feature_spaces(at: AppTest) -> list[dict]:
+    """The feature-space figures on the page, in page order (runs may share a title)."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [f for f in figures if f["layout"]["title"]["text"].startswith("Feature space")]
 
 
 def tiny_draft() -> dict:
@@ -105,10 +114,26 @@ def test_selecting_two_runs_draws_overlaid_curves(store):
     assert any(title.startswith("Loss") for title in figures) and "Best validation accuracy" in figures
     assert any(title.startswith("Generalisation gap") for title in figures)
     assert {d.label for d in at.get("download_button")} >= {"Download the table (CSV)", "Download the charts (HTML)"}
-    assert "Coming with the insight features" in at.info[0].value  # the issue-4 hook
+    assert any("None of these runs recorded its feature space" in c.value for c in at.caption)
     at.radio(key="compare.x").set_value("time").run()
     accuracy = next(f for title, f in charts(ok(at)).items() if title.startswith("Accuracy"))
     assert accuracy["data"][0]["x"] == [2.0, 4.0, 6.0]
+
+
+def test_two_runs_show_their_feature_space_and_cams_at_the_same_epoch(store, gap_cam_run):
+    store.root.mkdir(parents=True)
+    a = copy_run(gap_cam_run, store.root)
+    b = copy_run(gap_cam_run, store.root, "20990101-000000-second")
+    plain = fake_run(store, "no insight", [0.5])
+    at = page()
+    at.multiselect(key="compare.selected").set_value([a, b, plain]).run()
+    spaces = feature_spaces(ok(at))
+    assert len(spaces) == 2 and all("epoch 3" in f["layout"]["title"]["text"] and not f.get("frames") for f in spaces)
+    assert len([img for img in at.image if len(img.captions) == 8]) == 2  # each run's CAM strip
+    assert any(c.value == "No feature space recorded: no insight." for c in at.caption)
+    at.select_slider(key="compare.insight.epoch").set_value(1).run()
+    assert [f["layout"]["title"]["text"].split(" · ")[1] for f in feature_spaces(ok(at))] == ["epoch 1"] * 2
+    assert sum("epoch 1:" in c.value for c in at.caption) == 2
 
 
 # ---------------------------------------------------------------- edits and delete

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import copy_run
 from lab.augment import AUGMENT_PRESETS
 from lab.jobs import RunState
-from lab.ui.state import default_draft, job_manager
+from lab.ui.state import default_draft, embedding_worker, job_manager
 from lab.ui.train_view import outcome_text, progress_text
 
 PAGES = Path(__file__).resolve().parent.parent / "app_pages"
@@ -27,12 +29,15 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def isolated_lab(tmp_path, data_dir, monkeypatch):
-    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere."""
+    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere,
+    and a fresh embedding worker (closed after the test: it may have a child process)."""
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
     job_manager.clear()
     yield
     job_manager.clear()
+    embedding_worker().close()
+    embedding_worker.clear()
 
 
 def page(name: str, draft: dict | None = None, owner: str = "", **query) -> AppTest:
@@ -59,6 +64,12 @@ def no_exception(at: AppTest) -> None:
 
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by the start of their title."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"].split(" · ")[0]: f for f in figures}
 
 
 # ---------------------------------------------------------------- Augment
@@ -149,6 +160,9 @@ def test_start_trains_to_a_finished_run_with_curves_and_a_recent_row():
     assert state.status == "finished" and state.owner == "kim" and state.epochs == 1
     assert at.get("plotly_chart")  # batch loss, accuracy and loss curves
     assert at.button(key=f"open-{run_id}").disabled  # the row of the attached run
+    feature_space = charts(at)["Feature space (PCA)"]  # the insight sections, from the run folder
+    assert [f["name"] for f in feature_space["frames"]] == ["0", "1"]  # untrained, and after epoch 1
+    assert len(at.image[0].captions) == 10  # the CAM strip: one digit of each class
 
 
 def test_a_reload_reattaches_the_run_from_the_url():
@@ -204,6 +218,39 @@ def test_a_setting_changed_on_the_page_goes_into_the_draft():
     no_exception(at)
     assert at.session_state["draft"]["train"]["epochs"] == 3
     assert at.session_state["draft"]["train"]["schedule"] == "cosine"
+
+
+def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, gap_cam_run):
+    run_id = copy_run(gap_cam_run, tmp_path / "runs")
+    at = page("train", run=run_id)
+    no_exception(at)
+    assert [s.value for s in at.subheader][1:3] == ["Feature space", "Where it looks"]
+    figures = charts(at)
+    space = figures["Feature space (PCA)"]
+    assert [f["name"] for f in space["frames"]] == ["0", "1", "2", "3"] and space["layout"]["sliders"]
+    assert "k-NN accuracy" in space["layout"]["title"]["text"] and "k-NN accuracy per epoch" in figures
+    strip = at.image[0]
+    assert len(strip.captions) == 8 and all(" → " in c for c in strip.captions)
+    assert any("epoch 3:" in c.value for c in at.caption)
+    at.slider(key="train.insight.alpha").set_value(0.9).run()
+    assert no_exception(at) is None and at.image[0].value != strip.value  # more heatmap, other pictures
+    at.selectbox(key="train.insight.cam_epoch").set_value(0).run()
+    assert any("epoch 0:" in c.value for c in at.caption)
+
+
+def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, gap_cam_run):
+    run_id = copy_run(gap_cam_run, tmp_path / "runs")
+    at = page("train", run=run_id)
+    at.radio(key="train.insight.method").set_value("tsne").run()
+    no_exception(at)
+    assert any(c.value.startswith("computing… the t-SNE maps") for c in at.caption)
+    assert embedding_worker().pending(tmp_path / "runs" / run_id, "tsne")  # asked for, not waited for
+    deadline = time.monotonic() + WAIT_S
+    while any(c.value.startswith("computing…") for c in at.caption) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()  # as the fragment polls; epochs already made are drawn meanwhile
+    no_exception(at)
+    assert [f["name"] for f in charts(at)["Feature space (t-SNE)"]["frames"]] == ["0", "1", "2", "3"]
 
 
 @pytest.mark.parametrize("state, expected", [

@@ -2,9 +2,10 @@
 
 Everything is read from the runs dir on each rerun (``RunStore.list``), so the
 page is the same after a server restart; a run whose server died reads
-``interrupted`` with the epochs it completed. The only live part is a sweep's
-progress: a fragment that polls while the sweep has queued or running runs and
-triggers one full rerun when the last one ends (as the Train page does).
+``interrupted`` with the epochs it completed. The live parts are a sweep's
+progress (a fragment that polls while the sweep has queued or running runs and
+triggers one full rerun when the last one ends, as the Train page does) and the
+runs' feature-space maps side by side, polled while a t-SNE/UMAP map is made.
 
 Actions that change the runs dir (save, delete, queue) end with a rerun, so
 everything below them is drawn from the new state; their outcome line is kept
@@ -24,10 +25,12 @@ from lab.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
 from lab.compare_plots import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
 from lab.data import DatasetError
 from lab.engine import OPTIMIZERS, ConfigError, TrainConfig
+from lab.insight.probe import recorded_epochs
 from lab.runs import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
 from lab.spec import SpecError
 from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
     plan_sweep, summarize_sweep, sweep_of
+from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
 from lab.ui.state import draft, draft_summary, job_manager
 from lab.ui.train_view import build_config
 
@@ -35,6 +38,7 @@ POLL_SECONDS = 1.0
 SELECT_KEY, X_KEY, EDIT_KEY, DELETE_KEY = "compare.selected", "compare.x", "compare.edit", "compare.delete"
 FILTER_KEY, STATUS_KEY, DATASET_KEY = "compare.filter", "compare.status", "compare.dataset"
 SWEEP_KEY, FLASH_KEY, DRAFT_AUGMENT = "compare.sweep", "compare.flash", "draft"
+INSIGHT_METHOD_KEY = "compare.insight.method"
 # Plotly's own toolbar saves PNGs in the browser (kaleido is not needed on the server).
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 TABLE_ORDER = ["name", "owner", "tags", "dataset", "spec", "params", "augment", "optimizer", "lr", "batch_size",
@@ -117,15 +121,46 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
                        file_name="cnn-lab-comparison.html", mime="text/html", on_click="ignore",
                        help="One interactive page with all four charts; it opens offline.")
     st.caption("To save one chart as PNG, use the camera icon in its toolbar (top right of the chart).")
-    _insight_side_by_side(runs)
+    _insight_side_by_side(runs, labels)
 
 
-def _insight_side_by_side(runs: list[RunInfo]) -> None:
-    """Hook for issue 4 (lab.insight): each run's feature-space map and CAM samples at one common
-    epoch, one column per run. Until the insight recorder writes them into run folders, it says so."""
+def _insight_side_by_side(runs: list[RunInfo], labels: dict[str, str]) -> None:
+    """Each run's feature-space map and CAM strip at one common epoch, two runs to a row.
+
+    A fragment that polls while a t-SNE/UMAP map of these runs is still being made."""
     st.subheader("Feature space and CAMs, same epoch")
-    st.info(f"Coming with the insight features: the feature-space maps and class-activation maps of these "
-            f"{len(runs)} runs at the same epoch, side by side.")
+    recorded = [r for r in runs if recorded_epochs(r.path)]
+    if not recorded:
+        st.caption("None of these runs recorded its feature space (trained with insight off).")
+        return
+    if len(recorded) < len(runs):
+        st.caption(f"No feature space recorded: {', '.join(labels[r.id] for r in runs if r not in recorded)}.")
+    polling = any(maps_pending(r.path, st.session_state.get(INSIGHT_METHOD_KEY, "pca")) for r in recorded)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(_insight_panel)(recorded, labels, polling)
+
+
+def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -> None:
+    """Body of the side-by-side fragment: method, epoch and opacity for all, then one column per run."""
+    method_col, epoch_col, alpha_col = st.columns(3)
+    with method_col:
+        method = method_choice(INSIGHT_METHOD_KEY)
+    common = sorted(set.intersection(*(set(recorded_epochs(r.path)) for r in runs)))
+    epoch = common[-1]
+    if len(common) > 1:
+        epoch = epoch_col.select_slider("Epoch", common, value=common[-1], key="compare.insight.epoch",
+                                        help="Epochs every chosen run has recorded; 0 is the untrained net.")
+    alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="compare.insight.alpha")
+    for row in range(0, len(runs), 2):
+        for column, run in zip(st.columns(2), runs[row:row + 2]):
+            with column:
+                st.markdown(f"**{labels[run.id]}**")
+                feature_space(run, method, epoch, key=f"compare.insight.{run.id}")
+                if epoch in cam_epochs(run):
+                    cam_strip(run, epoch, alpha)
+                else:
+                    st.caption(no_cams_reason(run))
+    if polling != any(maps_pending(r.path, method) for r in runs):
+        st.rerun()  # a map started or landed: a full rerun redraws with the right polling
 
 
 def _save(run_id: str, name: str, tags: str, note: str) -> None:

@@ -26,9 +26,12 @@ GUIDE = [
                                 "and parameter counts update; export the model as PyTorch code."),
     ("app_pages/augment.py", "Augment", "Choose random flips, shifts, rotations and more, and preview them on "
                                     "real images before training."),
-    ("app_pages/train.py", "Train", "Start a run, watch loss and accuracy live, and stop it when you have seen enough."),
+    ("app_pages/train.py", "Train", "Start a run, watch loss and accuracy live, the feature space form and the "
+                                "heatmaps sharpen; stop it when you have seen enough."),
     ("app_pages/compare.py", "Compare", "Every run in one table with curves overlaid, and sweeps over epochs and "
                                     "batch sizes."),
+    ("app_pages/explain.py", "Explain", "Why a trained net says what it says: class probabilities, CAM heatmaps, "
+                                    "every layer's feature maps, its surest mistakes."),
 ]
 
 

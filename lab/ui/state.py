@@ -1,10 +1,10 @@
-"""Per-session draft and the server-wide job manager.
+"""Per-session draft, and the server-wide job manager and embedding worker.
 
 The draft is what a user is working on: dataset, model spec, augmentation and
 training settings. It is a plain dict in ``st.session_state`` so it survives
 page switches and reruns and never leaks into another browser session. The
-job manager is shared by everyone (``st.cache_resource``): runs are shared on
-disk, drafts are not.
+job manager and the embedding worker are shared by everyone (``st.cache_resource``):
+runs are shared on disk, drafts are not.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import streamlit as st
 
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.registry import FOLDER_PREFIX
+from lab.insight.embed import EmbeddingWorker
 from lab.jobs import JobManager
 from lab.layers import Shape
 from lab.presets import get_preset, get_preset_info
@@ -104,3 +105,11 @@ def owner() -> str:
 def job_manager() -> JobManager:
     """One job manager per server process, shared by all sessions."""
     return JobManager()
+
+
+@st.cache_resource
+def embedding_worker() -> EmbeddingWorker:
+    """One embedding worker per server process, shared by all sessions: t-SNE and UMAP
+    maps are made one at a time in its low-priority child process, however many
+    browsers ask, so a class of forty cannot start forty t-SNEs beside the training."""
+    return EmbeddingWorker()

@@ -2,10 +2,13 @@
 
 Training runs in ``JobManager`` worker threads, never on the script thread
 (a rerun would kill it) and the workers never call Streamlit: the page only
-reads ``job_manager().state(run_id)``. The live view is a fragment that polls
-once a second only while its run is queued or running; when the run ends it
-triggers one full rerun, which redraws it without ``run_every`` so the polling
-stops.
+reads ``job_manager().state(run_id)`` and the run folder. The live view is a
+fragment that polls once a second only while its run is queued or running (or a
+t-SNE/UMAP map is still being made for it); when that ends it triggers one full
+rerun, which redraws it without ``run_every`` so the polling stops.
+
+Under the curves: the feature space of the probe, animated over the epochs, and
+the CAM strip ("where it looks"), both updated as epochs end (lab.ui.insight_view).
 
 The attached run id lives in session state (page switches) and in the URL as
 ``?run=<id>`` (a browser reload starts a new session but keeps the URL).
@@ -25,12 +28,16 @@ from lab.jobs import RunState
 from lab.plots import batch_loss_figure, epoch_figure
 from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
+from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, knn_chart, maps_pending,
+                                 method_choice, no_cams_reason)
 from lab.ui.state import draft, job_manager, owner
 
 POLL_SECONDS = 1.0
 RECENT_RUNS = 10
 QUERY_KEY = "run"
 CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
+INSIGHT_KEY = "train.insight"
+METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
 CHART_CONFIG = {"displayModeBar": False}
 DEFAULTS = TrainConfig()  # the type and fallback value of every setting
 
@@ -218,11 +225,36 @@ def _charts(state: RunState) -> None:
         acc_col.caption("Accuracy and loss per epoch appear when epoch 1 ends.")
 
 
+def _insight(run: RunInfo) -> None:
+    """Feature space with the k-NN accuracy beside it, then the CAM strip of the latest or a chosen epoch."""
+    st.subheader("Feature space")
+    method = method_choice(METHOD_KEY)
+    map_col, knn_col = st.columns([3, 1])
+    with map_col:
+        feature_space(run, method, key=INSIGHT_KEY)
+    with knn_col:
+        knn_chart(run, INSIGHT_KEY)
+    st.subheader("Where it looks")
+    epochs = cam_epochs(run)
+    if not epochs:
+        st.caption(no_cams_reason(run))
+        return
+    epoch_col, alpha_col = st.columns(2)
+    choice = epoch_col.selectbox("Epoch", [LATEST, *reversed(epochs)], key=CAM_EPOCH_KEY,
+                                 format_func=lambda e: f"latest (epoch {epochs[-1]})" if e == LATEST else f"epoch {e}")
+    alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
+    cam_strip(run, epochs[-1] if choice == LATEST else choice, alpha)
+
+
+def _should_poll(state: RunState, run: RunInfo) -> bool:
+    """Poll while the run is live or one of its maps is still being made in the background."""
+    return state.live or maps_pending(run.path, st.session_state.get(METHOD_KEY, "pca"))
+
+
 def _run_panel(run_id: str, polling: bool) -> None:
-    """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves."""
+    """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves,
+    the feature space and the CAM strip."""
     state = job_manager().state(run_id)
-    if polling and not state.live:
-        st.rerun()  # ended since the last poll: a full rerun redraws the page and stops the polling
     st.subheader(f"Run {state.name or run_id}")
     st.caption(f"id {run_id}" + (f" · by {state.owner}" if state.owner else ""))
     if state.live:
@@ -233,17 +265,21 @@ def _run_panel(run_id: str, polling: bool) -> None:
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
     _charts(state)
+    run = job_manager().store.get(run_id)
+    _insight(run)
+    if polling != _should_poll(state, run):
+        st.rerun()  # the run ended or a map started or landed: a full rerun redraws with the right polling
 
 
 def _attached_view(run_id: str) -> None:
-    """The attached run, polled once a second only while it is live."""
+    """The attached run, polled once a second only while it is live or its maps are being made."""
     try:
-        live = job_manager().state(run_id).live
+        polling = _should_poll(job_manager().state(run_id), job_manager().store.get(run_id))
     except RunNotFound:
         st.warning(f"There is no run {run_id!r} in this lab (any more); start one or open a recent run.")
         attach(None)
         return
-    st.fragment(run_every=POLL_SECONDS if live else None)(_run_panel)(run_id, live)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
 
 
 def _recent_runs(runs: list[RunInfo], current: str | None) -> None:

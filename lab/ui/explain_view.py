@@ -1,0 +1,308 @@
+"""The Explain page: why a trained network answers what it answers, one image at a time.
+
+Pick a run (finished or still training) and one of its checkpoints, then an image: a
+validation image, one of the model's surest mistakes, or a file of your own. The page
+shows the class probabilities, every CAM method's heatmap side by side for a target
+class, the feature maps of every conv layer and the first layer's filters; below, the
+confusion matrix on the validation set and a gallery of the most confident mistakes,
+each one click from being explained. ``?run=<id>`` preselects a run.
+
+A model is loaded once per (run, checkpoint, file version) for the whole server and
+used under a lock: CAM methods hook its layers, and two sessions hooking the same
+module at once would read each other's activations. Answers are cached per image,
+so moving the opacity slider recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from lab.data import DatasetError, load_dataset
+from lab.data.images import IMAGE_SUFFIXES
+from lab.images import display_scale, to_hwc, upscale
+from lab.insight.activations import LayerMaps, conv_feature_maps, filters_grid, first_conv, maps_grid
+from lab.insight.cam import CAM_METHODS, overlay
+from lab.insight.errors import InsightError
+from lab.insight.load import InputStats, checkpoint_choices, checkpoint_path, load_run_model
+from lab.insight.tools import InputImage, MethodsAnswer, dataset_image, explain_methods, upload_image
+from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
+from lab.insight_plots import confusion_figure, probability_figure
+from lab.runs import RunInfo
+from lab.ui.compare_view import run_labels
+from lab.ui.state import job_manager
+
+QUERY_KEY = "run"
+RUN_KEY, CHECKPOINT_KEY, SOURCE_KEY = "explain.run", "explain.checkpoint", "explain.source"
+VAL_KEY, MISTAKE_KEY, UPLOAD_KEY = "explain.val_index", "explain.mistake", "explain.upload"
+TARGET_KEY, ALPHA_KEY = "explain.target", "explain.alpha"
+SOURCES = {"val": "Validation image", "mistake": "One of its surest mistakes", "upload": "Your own image"}
+DISPLAY_SIDE = 160  # on-screen pixels of the explained image and its heatmaps
+GALLERY_SIDE = 96
+GALLERY_SIZE, GALLERY_COLUMNS = 12, 6
+MISTAKES_LISTED = 100
+CHART_CONFIG = {"displayModeBar": False}
+
+
+@dataclass
+class LoadedModel:
+    """A run's model at one checkpoint, shared by every session, used under ``lock``."""
+
+    model: torch.nn.Module
+    stats: InputStats
+    lock: threading.Lock
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
+def _loaded(run_dir: str, checkpoint: str, stamp: int) -> LoadedModel:
+    """``stamp`` (the checkpoint file's mtime) reloads 'best' when a live run improves it."""
+    model, _, stats = load_run_model(run_dir, checkpoint)
+    return LoadedModel(model, stats, threading.Lock())
+
+
+def _stamp(run_dir: Path, checkpoint: str) -> int:
+    return checkpoint_path(run_dir, checkpoint).stat().st_mtime_ns
+
+
+@st.cache_data(max_entries=6, show_spinner=False)
+def _evaluation(run_dir: str, checkpoint: str, stamp: int, dataset: str) -> Evaluation:
+    loaded, ds = _loaded(run_dir, checkpoint, stamp), load_dataset(dataset, job_manager().data_dir)
+    with loaded.lock:
+        return evaluate(loaded.model, loaded.stats, ds.val_x, ds.val_y)
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str) -> go.Figure:
+    evaluation = _evaluation(run_dir, checkpoint, stamp, dataset)
+    classes = _loaded(run_dir, checkpoint, stamp).stats.classes
+    return confusion_figure(confusion_matrix(evaluation.labels, evaluation.preds, len(classes)), classes)
+
+
+@st.cache_data(max_entries=32, show_spinner="Explaining the image…")
+def _explained(run_dir: str, checkpoint: str, stamp: int, image_key: str, target: str,
+               _item: InputImage) -> tuple[MethodsAnswer, list[LayerMaps]]:
+    """Every method's heatmap and every conv layer's maps; ``image_key`` names ``_item`` for the cache."""
+    loaded = _loaded(run_dir, checkpoint, stamp)
+    with loaded.lock:
+        answer = explain_methods(loaded.model, loaded.stats, _item, target)
+        maps = conv_feature_maps(loaded.model, loaded.stats.normalize(_item.model_input[None]))
+    return answer, maps
+
+
+# ---------------------------------------------------------------- choosing
+
+
+def explainable_runs() -> list[RunInfo]:
+    """Runs with at least one checkpoint (a run saves its first after epoch 0 or 1)."""
+    return [run for run in job_manager().store.list() if checkpoint_choices(run.path)]
+
+
+def _sync_run_choice(ids: list[str]) -> None:
+    """The URL's run preselects the picker (deep links, reloads); an unknown one is named, not fatal."""
+    wanted = st.query_params.get(QUERY_KEY)
+    if wanted and wanted not in ids:
+        st.warning(f"There is no run {wanted!r} with a checkpoint in this lab; pick one below.")
+    elif wanted and RUN_KEY not in st.session_state:
+        st.session_state[RUN_KEY] = wanted
+    if st.session_state.get(RUN_KEY) not in ids:
+        st.session_state[RUN_KEY] = ids[0]
+
+
+def _keep_valid(key: str, options: list) -> None:
+    """Forget a widget's value that is no longer among its options (another run, another image)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+
+
+def _checkpoint_label(run: RunInfo, choice: str) -> str:
+    if choice == "best" and run.best_epoch is not None:
+        return f"best (epoch {run.best_epoch})"
+    return choice if choice in ("best", "last") else f"epoch {choice}"
+
+
+def _choose_run() -> tuple[RunInfo, str] | None:
+    """Run and checkpoint pickers; None (with a hint) when there is nothing to explain yet."""
+    runs = explainable_runs()
+    if not runs:
+        st.info("No trained runs yet. Train one on the Train page (its defaults train a CAM-ready net on "
+                "`shapes` in about a minute); a run can be explained as soon as its first checkpoint is saved.")
+        return None
+    by_id, labels = {r.id: r for r in runs}, run_labels(runs)
+    _sync_run_choice(list(by_id))
+    run_col, checkpoint_col = st.columns([3, 1])
+    run = by_id[run_col.selectbox("Run", list(by_id), format_func=labels.get, key=RUN_KEY)]
+    st.query_params[QUERY_KEY] = run.id
+    choices = checkpoint_choices(run.path)
+    _keep_valid(CHECKPOINT_KEY, choices)
+    checkpoint = checkpoint_col.selectbox("Checkpoint", choices, key=CHECKPOINT_KEY,
+                                          format_func=lambda c: _checkpoint_label(run, c),
+                                          help="best: the epoch with the highest validation accuracy; "
+                                               "an epoch: the weights right after it (0 = untrained).")
+    return run, checkpoint
+
+
+def _random_val_image(count: int) -> None:
+    st.session_state[VAL_KEY] = int(np.random.default_rng().integers(count))
+
+
+def _pick_mistake(index: int) -> None:
+    """``on_click`` of a gallery image: explain that mistake."""
+    st.session_state[SOURCE_KEY] = "mistake"
+    st.session_state[MISTAKE_KEY] = index
+
+
+def _mistake_label(index: int, evaluation: Evaluation, classes: list[str]) -> str:
+    return (f"#{index}: a {classes[evaluation.labels[index]]} taken for a {classes[evaluation.preds[index]]} "
+            f"({evaluation.confidence[index]:.0%} sure)")
+
+
+def _choose_image(ds, evaluation: Evaluation | None, stats: InputStats) -> tuple[InputImage, str] | None:
+    """The image to explain and a key naming it, from the chosen source; None when there is none yet."""
+    sources = list(SOURCES) if ds is not None else ["upload"]
+    _keep_valid(SOURCE_KEY, sources)
+    source = st.radio("Image", sources, format_func=SOURCES.get, horizontal=True, key=SOURCE_KEY)
+    scale = display_scale(stats.shape[1], DISPLAY_SIDE)
+    if source == "val":
+        count = len(ds.val_y)
+        number_col, random_col = st.columns([3, 1], vertical_alignment="bottom")
+        index = number_col.number_input(f"Validation image (0 to {count - 1})", 0, count - 1, key=VAL_KEY)
+        random_col.button("Random image", on_click=_random_val_image, args=(count,))
+        return dataset_image(ds, int(index), stats, scale), f"val:{index}"
+    if source == "mistake":
+        mistakes = confident_mistakes(evaluation, MISTAKES_LISTED).tolist()
+        if not mistakes:
+            st.success("No mistakes on the validation set at this checkpoint.")
+            return None
+        _keep_valid(MISTAKE_KEY, mistakes)
+        index = st.selectbox("Mistake", mistakes, key=MISTAKE_KEY,
+                             format_func=lambda i: _mistake_label(i, evaluation, stats.classes))
+        return dataset_image(ds, index, stats, scale), f"val:{index}"
+    upload = st.file_uploader("Image file", type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key=UPLOAD_KEY)
+    if upload is None:
+        st.caption(f"Upload a picture to see what the model makes of it; it is resized to the run's "
+                   f"{stats.shape[2]}×{stats.shape[1]} input.")
+        return None
+    data = upload.getvalue()
+    try:
+        return upload_image(upload.name, data, stats, DISPLAY_SIDE), f"upload:{hashlib.sha1(data).hexdigest()}"
+    except InsightError as err:
+        st.error(f"Cannot explain this file. {err}")
+        return None
+
+
+def _choose_target(item: InputImage, classes: list[str]) -> str:
+    """'pred', 'true' (labelled images) or a class index as text, as ``explain_images`` takes it."""
+    options = ["pred"] + (["true"] if item.label is not None else []) + [str(c) for c in range(len(classes))]
+    _keep_valid(TARGET_KEY, options)
+    names = {"pred": "the predicted class", "true": f"the true class ({classes[item.label]})"
+             if item.label is not None else ""}
+    return st.selectbox("Explain the evidence for", options, key=TARGET_KEY,
+                        format_func=lambda o: names.get(o) or f"class {classes[int(o)]}",
+                        help="Class-specific methods show where the net finds evidence for this class.")
+
+
+# ---------------------------------------------------------------- showing
+
+
+def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha: float) -> None:
+    """Every CAM method side by side; a method that does not apply says why instead."""
+    st.subheader("Where it looks")
+    if answer.target is not None:
+        st.caption(f"Evidence for **{classes[answer.target]}**, by each method (Eigen-CAM is not class specific).")
+    for column, (name, method) in zip(st.columns(len(CAM_METHODS)), CAM_METHODS.items()):
+        with column:
+            if name in answer.heatmaps:
+                st.image(overlay(item.original, answer.heatmaps[name], alpha), caption=method.title,
+                         width=DISPLAY_SIDE)
+            else:
+                st.markdown(f"**{method.title}**")
+                st.caption(f"Not available: {answer.missing[name]}")
+
+
+def _inside(model: torch.nn.Module, maps: list[LayerMaps]) -> None:
+    """The feature maps of every conv layer for this image, and the first layer's filters."""
+    st.subheader("Inside the network")
+    maps_col, filters_col = st.columns([3, 1])
+    with maps_col:
+        for layer in maps:
+            k, h, w = layer.maps.shape
+            shown = f", the first {k} shown" if k < layer.channels else ""
+            st.image(maps_grid(layer.maps), caption=f"{layer.name}: {layer.channels} feature maps of {h}×{w}{shown}")
+    with filters_col:
+        conv = first_conv(model)
+        kh, kw = conv.kernel_size
+        st.image(filters_grid(model), caption=f"First conv layer: {conv.out_channels} filters of {kh}×{kw}, "
+                                              f"each stretched to its own range (bright = large weight)")
+
+
+def _validation(ds, evaluation: Evaluation, figure: go.Figure, stats: InputStats) -> None:
+    """The confusion matrix and a gallery of the surest mistakes, each with a button to explain it."""
+    st.subheader("On the whole validation set")
+    st.plotly_chart(figure, config=CHART_CONFIG, key="explain.confusion")
+    mistakes = confident_mistakes(evaluation, GALLERY_SIZE).tolist()
+    if not mistakes:
+        st.success("No mistakes on the validation set.")
+        return
+    st.markdown("**Its surest mistakes** (caption: true → predicted, confidence)")
+    scale = display_scale(stats.shape[1], GALLERY_SIDE)
+    for row in range(0, len(mistakes), GALLERY_COLUMNS):
+        for column, index in zip(st.columns(GALLERY_COLUMNS), mistakes[row:row + GALLERY_COLUMNS]):
+            classes = stats.classes
+            column.image(upscale(to_hwc(ds.val_x[index]), scale),
+                         caption=f"{classes[evaluation.labels[index]]} → {classes[evaluation.preds[index]]} "
+                                 f"{evaluation.confidence[index]:.0%}", width=GALLERY_SIDE)
+            column.button("Explain", key=f"explain.pick.{index}", on_click=_pick_mistake, args=(index,))
+
+
+def render_explain_page() -> None:
+    """Draw the page: run and checkpoint, image, probabilities, heatmaps, layers, validation set."""
+    st.title("Explain")
+    st.caption("Why does the network say what it says? Pick a run and an image: see its class probabilities, "
+               "where each CAM method finds the evidence, what every conv layer computes, and what the model "
+               "gets wrong on the validation set.")
+    chosen = _choose_run()
+    if chosen is None:
+        return
+    run, checkpoint = chosen
+    try:
+        stamp = _stamp(run.path, checkpoint)
+        loaded = _loaded(str(run.path), checkpoint, stamp)
+    except InsightError as err:
+        st.error(f"Cannot load this checkpoint: {err}")
+        return
+    stats, dataset = loaded.stats, run.config.get("dataset", "")
+    try:
+        ds = load_dataset(dataset, job_manager().data_dir)
+    except DatasetError as err:
+        st.warning(f"The run's dataset is not available on this server ({err}); you can still upload an image.")
+        ds = None
+    evaluation = None
+    if ds is not None:
+        with st.spinner(f"Classifying the {len(ds.val_y):,} validation images…"):
+            evaluation = _evaluation(str(run.path), checkpoint, stamp, dataset)
+    chosen_image = _choose_image(ds, evaluation, stats)
+    if chosen_image is not None:
+        item, image_key = chosen_image
+        target_col, alpha_col = st.columns(2)
+        with target_col:
+            target = _choose_target(item, stats.classes)
+        alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
+        answer, maps = _explained(str(run.path), checkpoint, stamp, image_key, target, item)
+        image_col, probs_col = st.columns([1, 2])
+        pred = int(np.argmax(answer.probs))
+        truth = f"true: {stats.classes[item.label]} · " if item.label is not None else ""
+        image_col.image(item.original, caption=f"{truth}predicted: {stats.classes[pred]} ({answer.probs[pred]:.0%})",
+                        width=DISPLAY_SIDE)
+        probs_col.plotly_chart(probability_figure(answer.probs, stats.classes, item.label), config=CHART_CONFIG,
+                               key="explain.probs")
+        _heatmaps(item, answer, stats.classes, alpha)
+        _inside(loaded.model, maps)
+    if evaluation is not None:
+        _validation(ds, evaluation, _confusion_figure(str(run.path), checkpoint, stamp, dataset), stats)

@@ -1,0 +1,156 @@
+"""A run's feature space and its CAM strip, as the Train and Compare pages draw them.
+
+Everything is read from the run folder (``probe/``, ``cams/``), so a live run, a
+finished one and one from before a restart look the same. PCA maps are made on the
+page thread (milliseconds); t-SNE and UMAP only by the server's one
+``EmbeddingWorker``: until their maps land the page says "computing…" and polls.
+
+Figures are cached per (run, method, epochs shown): a live page redraws every second,
+and building a plotly figure each time costs CPU and, in Streamlit, memory (streamlit
+issues 6510 and 8834). The same figure re-sent is the same message, which Streamlit's
+message cache does not send to the browser again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from lab.data import DatasetError, load_dataset
+from lab.images import display_scale
+from lab.insight.cam import get_cam_method, overlay_samples
+from lab.insight.embed import HEAVY, METHODS, map_frames, mapped_epochs
+from lab.insight.errors import InsightError
+from lab.insight.probe import CAMS_DIR, load_cams, probe_summary, recorded_epochs
+from lab.insight_plots import METHOD_TITLES, feature_space_figure, knn_figure, spread
+from lab.runs import RunInfo, read_json
+from lab.ui.state import embedding_worker, job_manager, markdown_safe
+
+CHART_CONFIG = {"displayModeBar": False}
+CAM_SIDE = 96  # on-screen pixels of one CAM sample
+LATEST = "latest"
+
+
+def run_classes(run: RunInfo) -> list[str]:
+    """The class names the run was trained on (its dataset's, resolved when it started)."""
+    return list(run.config.get("resolved", {}).get("classes") or [])
+
+
+def maps_error(run_dir: Path, method: str) -> str | None:
+    """The embedding worker's failure for this run and method, if its last try failed."""
+    return embedding_worker().errors.get((Path(run_dir).resolve(), method))
+
+
+def maps_pending(run_dir: Path, method: str) -> bool:
+    """Whether a recorded epoch still waits for its t-SNE/UMAP map: the page polls until it lands."""
+    if method not in HEAVY or maps_error(run_dir, method):
+        return False
+    return len(mapped_epochs(run_dir, method)) < len(recorded_epochs(run_dir))
+
+
+def ready_epochs(run_dir: Path, method: str) -> list[int]:
+    """Recorded epochs whose map can be drawn now; asks the worker for the missing ones."""
+    recorded = recorded_epochs(run_dir)
+    if method not in HEAVY:
+        return recorded  # made on the spot by map_frames
+    ready = sorted(set(mapped_epochs(run_dir, method)) & set(recorded))
+    worker = embedding_worker()
+    if len(ready) < len(recorded) and not maps_error(run_dir, method) and not worker.pending(run_dir, method):
+        worker.request(run_dir, method)
+    return ready
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _map_figure(run_dir: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...]) -> go.Figure:
+    return feature_space_figure(map_frames(Path(run_dir), method, epochs), classes, method)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _knn_figure(run_dir: str, epochs: tuple[int, ...]) -> go.Figure:
+    """Keyed by the recorded epochs so it is rebuilt only when one more has landed."""
+    return knn_figure(probe_summary(Path(run_dir))["epochs"])
+
+
+def method_choice(key: str) -> str:
+    """The map method radio (PCA is instant; t-SNE and UMAP are computed in the background)."""
+    return st.radio("Map", METHODS, format_func=METHOD_TITLES.get, horizontal=True, key=key,
+                    help="PCA: instant, linear. t-SNE and UMAP: non-linear, better at showing clusters; "
+                         "made in the background, a second or so per epoch.")
+
+
+def _computing(method: str, ready: int, recorded: int, error: str | None) -> None:
+    if error:
+        st.error(f"The {METHOD_TITLES[method]} map failed: {error}")
+    elif ready < recorded:
+        st.caption(f"computing… the {METHOD_TITLES[method]} maps of {recorded - ready} more epoch(s), in the "
+                   f"background; PCA is instant.")
+
+
+def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str = "insight") -> None:
+    """The probe's map, animated over every epoch (or at one ``epoch``); "computing…" for the
+    epochs whose map the worker has not made yet (the caller polls while ``maps_pending``)."""
+    recorded = recorded_epochs(run.path)
+    if not recorded:
+        st.caption("The feature space appears when training starts (epoch 0 is the untrained net); runs "
+                   "trained with insight off have none.")
+        return
+    ready = ready_epochs(run.path, method)
+    shown = spread(ready) if epoch is None else [e for e in ready if e == epoch]
+    if shown:
+        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run_classes(run)))
+        st.plotly_chart(figure, config=CHART_CONFIG, key=f"{key}.map")
+    _computing(method, len(ready) if epoch is None else len(shown), len(recorded) if epoch is None else 1,
+               maps_error(run.path, method))
+
+
+def knn_chart(run: RunInfo, key: str = "insight") -> None:
+    """k-NN accuracy of the probe per epoch, with a line on what it means."""
+    recorded = recorded_epochs(run.path)
+    if recorded:
+        st.plotly_chart(_knn_figure(str(run.path), tuple(recorded)), config=CHART_CONFIG, key=f"{key}.knn")
+        st.caption("Share of probe images whose 5 nearest neighbours in the full feature space mostly share "
+                   "their class: how well the classes separate, which a 2-D map only suggests.")
+
+
+def _val_images(dataset: str, indices):
+    """The val images at ``indices`` of the run's dataset, or None when it cannot be loaded here."""
+    try:
+        return load_dataset(dataset, job_manager().data_dir).val_x[indices]
+    except (DatasetError, IndexError):
+        return None
+
+
+def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
+    """The CAM samples of one epoch (one val image per class, heatmap of its true class) on their images."""
+    try:
+        cams = load_cams(run.path, epoch)
+    except InsightError as err:
+        st.caption(str(err))
+        return
+    classes = run_classes(run)
+    name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
+    images = _val_images(run.config.get("dataset", ""), cams.indices)
+    if images is None:
+        st.caption("The run's dataset is not available on this server: heatmaps only.")
+        images = torch.zeros((len(cams.heatmaps), 3, *cams.heatmaps.shape[1:]), dtype=torch.uint8)
+    scale = display_scale(cams.heatmaps.shape[1], CAM_SIDE)
+    pictures = overlay_samples(images, cams.heatmaps, alpha, scale)
+    captions = [f"{'✓' if p == t else '✗'} {name(t)} → {name(p)} {c:.0%}"
+                for t, p, c in zip(cams.labels, cams.preds, cams.confidence)]
+    st.image(pictures, caption=captions, width=CAM_SIDE)
+    st.caption(f"{get_cam_method(cams.method).title} at layer `{cams.layer}`, epoch {cams.epoch}: where the net "
+               f"finds each image's true class (caption: true → predicted, confidence).")
+
+
+def cam_epochs(run: RunInfo) -> list[int]:
+    return recorded_epochs(run.path, CAMS_DIR)
+
+
+def no_cams_reason(run: RunInfo) -> str:
+    """Why a run has no CAM samples: the recorder's note (e.g. no feature maps to explain), or none yet."""
+    note = (read_json(run.path / "probe" / "meta.json", {}) or {}).get("cam_note", "")
+    return markdown_safe(note or "No CAM samples recorded yet: they appear when training starts, unless the run "
+                                 "was trained with insight off.")

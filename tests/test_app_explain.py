@@ -1,0 +1,127 @@
+"""AppTest for the Explain page: an empty lab says where to start; a trained run shows its
+probabilities, every CAM method, its layers and its surest mistakes; ``?run=`` preselects;
+a bad upload is one error line."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import copy_run
+from lab.insight.cam import CAM_METHODS
+from lab.ui.state import job_manager
+
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explain.py")
+WAIT_S = 90  # a guard against hanging, never a measure of speed
+SHAPES = ["circle", "square", "triangle", "diamond", "ring", "plus", "cross", "star"]
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs dir and a fresh job manager reading it."""
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "runs").mkdir()
+    job_manager.clear()
+    yield tmp_path / "runs"
+    job_manager.clear()
+
+
+def page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=WAIT_S)
+    at.query_params.update(query)
+    return ok(at.run())
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    """Captions under every image on the page."""
+    return [c for img in at.image for c in img.captions]
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"].split(" · ")[0]: f for f in figures}
+
+
+def test_an_empty_lab_says_where_to_start(runs_dir):
+    at = page()
+    assert "No trained runs yet" in at.info[0].value and "Train page" in at.info[0].value
+    assert not at.selectbox and not at.image
+
+
+def test_a_trained_run_is_explained_by_every_method_layer_and_mistake(runs_dir, gap_cam_run):
+    copy_run(gap_cam_run, runs_dir)
+    at = page()
+    assert at.selectbox(key="explain.run").value == gap_cam_run.run_id
+    assert at.selectbox(key="explain.checkpoint").options[:2] == ["best (epoch 3)", "last"]
+    figures = charts(at)
+    bars = figures["Class probabilities"]["data"][0]
+    assert bars["y"] == SHAPES
+    titles = [method.title for method in CAM_METHODS.values()]
+    assert [c for c in captions(at) if c in titles] == titles  # every method, CAM included (a GAP net)
+    assert [c.split(":")[0] for c in captions(at) if c.startswith("conv2d_")] == ["conv2d_1", "conv2d_2", "conv2d_3"]
+    assert any(c.startswith("First conv layer: 32 filters of 3×3") for c in captions(at))
+    confusion = figures["Confusion matrix"]
+    assert "2,400 validation images" in confusion["layout"]["title"]["text"]
+    gallery = [b for b in at.button if b.key and b.key.startswith("explain.pick.")]
+    assert len(gallery) == 12
+    image_caption = captions(at)[0]
+    assert image_caption.startswith("true: ") and "predicted: " in image_caption
+
+
+def test_a_gallery_mistake_is_explained_with_its_true_class(runs_dir, gap_cam_run):
+    copy_run(gap_cam_run, runs_dir)
+    at = page()
+    first = next(b for b in at.button if b.key and b.key.startswith("explain.pick."))
+    index = int(first.key.rsplit(".", 1)[1])
+    first.click().run()
+    ok(at)
+    assert at.radio(key="explain.source").value == "mistake" and at.selectbox(key="explain.mistake").value == index
+    true, predicted = (part.split(": ")[1] for part in captions(at)[0].split(" · "))
+    assert true != predicted.split(" (")[0]
+    at.selectbox(key="explain.target").set_value("true").run()
+    assert any(f"Evidence for **{true}**" in c.value for c in ok(at).caption)
+    at.selectbox(key="explain.target").set_value("3").run()
+    assert any("Evidence for **diamond**" in c.value for c in ok(at).caption)
+
+
+def test_the_url_preselects_a_run_and_an_unknown_one_is_a_warning(runs_dir, gap_cam_run):
+    copy_run(gap_cam_run, runs_dir)
+    other = copy_run(gap_cam_run, runs_dir, "20990101-000000-second")
+    at = page(run=gap_cam_run.run_id)
+    assert at.selectbox(key="explain.run").value == gap_cam_run.run_id  # not the newest, which is listed first
+    at.selectbox(key="explain.run").set_value(other).run()
+    assert ok(at).query_params["run"] == other
+    at = page(run="20990101-000000-nosuch")
+    assert "no run '20990101-000000-nosuch'" in at.warning[0].value
+
+
+def png(size=(48, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (250, 250, 250)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_upload_is_explained_and_a_bad_one_is_an_error_line(runs_dir, gap_cam_run):
+    copy_run(gap_cam_run, runs_dir)
+    at = page()
+    at.radio(key="explain.source").set_value("upload").run()
+    assert not ok(at).error and not any(c == "Grad-CAM" for c in captions(at))
+    at.file_uploader(key="explain.upload").set_value(("broken.png", b"not an image at all", "image/png")).run()
+    assert "broken.png: corrupt or unreadable image" in ok(at).error[0].value
+    assert "Upload an image file" in at.error[0].value
+    at.file_uploader(key="explain.upload").set_value(("white.png", png(), "image/png")).run()
+    assert not ok(at).error
+    assert captions(at)[0].startswith("predicted: ")  # an upload has no true class
+    assert not any(o.startswith("the true class") for o in at.selectbox(key="explain.target").options)
+    assert sum(c == "Grad-CAM" for c in captions(at)) == 1
