@@ -37,11 +37,18 @@ def gap_cam_run(tmp_path_factory) -> TrainedRun:
     return TrainedRun(runs_dir, run_id, runs_dir / run_id, result)
 
 
-def copy_run(run: TrainedRun, runs_dir: Path, run_id: str | None = None) -> str:
-    """A copy of a trained run in ``runs_dir`` (under ``run_id``, default its own id), for tests
-    whose pages write into the run folder (cached maps): the shared run stays as trained."""
+
+@pytest.fixture
+def copy_gap_cam_run(gap_cam_run):
+    """``copy(runs_dir, run_id=None) -> run id``: a copy of ``gap_cam_run`` in ``runs_dir`` (under
+    ``run_id``, default its own id), for tests whose pages write into the run folder (cached
+    maps); the shared run stays as trained. A fixture, not an importable helper: tests/ and
+    tests/browser/ both have a conftest module, so ``import conftest`` is ambiguous."""
     import shutil
 
-    run_id = run_id or run.run_id
-    shutil.copytree(run.run_dir, Path(runs_dir) / run_id)
-    return run_id
+    def copy(runs_dir: Path, run_id: str | None = None) -> str:
+        run_id = run_id or gap_cam_run.run_id
+        shutil.copytree(gap_cam_run.run_dir, Path(runs_dir) / run_id)
+        return run_id
+
+    return copy

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_run
 from lab.runs import RunStore
 from lab.ui.state import default_draft, embedding_worker, job_manager
 from test_sweep import fake_run
@@ -120,10 +119,10 @@ def test_selecting_two_runs_draws_overlaid_curves(store):
     assert accuracy["data"][0]["x"] == [2.0, 4.0, 6.0]
 
 
-def test_two_runs_show_their_feature_space_and_cams_at_the_same_epoch(store, gap_cam_run):
+def test_two_runs_show_their_feature_space_and_cams_at_the_same_epoch(store, copy_gap_cam_run):
     store.root.mkdir(parents=True)
-    a = copy_run(gap_cam_run, store.root)
-    b = copy_run(gap_cam_run, store.root, "20990101-000000-second")
+    a = copy_gap_cam_run(store.root)
+    b = copy_gap_cam_run(store.root, "20990101-000000-second")
     plain = fake_run(store, "no insight", [0.5])
     at = page()
     at.multiselect(key="compare.selected").set_value([a, b, plain]).run()

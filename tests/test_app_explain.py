@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_run
 from lab.insight.cam import CAM_METHODS
 from lab.ui.state import job_manager
 
@@ -59,10 +58,10 @@ def test_an_empty_lab_says_where_to_start(runs_dir):
     assert not at.selectbox and not at.image
 
 
-def test_a_trained_run_is_explained_by_every_method_layer_and_mistake(runs_dir, gap_cam_run):
-    copy_run(gap_cam_run, runs_dir)
+def test_a_trained_run_is_explained_by_every_method_layer_and_mistake(runs_dir, copy_gap_cam_run):
+    run_id = copy_gap_cam_run(runs_dir)
     at = page()
-    assert at.selectbox(key="explain.run").value == gap_cam_run.run_id
+    assert at.selectbox(key="explain.run").value == run_id
     assert at.selectbox(key="explain.checkpoint").options[:2] == ["best (epoch 3)", "last"]
     figures = charts(at)
     bars = figures["Class probabilities"]["data"][0]
@@ -79,8 +78,8 @@ def test_a_trained_run_is_explained_by_every_method_layer_and_mistake(runs_dir, 
     assert image_caption.startswith("true: ") and "predicted: " in image_caption
 
 
-def test_a_gallery_mistake_is_explained_with_its_true_class(runs_dir, gap_cam_run):
-    copy_run(gap_cam_run, runs_dir)
+def test_a_gallery_mistake_is_explained_with_its_true_class(runs_dir, copy_gap_cam_run):
+    copy_gap_cam_run(runs_dir)
     at = page()
     first = next(b for b in at.button if b.key and b.key.startswith("explain.pick."))
     index = int(first.key.rsplit(".", 1)[1])
@@ -95,11 +94,11 @@ def test_a_gallery_mistake_is_explained_with_its_true_class(runs_dir, gap_cam_ru
     assert any("Evidence for **diamond**" in c.value for c in ok(at).caption)
 
 
-def test_the_url_preselects_a_run_and_an_unknown_one_is_a_warning(runs_dir, gap_cam_run):
-    copy_run(gap_cam_run, runs_dir)
-    other = copy_run(gap_cam_run, runs_dir, "20990101-000000-second")
-    at = page(run=gap_cam_run.run_id)
-    assert at.selectbox(key="explain.run").value == gap_cam_run.run_id  # not the newest, which is listed first
+def test_the_url_preselects_a_run_and_an_unknown_one_is_a_warning(runs_dir, copy_gap_cam_run):
+    run_id = copy_gap_cam_run(runs_dir)
+    other = copy_gap_cam_run(runs_dir, "20990101-000000-second")
+    at = page(run=run_id)
+    assert at.selectbox(key="explain.run").value == run_id  # not the newest, which is listed first
     at.selectbox(key="explain.run").set_value(other).run()
     assert ok(at).query_params["run"] == other
     at = page(run="20990101-000000-nosuch")
@@ -112,8 +111,8 @@ def png(size=(48, 48)) -> bytes:
     return buffer.getvalue()
 
 
-def test_an_upload_is_explained_and_a_bad_one_is_an_error_line(runs_dir, gap_cam_run):
-    copy_run(gap_cam_run, runs_dir)
+def test_an_upload_is_explained_and_a_bad_one_is_an_error_line(runs_dir, copy_gap_cam_run):
+    copy_gap_cam_run(runs_dir)
     at = page()
     at.radio(key="explain.source").set_value("upload").run()
     assert not ok(at).error and not any(c == "Grad-CAM" for c in captions(at))

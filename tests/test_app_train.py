@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import copy_run
 from lab.augment import AUGMENT_PRESETS
 from lab.jobs import RunState
 from lab.ui.state import default_draft, embedding_worker, job_manager
@@ -220,8 +219,8 @@ def test_a_setting_changed_on_the_page_goes_into_the_draft():
     assert at.session_state["draft"]["train"]["schedule"] == "cosine"
 
 
-def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, gap_cam_run):
-    run_id = copy_run(gap_cam_run, tmp_path / "runs")
+def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, copy_gap_cam_run):
+    run_id = copy_gap_cam_run(tmp_path / "runs")
     at = page("train", run=run_id)
     no_exception(at)
     assert [s.value for s in at.subheader][1:3] == ["Feature space", "Where it looks"]
@@ -238,8 +237,8 @@ def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, gap_cam_run)
     assert any("epoch 0:" in c.value for c in at.caption)
 
 
-def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, gap_cam_run):
-    run_id = copy_run(gap_cam_run, tmp_path / "runs")
+def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_run):
+    run_id = copy_gap_cam_run(tmp_path / "runs")
     at = page("train", run=run_id)
     at.radio(key="train.insight.method").set_value("tsne").run()
     no_exception(at)

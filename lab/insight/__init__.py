@@ -7,8 +7,10 @@
     cam.py     CAM, Grad-CAM, Grad-CAM++, Score-CAM, Eigen-CAM behind one registry, and the
                overlay of a heatmap on an image
     load.py    load_run_model: a run's model rebuilt from its folder alone
+    validation.py  one checkpoint on the whole val split: confusion matrix, surest mistakes
+    activations.py every conv layer's feature maps for one image, the first layer's filters
     hooks.py   layer lookup by name and the hook context manager everything uses
-    tools.py   what ``python -m lab explain`` and ``embed`` do
+    tools.py   what ``python -m lab explain`` and ``embed`` do, and one image by every method
 
 Names are imported on first use (PEP 562), so the embedding worker's child process can
 import :mod:`lab.insight.embed` without torch, and nothing here imports scikit-learn

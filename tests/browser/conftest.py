@@ -41,11 +41,17 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory) -> Iterator[str]:
+def server_dir(tmp_path_factory) -> Path:
+    """The served lab's folder: its runs dir is ``runs/`` (a test may put a finished run there)."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="session")
+def app_url(server_dir) -> Iterator[str]:
     """The lab served on a free port with empty runs and data dirs; stopped after the session."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests need it")
-    tmp = tmp_path_factory.mktemp("server")
+    tmp = server_dir
     port = _free_port()
     env = {**os.environ, "LAB_RUNS_DIR": str(tmp / "runs"), "LAB_DATA_DIR": str(tmp / "data")}
     log = open(tmp / "streamlit.log", "w")

@@ -1,4 +1,5 @@
-"""The main flows in a real browser: every page renders, augment labels show, a run trains live and re-attaches."""
+"""The main flows in a real browser: every page renders, augment labels show, a run trains live and re-attaches,
+a trained run is explained."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def go_to(page, title: str) -> None:
 def test_every_page_in_the_navigation_renders_without_an_exception(page, app_url, artifacts):
     open_app(page, app_url)
     titles = list(nav_links(page))
-    assert {"Home", "Data", "Build", "Augment", "Train"} <= set(titles)
+    assert {"Home", "Data", "Build", "Augment", "Train", "Compare", "Explain"} <= set(titles)
     for title in titles:
         go_to(page, title)
         assert page.locator(EXCEPTION).count() == 0, f"{title}: {page.locator(EXCEPTION).first.inner_text()}"
@@ -95,3 +96,26 @@ def test_training_runs_live_reattaches_after_a_reload_and_finishes(page, app_url
     assert page.locator(CHART).count() >= 2  # accuracy and loss per epoch (+ batch loss in this server)
     assert page.locator(EXCEPTION).count() == 0
     snap(page, artifacts / "train-finished.png")
+
+
+def test_a_trained_run_is_explained_and_a_mistake_one_click_away(page, app_url, server_dir, copy_gap_cam_run,
+                                                                 artifacts):
+    run_id = copy_gap_cam_run(server_dir / "runs", "00000000-explain-me")  # listed after any other run
+    open_app(page, app_url)
+    page.goto(f"{nav_links(page)['Explain']}?run={run_id}")  # the deep link preselects it
+    wait_idle(page)
+    page.get_by_text("Where it looks").wait_for()
+    for title in ("CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "Eigen-CAM"):
+        page.locator('[data-testid="stImageCaption"]').get_by_text(title, exact=True).wait_for()
+    assert page.locator(CHART).count() == 2  # class probabilities and the confusion matrix
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "explain-run.png")
+
+    page.get_by_role("button", name="Explain", exact=True).first.click()  # the surest mistake
+    page.get_by_text("Mistake", exact=True).wait_for()  # its picker replaces the validation image number
+    wait_idle(page)
+    caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+    true, predicted = re.match(r"true: (\w+) · predicted: (\w+)", caption).groups()
+    assert true != predicted
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "explain-mistake.png")
