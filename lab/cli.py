@@ -262,8 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default 2)")
     p.add_argument("--time-to-accuracy", action="store_true", help="time a preset to its target on real data")
-    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10"))
-    p.add_argument("--preset", default=None, help="preset for --time-to-accuracy (default per dataset)")
+    p.add_argument("--dataset", default=None, choices=("fashion-mnist", "cifar10"),
+                   help="for --time-to-accuracy: times its usual preset (fashion_cnn, cifar_vgg)")
+    p.add_argument("--preset", default=None,
+                   help="for --time-to-accuracy: fashion_cnn | cifar_vgg | speedrun (default: the dataset's)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("sweep", conflict_handler="resolve",

@@ -14,6 +14,7 @@ and the live UI are all listeners.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
@@ -30,6 +31,12 @@ from lab.spec import SpecNet, analyze, build_model, load_spec, summarize
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 EVENTS = ("on_run_start", "on_batch_end", "on_epoch_end", "on_run_end")
+
+
+# Trainers training on CUDA in this process. A CUDA graph is captured only by a run training
+# alone: work another thread launches during a capture can break it, or the other run.
+_cuda_trainers: set[int] = set()
+_cuda_lock = threading.Lock()
 
 
 class ConfigError(ValueError):
@@ -52,9 +59,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "none"  # none | step (x0.1 at 1/2 and 3/4) | cosine | onecycle (25% warm-up)
     label_smoothing: float = 0.0
+    eval_flip: bool = False  # evaluate each image and its mirror, averaging the logits (test-time augmentation)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     compile: bool = False  # torch.compile the model (CUDA; compile time is reported apart)
+    cuda_graph: bool = True  # replay the train step as one CUDA graph (CUDA only, not with compile)
     train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
     insight: bool = True  # record the feature-space probe and CAM samples at epoch 0 and every epoch (lab.insight)
     probe_size: int = 1000  # probe images, a stratified sample of the val split (at most limits().max_probe_size)
@@ -87,8 +96,9 @@ class TrainConfig:
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("train_limit", self.train_limit, 0, 10**9)
         _check_int("probe_size", self.probe_size, 10, lim.max_probe_size)
-        if not isinstance(self.insight, bool):
-            raise ConfigError(f"insight must be true or false, got {self.insight!r}")
+        for key in ("insight", "compile", "cuda_graph", "eval_flip"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         self._check_probe_layer()
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 100 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a number in (0, 100], got {self.lr!r}")
@@ -155,16 +165,22 @@ class Diverged(RuntimeError):
     """The loss became NaN, infinite, or exploded far above chance level."""
 
 
-def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter],
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """The configured optimizer; ``fused`` (CUDA) updates all parameters in one or two kernels.
+
+    RMSprop has no fused kernel and keeps PyTorch's per-parameter-group default.
+    """
     wd = config.weight_decay
+    fused_arg = {"fused": True} if fused else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0, weight_decay=wd)
+                               nesterov=config.nesterov and config.momentum > 0, weight_decay=wd, **fused_arg)
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=wd)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=wd, **fused_arg)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=wd, **fused_arg)
 
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
@@ -206,6 +222,7 @@ class Trainer:
         self.epoch = 0
         self.model: SpecNet | None = None
         self.compile_seconds = 0.0
+        self.graph_status = "off"  # "captured" once the train step is a CUDA graph, or why capture failed
         # A mean loss 50x that of uniform guessing only happens to a run that has blown up.
         self.exploded_loss = 50 * math.log(self.dataset.num_classes)
 
@@ -226,7 +243,10 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         cuda = self.device.type == "cuda"
         if cuda:
-            torch.backends.cudnn.benchmark = True
+            with _cuda_lock:
+                _cuda_trainers.add(id(self))
+        # No cudnn.benchmark: on an H100 its autotuning cost 5 s in a process's first epoch and
+        # gained nothing afterwards (0.76 s/epoch either way for a ResNet-9 at batch 512).
         ds = self.dataset
         limit = self.config.train_limit or len(ds.train_y)
         self.train_x = ds.train_x[:limit].to(self.device)  # uint8 (N, C, H, W) resident on the device
@@ -244,12 +264,19 @@ class Trainer:
             started = time.perf_counter()
             self.forward = torch.compile(self.model)
             self.compile_seconds = time.perf_counter() - started
-        self.optimizer = make_optimizer(self.config, self.model.parameters())
+        self.optimizer = make_optimizer(self.config, self.model.parameters(), fused=cuda)
         self.steps_per_epoch = max(1, len(self.train_y) // self.config.batch_size)
         total = self.steps_per_epoch * self.config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(self.config.schedule, step, total))
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        # Device-side sums of the epoch (loss, correct) and of the logging interval (loss), updated in place
+        # so that a captured CUDA graph keeps writing into the same tensors.
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.logged_loss = torch.zeros((), device=self.device)
+        graphed = cuda and self.config.cuda_graph and not self.config.compile and self.steps_per_epoch > GRAPH_WARMUP
+        self.train_step = CudaGraphStep(self) if graphed else self.eager_step
 
     def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float in [0, 1] on the device, in the model's memory format."""
@@ -259,8 +286,36 @@ class Trainer:
         return (x - self.mean) / self.std
 
     def autocast(self):
-        """bf16 autocast on CUDA, a no-op elsewhere (CPU bf16 is slower than fp32 for small nets)."""
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        """bf16 autocast on CUDA, a no-op elsewhere (CPU bf16 is slower than fp32 for small nets).
+
+        No cast cache: each weight is cast once per forward anyway, and a cache would
+        hold tensors across CUDA graph replays.
+        """
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda", cache_enabled=False)
+
+    def forward_backward(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
+        """Gather, augment, forward, backward for the training images ``idx``; sums stay on the device.
+
+        The one body of a training step, run eagerly or captured once as a CUDA graph,
+        so it reads nothing back to the host and changes the sums only in place.
+        """
+        y = self.train_y[idx]
+        x, targets = augment_batch(self.prepare(self.train_x[idx]), y, self.augment,
+                                   self.dataset.num_classes, generator)
+        with self.autocast():
+            logits = self.forward(self.normalize(x))
+            loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.config.label_smoothing)
+        loss.backward()
+        detached = loss.detach()
+        self.loss_sum += detached * len(idx)
+        self.logged_loss += detached
+        self.correct += (logits.argmax(1) == y).sum()
+
+    def eager_step(self, idx: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.forward_backward(idx, self.generator)
+        self.optimizer.step()
+        self.scheduler.step()
 
     # -- the loop
 
@@ -292,7 +347,9 @@ class Trainer:
                 f"try batch size {smaller} or a smaller model")
 
     def _release_memory(self) -> None:
-        for name in ("train_x", "train_y", "val_x", "val_y", "optimizer"):
+        with _cuda_lock:
+            _cuda_trainers.discard(id(self))
+        for name in ("train_x", "train_y", "val_x", "val_y", "optimizer", "train_step"):
             self.__dict__.pop(name, None)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -303,33 +360,20 @@ class Trainer:
         started = last_log = time.perf_counter()
         n = len(self.train_y)
         perm = torch.randperm(n, device=self.device, generator=self.generator)
-        loss_sum = torch.zeros((), device=self.device)  # accumulated on the device, read per interval
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        logged_loss, logged_steps, seen = torch.zeros((), device=self.device), 0, 0
+        for total in (self.loss_sum, self.correct, self.logged_loss):
+            total.zero_()
+        logged_steps, seen = 0, 0
         for batch in range(self.steps_per_epoch):
             if self.should_stop:
                 return
             idx = perm[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]
-            y = self.train_y[idx]
-            x, targets = augment_batch(self.prepare(self.train_x[idx]), y, self.augment,
-                                       self.dataset.num_classes, self.generator)
-            with self.autocast():
-                logits = self.forward(self.normalize(x))
-                loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            self.train_step(idx)
             self.step += 1
-            detached = loss.detach()
-            loss_sum += detached * len(y)
-            logged_loss += detached
             logged_steps += 1
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+            seen += len(idx)
             now = time.perf_counter()
             if now - last_log >= self.log_interval_s or batch == self.steps_per_epoch - 1:
-                mean_loss = logged_loss.item() / logged_steps  # the only host sync of the interval
+                mean_loss = self.logged_loss.item() / logged_steps  # the only host sync of the interval
                 if not math.isfinite(mean_loss) or mean_loss > self.exploded_loss:
                     raise Diverged(f"loss became {mean_loss:.4g} in epoch {self.epoch}, batch {batch + 1}; "
                                    f"lower the learning rate (now {cfg.lr:g}) by 10x or add batchnorm")
@@ -337,14 +381,14 @@ class Trainer:
                     "epoch": self.epoch, "batch": batch + 1, "batches": self.steps_per_epoch, "step": self.step,
                     "loss": mean_loss, "images_per_sec": seen / (now - started),
                 })
-                logged_loss.zero_()
+                self.logged_loss.zero_()
                 logged_steps, last_log = 0, now
         train_seconds = time.perf_counter() - started
         val_loss, val_acc = self.evaluate(self.val_x, self.val_y)
         metrics = {
             "epoch": self.epoch,
-            "train_loss": loss_sum.item() / seen,
-            "train_acc": correct.item() / seen,
+            "train_loss": self.loss_sum.item() / seen,
+            "train_acc": self.correct.item() / seen,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -363,7 +407,10 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         with torch.inference_mode(), self.autocast():
             for i in range(0, len(y), batch_size):
-                logits = self.forward(self.normalize(self.prepare(x_uint8[i:i + batch_size]))).float()
+                x = self.normalize(self.prepare(x_uint8[i:i + batch_size]))
+                logits = self.forward(x).float()
+                if self.config.eval_flip:
+                    logits = (logits + self.forward(x.flip(-1)).float()) / 2
                 yb = y[i:i + batch_size]
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(1) == yb).sum()
@@ -374,6 +421,82 @@ class Trainer:
         """What ``best.pt``/``last.pt`` hold: tensors and plain numbers only (weights_only-safe)."""
         return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "epoch": self.epoch, "spec_name": self.summary.name}
+
+
+class CudaGraphStep:
+    """The training step replayed as one CUDA graph: one launch instead of hundreds.
+
+    At the batch sizes students use, small nets are bound by kernel launches, not by
+    the GPU (bench: ~1 ms of Python launches per batch for ~0.2 ms of GPU work). So
+    after ``GRAPH_WARMUP`` eager steps (cuDNN picks its algorithms, the optimizer
+    makes its state) gather + augment + forward + backward are captured once, with
+    the batch's indices in a fixed tensor, and every later batch is an index copy, a
+    replay and the fused optimizer step. Random numbers come from the default CUDA
+    generator, whose state graphs advance on every replay.
+
+    Gradients live in the graph's memory: they are put back on the parameters before
+    each optimizer step, so a listener that clears them cannot stop the training.
+    If capture fails (an op that cannot be captured), or another run trains on the
+    GPU in this process (two threads capturing at once corrupted each other's work
+    on an H100), the run goes on eagerly and the trainer's ``graph_status`` says why.
+    """
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.error = ""
+        self.static_idx = torch.zeros(trainer.config.batch_size, dtype=torch.long, device=trainer.device)
+        self.grads: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+
+    def __call__(self, idx: torch.Tensor) -> None:
+        t = self.trainer
+        if self.error or len(idx) != len(self.static_idx):
+            return t.eager_step(idx)
+        self.calls += 1
+        if self.graph is None and self.calls <= GRAPH_WARMUP:
+            return self._side_stream_step(idx)
+        if self.graph is None and not self._capture():
+            return t.eager_step(idx)
+        self.static_idx.copy_(idx)
+        self.graph.replay()
+        for param, grad in self.grads:
+            param.grad = grad
+        t.optimizer.step()
+        t.scheduler.step()
+
+    def _side_stream_step(self, idx: torch.Tensor) -> None:
+        """An eager step on a side stream, as PyTorch asks of the steps before a capture."""
+        stream = torch.cuda.Stream(self.trainer.device)
+        stream.wait_stream(torch.cuda.current_stream(self.trainer.device))
+        with torch.cuda.stream(stream):
+            self.trainer.eager_step(idx)
+        torch.cuda.current_stream(self.trainer.device).wait_stream(stream)
+
+    def _capture(self) -> bool:
+        t = self.trainer
+        with _cuda_lock:  # held through the capture: no other run starts meanwhile
+            if len(_cuda_trainers) > 1:
+                self.error = t.graph_status = "not captured: another run is training on this GPU"
+                return False
+            t.optimizer.zero_grad(set_to_none=True)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                # thread_local: other threads' calls (a page's inference) are not refused meanwhile
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    t.forward_backward(self.static_idx, None)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as err:
+                self.error = t.graph_status = f"CUDA graph capture failed, training without it: {err}"
+                t.optimizer.zero_grad(set_to_none=True)
+                return False
+        self.graph, t.graph_status = graph, "captured"
+        self.grads = [(p, p.grad) for p in t.model.parameters() if p.grad is not None]
+        return True
+
+
+GRAPH_WARMUP = 3  # eager steps before the capture
 
 
 class RunRecorder(Callback):
@@ -403,7 +526,7 @@ class RunRecorder(Callback):
         best = max(trainer.history, key=lambda m: m["val_acc"], default=None)
         self.store.set_status(self.run_id, status, message, ended=time.time(),
                               best_val_acc=best and best["val_acc"], best_epoch=best and best["epoch"],
-                              compile_seconds=trainer.compile_seconds)
+                              compile_seconds=trainer.compile_seconds, cuda_graph=trainer.graph_status)
 
 
 def run_record(config: TrainConfig, trainer: Trainer) -> dict:

@@ -19,6 +19,15 @@ def _pool(size: int = 2) -> dict:
     return {"type": "maxpool2d", "size": size}
 
 
+def _conv_pool_bn_gelu(filters: int) -> list[dict]:
+    """airbench's conv group: the pool before batchnorm halves the normalisation's work."""
+    def conv_bn_gelu() -> list[dict]:  # fresh dicts: a layer edited in the builder must be one layer
+        return [_conv(filters, activation=None), {"type": "batchnorm"}, {"type": "activation", "function": "gelu"}]
+
+    first, second = conv_bn_gelu(), conv_bn_gelu()
+    return [first[0], _pool(), *first[1:], *second]
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named spec with its origin and the training settings it was tuned with."""
@@ -103,6 +112,24 @@ PRESETS: dict[str, Preset] = {
         },
         "A small ResNet: three residual blocks with skip connections, then global average pooling.",
         train={"optimizer": "sgd", "lr": 0.05, "schedule": "onecycle", "weight_decay": 5e-4},
+    ),
+    "speedrun": Preset(
+        {
+            "name": "speedrun", "input": [3, 32, 32], "num_classes": 10,
+            "layers": [
+                {"type": "conv2d", "filters": 24, "kernel": 2, "padding": "valid", "activation": "gelu"},
+                *_conv_pool_bn_gelu(64), *_conv_pool_bn_gelu(256), *_conv_pool_bn_gelu(256),
+                {"type": "maxpool2d", "size": 3},
+                {"type": "flatten"},
+                {"type": "dense", "units": 10},
+            ],
+        },
+        "The net of the airbench CIFAR-10 speed runs (Jordan, 2024): three blocks of conv-pool-batchnorm-GELU "
+        "and conv-batchnorm-GELU at 64/256/256 filters. Nesterov SGD, one-cycle, label smoothing 0.2, crop + "
+        "flip + cutout, flip averaging at evaluation. About 91% on CIFAR-10 in 15 s on a GPU.",
+        train={"epochs": 40, "batch_size": 512, "optimizer": "sgd", "lr": 0.4, "momentum": 0.9, "nesterov": True,
+               "weight_decay": 5e-4, "schedule": "onecycle", "label_smoothing": 0.2, "eval_flip": True},
+        augment="speedrun",
     ),
     "tiny_vgg": Preset(
         {

@@ -81,13 +81,15 @@ class Summary:
 
     def table(self) -> str:
         """Keras-style text table with thousands separators."""
-        lines = [f'Model: "{self.name}"   input {format_shape(self.input_shape)}', "-" * 66]
-        lines.append(f"{'Layer (type)':<30}{'Output shape':<20}{'Param #':>14}")
-        lines.append("=" * 66)
-        for r in self.rows:
-            label = f"{r.name} ({r.layer['type']})"
-            lines.append(f"{label:<30}{format_shape(r.out_shape):<20}{r.params:>14,}")
-        lines.append("=" * 66)
+        labels = [f"{r.name} ({r.layer['type']})" for r in self.rows]
+        width = max([30, *(len(label) + 2 for label in labels)])
+        rule = width + 36
+        lines = [f'Model: "{self.name}"   input {format_shape(self.input_shape)}', "-" * rule]
+        lines.append(f"{'Layer (type)':<{width}}{'Output shape':<20}{'Param #':>16}")
+        lines.append("=" * rule)
+        for label, r in zip(labels, self.rows):
+            lines.append(f"{label:<{width}}{format_shape(r.out_shape):<20}{r.params:>16,}")
+        lines.append("=" * rule)
         lines.append(f"Total params: {self.total_params:,}")
         lines.append(f"Multiply-accumulates per image: {self.total_macs:,}")
         lines += [f"Note: {n}" for n in self.notes]
