@@ -4,6 +4,7 @@ one image by every CAM method, uploads, checkpoints, map frames, CAM strips, and
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 
@@ -208,7 +209,8 @@ def test_the_feature_space_animates_every_epoch_and_marks_mistakes(gap_cam_run, 
     last = frames[-1]
     shown = fig.data[:8]  # one trace per class; the legend-only traces follow
     assert sum(len(t.x) for t in shown) == 400
-    crosses = sum(int((np.asarray(t.marker.symbol) == WRONG).sum()) for t in shown)
+    crosses = sum(int((np.frombuffer(base64.b64decode(t.marker.symbol["bdata"]), np.uint8) == WRONG).sum())
+                  for t in shown)
     assert crosses == int((last.preds != last.labels).sum()) > 0
     assert "epoch 3" in fig.layout.title.text and "k-NN accuracy" in fig.layout.title.text
     assert all(len(frame.data) == 8 for frame in fig.frames)

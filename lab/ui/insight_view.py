@@ -51,6 +51,13 @@ def maps_pending(run_dir: Path, method: str) -> bool:
     return len(mapped_epochs(run_dir, method)) < len(recorded_epochs(run_dir))
 
 
+def insight_stamp(run_dir: Path, method: str) -> tuple[int, int, int]:
+    """How many probe epochs, CAM epochs and (t-SNE/UMAP) maps a run has, in three globs: when
+    it changes, a new epoch or map has landed and the pictures are worth drawing again."""
+    maps = len(mapped_epochs(run_dir, method)) if method in HEAVY else 0
+    return len(recorded_epochs(run_dir)), len(recorded_epochs(run_dir, CAMS_DIR)), maps
+
+
 def ready_epochs(run_dir: Path, method: str) -> list[int]:
     """Recorded epochs whose map can be drawn now; asks the worker for the missing ones."""
     recorded = recorded_epochs(run_dir)

@@ -8,7 +8,9 @@ t-SNE/UMAP map is still being made for it); when that ends it triggers one full
 rerun, which redraws it without ``run_every`` so the polling stops.
 
 Under the curves: the feature space of the probe, animated over the epochs, and
-the CAM strip ("where it looks"), both updated as epochs end (lab.ui.insight_view).
+the CAM strip ("where it looks") (lab.ui.insight_view). They are drawn outside the
+fragment, by full reruns, which the fragment triggers when a new epoch or map has
+landed: the animated figure (up to 1.5 MB) goes out once an epoch, not once a second.
 
 The attached run id lives in session state (page switches) and in the URL as
 ``?run=<id>`` (a browser reload starts a new session but keeps the URL).
@@ -16,6 +18,7 @@ The attached run id lives in session state (page switches) and in the URL as
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import streamlit as st
@@ -28,8 +31,8 @@ from lab.jobs import RunState
 from lab.plots import batch_loss_figure, epoch_figure
 from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
-from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, knn_chart, maps_pending,
-                                 method_choice, no_cams_reason)
+from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, insight_stamp, knn_chart,
+                                 maps_pending, method_choice, no_cams_reason)
 from lab.ui.state import draft, job_manager, owner
 
 POLL_SECONDS = 1.0
@@ -38,6 +41,7 @@ QUERY_KEY = "run"
 CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
 INSIGHT_KEY = "train.insight"
 METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
+DRAWN_KEY = f"{INSIGHT_KEY}.drawn"  # the insight_stamp the pictures on screen were drawn from
 CHART_CONFIG = {"displayModeBar": False}
 DEFAULTS = TrainConfig()  # the type and fallback value of every setting
 
@@ -246,14 +250,18 @@ def _insight(run: RunInfo) -> None:
     cam_strip(run, epochs[-1] if choice == LATEST else choice, alpha)
 
 
-def _should_poll(state: RunState, run: RunInfo) -> bool:
+def _method() -> str:
+    return st.session_state.get(METHOD_KEY, "pca")
+
+
+def _should_poll(state: RunState, run_dir: Path) -> bool:
     """Poll while the run is live or one of its maps is still being made in the background."""
-    return state.live or maps_pending(run.path, st.session_state.get(METHOD_KEY, "pca"))
+    return state.live or maps_pending(run_dir, _method())
 
 
 def _run_panel(run_id: str, polling: bool) -> None:
-    """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves,
-    the feature space and the CAM strip."""
+    """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves.
+    A full rerun when the polling should change or new insight has landed."""
     state = job_manager().state(run_id)
     st.subheader(f"Run {state.name or run_id}")
     st.caption(f"id {run_id}" + (f" · by {state.owner}" if state.owner else ""))
@@ -265,21 +273,24 @@ def _run_panel(run_id: str, polling: bool) -> None:
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
     _charts(state)
-    run = job_manager().store.get(run_id)
-    _insight(run)
-    if polling != _should_poll(state, run):
-        st.rerun()  # the run ended or a map started or landed: a full rerun redraws with the right polling
+    run_dir = job_manager().store.path(run_id)
+    if polling != _should_poll(state, run_dir) or insight_stamp(run_dir, _method()) != st.session_state.get(DRAWN_KEY):
+        st.rerun()  # the run ended, a map started, or an epoch or map landed: redraw the whole page
 
 
 def _attached_view(run_id: str) -> None:
-    """The attached run, polled once a second only while it is live or its maps are being made."""
+    """The attached run, polled once a second only while it is live or its maps are being made,
+    and its feature space and CAM strip as of this (full) run of the page."""
     try:
-        polling = _should_poll(job_manager().state(run_id), job_manager().store.get(run_id))
+        run = job_manager().store.get(run_id)
     except RunNotFound:
         st.warning(f"There is no run {run_id!r} in this lab (any more); start one or open a recent run.")
         attach(None)
         return
+    polling = _should_poll(job_manager().state(run_id), run.path)
+    st.session_state[DRAWN_KEY] = insight_stamp(run.path, _method())
     st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
+    _insight(run)
 
 
 def _recent_runs(runs: list[RunInfo], current: str | None) -> None:
