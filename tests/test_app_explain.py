@@ -12,12 +12,15 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from lab.cli import run_training
+from lab.engine import TrainConfig
 from lab.insight.cam import CAM_METHODS
 from lab.ui.state import job_manager
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explain.py")
 WAIT_S = 90  # a guard against hanging, never a measure of speed
 SHAPES = ["circle", "square", "triangle", "diamond", "ring", "plus", "cross", "star"]
+MLP = {"name": "mlp", "layers": [{"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "dense", "units": 10}]}
 
 
 @pytest.fixture
@@ -124,3 +127,14 @@ def test_an_upload_is_explained_and_a_bad_one_is_an_error_line(runs_dir, copy_ga
     assert captions(at)[0].startswith("predicted: ")  # an upload has no true class
     assert not any(o.startswith("the true class") for o in at.selectbox(key="explain.target").options)
     assert sum(c == "Grad-CAM" for c in captions(at)) == 1
+
+
+def test_a_net_without_convolutions_says_why_there_is_nothing_to_see(runs_dir):
+    config = TrainConfig.from_dict(dict(spec=MLP, dataset="digits", epochs=1, batch_size=128, device="cpu",
+                                        train_limit=300, probe_size=50))
+    run_training(config, runs_dir, runs_dir.parent / "data")
+    at = page()
+    assert not at.error and "Class probabilities" in charts(at)
+    missing = [c.value for c in at.caption if c.value.startswith("Not available:")]
+    assert len(missing) == len(CAM_METHODS)  # CAM, Grad-CAM ... all need feature maps
+    assert any("no convolution layer" in c.value for c in at.caption)

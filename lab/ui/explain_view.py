@@ -229,6 +229,10 @@ def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha
 def _inside(model: torch.nn.Module, maps: list[LayerMaps]) -> None:
     """The feature maps of every conv layer for this image, and the first layer's filters."""
     st.subheader("Inside the network")
+    if not maps:
+        st.caption("This model has no convolution layer: it sees the image as one flat vector, with no "
+                   "feature maps or filters to show.")
+        return
     maps_col, filters_col = st.columns([3, 1])
     with maps_col:
         for layer in maps:
