@@ -36,3 +36,19 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device multiplies bf16 natively, so that bf16 autocast speeds training up.
+
+    True on CUDA and on CPUs with AVX512-BF16 or AMX. Measured on the 2-core AVX512-BF16
+    dev machine, one training step of 128 images: cifar_vgg 138 ms in bf16 + channels_last
+    against 339 ms in fp32, fashion_cnn 21 against 40 ms. Without those instructions bf16
+    is emulated and slower than fp32, so it stays off.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)

@@ -3,8 +3,9 @@
 The hot loop is built like airbench's: the whole dataset sits on the training
 device as uint8, each epoch is a device-side permutation, augmentation and
 normalisation are batched tensor ops, and the host reads numbers back only once
-per logging interval (so CUDA is never stalled per batch). On CUDA it adds bf16
-autocast and channels_last.
+per logging interval (so CUDA is never stalled per batch). Where the device
+multiplies bf16 natively (CUDA, recent x86 CPUs) it adds bf16 autocast and
+channels_last; on CUDA the step is replayed as a CUDA graph (``CudaGraphStep``).
 
 Listeners (``Callback`` subclasses) get the events in ``EVENTS``; they steer
 only through ``trainer.should_stop``. The RunStore recorder, the CLI printer
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from lab import settings
 from lab.augment import AugmentConfig, augment_batch, get_augment
 from lab.data import Dataset, load_dataset
-from lab.device import resolve_device
+from lab.device import native_bf16, resolve_device
 from lab.spec import SpecNet, analyze, build_model, load_spec, summarize
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -256,7 +257,8 @@ class Trainer:
         mean, std = ds.channel_stats()
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1).clamp_min(1e-3)
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        self.bf16 = native_bf16(self.device)
+        self.memory_format = torch.channels_last if self.bf16 else torch.contiguous_format
         model = build_model(self.config.spec, ds.shape, ds.num_classes).to(self.device)
         self.model = model.to(memory_format=self.memory_format)
         self.forward = self.model
@@ -286,12 +288,12 @@ class Trainer:
         return (x - self.mean) / self.std
 
     def autocast(self):
-        """bf16 autocast on CUDA, a no-op elsewhere (CPU bf16 is slower than fp32 for small nets).
+        """bf16 autocast where the device multiplies bf16 natively (:func:`native_bf16`), else a no-op.
 
         No cast cache: each weight is cast once per forward anyway, and a cache would
         hold tensors across CUDA graph replays.
         """
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda", cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
 
     def forward_backward(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
         """Gather, augment, forward, backward for the training images ``idx``; sums stay on the device.

@@ -78,3 +78,25 @@ def test_diverging_run_exits_1(tmp_path):
               "--optimizer", "sgd", "--lr", "100", "--epochs", "2", runs_dir=tmp_path)
     assert out.returncode == 1
     assert re.search(r"^run \S+ diverged", out.stdout, re.M)
+
+
+def test_bench_quick_runs_both_configs_and_prints_the_speedup(tmp_path):
+    """The CI smoke test of ``lab bench --quick``: figures are read by people, not asserted."""
+    out = lab("bench", "--quick", "--device", "cpu", "--json", runs_dir=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr
+    *report_lines, last = out.stdout.strip().splitlines()
+    report = json.loads("\n".join(report_lines))
+    assert [c["preset"] for c in report["cases"]] == ["fashion_cnn", "cifar_vgg"]
+    for case in report["cases"]:
+        assert case["engine_images_per_sec"] > 0 and case["baseline_images_per_sec"] > 0
+        assert set(case["time_split_ms"]) == {"data_augment", "forward_backward", "optimizer"}
+    assert re.fullmatch(r"speedup vs baseline: \d+\.\d\dx", last)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--preset", "lenet5"], "no time-to-accuracy recipe for 'lenet5'"),
+    (["--preset", "speedrun", "--dataset", "fashion-mnist"], "speedrun is timed on cifar10"),
+])
+def test_time_to_accuracy_refuses_what_it_cannot_time(tmp_path, args, fragment):
+    out = lab("bench", "--time-to-accuracy", *args, runs_dir=tmp_path)
+    assert out.returncode == 2 and fragment in out.stderr
