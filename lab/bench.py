@@ -277,6 +277,12 @@ def format_throughput(report: dict) -> str:
 
 
 def main(args) -> int:
+    if args.live_ui:
+        from lab.bench_live import format_live, run_live_bench
+
+        report = run_live_bench(args.epochs, args.minutes)
+        print(json.dumps(report, indent=1) if args.json else format_live(report))
+        return 0
     if args.time_to_accuracy:
         report = run_time_to_accuracy(args.dataset, args.device, args.data_dir, args.preset)
         print(json.dumps(report, indent=1) if args.json else

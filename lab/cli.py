@@ -266,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --time-to-accuracy: times its usual preset (fashion_cnn, cifar_vgg)")
     p.add_argument("--preset", default=None,
                    help="for --time-to-accuracy: fashion_cnn | cifar_vgg | speedrun (default: the dataset's)")
+    p.add_argument("--live-ui", action="store_true",
+                   help="images/s of a run with the Train page open vs closed, and the server's memory "
+                        "(needs playwright and /usr/bin/chromium)")
+    p.add_argument("--epochs", type=int, default=4, help="for --live-ui: epochs per run")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="for --live-ui: keep a page watching back-to-back runs this long (memory growth)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("sweep", conflict_handler="resolve",

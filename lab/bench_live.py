@@ -1,0 +1,178 @@
+"""``python -m lab bench --live-ui``: what watching a run costs the run, and the server's memory.
+
+The same run (the Train page's default draft: gap_cam on shapes, feature-space probe
+and CAM samples on) is started twice through a real ``streamlit run app.py`` server
+and a real browser (Playwright + Debian's chromium, as in the browser tests):
+
+1. *unwatched*: Start is clicked and the tab is closed at once, so the server
+   trains with no page refreshing;
+2. *watched*: the Train page stays open, refreshing every second, until the end.
+
+Both runs train in the same server process through the same JobManager, so the
+only difference is the page. Images/s come from each run's own metrics; the
+server's resident memory is sampled from /proc while the watched run trains
+(``--minutes`` keeps a page watching back-to-back runs that long, for the leak check).
+
+Needs the dev requirements (playwright) and /usr/bin/chromium; it imports no Streamlit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    """``streamlit run app.py`` on a free port with its own runs folder."""
+
+    def __init__(self, folder: Path):
+        self.runs_dir = folder / "runs"
+        self.url = f"http://127.0.0.1:{_free_port()}"
+        env = {**os.environ, "LAB_RUNS_DIR": str(self.runs_dir), "LAB_DATA_DIR": str(folder / "data")}
+        self.log = open(folder / "streamlit.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", self.url.rsplit(":", 1)[1],
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not _healthy(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start; see {folder / 'streamlit.log'}")
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    def run_ids(self) -> set[str]:
+        return {p.name for p in self.runs_dir.glob("*") if p.is_dir()} if self.runs_dir.exists() else set()
+
+    def status(self, run_id: str) -> str:
+        try:
+            return json.loads((self.runs_dir / run_id / "status.json").read_text()).get("status", "")
+        except (OSError, ValueError):
+            return ""
+
+    def metrics(self, run_id: str) -> list[dict]:
+        lines = (self.runs_dir / run_id / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def start_run(page, server: Server, epochs: int) -> str:
+    """Fill the Train page's epochs and click Start; the new run's id."""
+    before = server.run_ids()
+    page.goto(f"{server.url}/train")
+    page.wait_for_function(IDLE, timeout=120_000)
+    box = page.get_by_role("spinbutton", name="Epochs")
+    box.fill(str(epochs))
+    box.press("Enter")
+    page.wait_for_function(IDLE, timeout=60_000)
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.monotonic() + 60
+    while not (server.run_ids() - before):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Train page did not start a run")
+        time.sleep(0.2)
+    return (server.run_ids() - before).pop()
+
+
+def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | None = None) -> None:
+    """Until the run ends; with ``samples``, the server's memory (seconds, MB) every 2 s meanwhile."""
+    started = time.monotonic()
+    while server.status(run_id) not in ("finished", "stopped", "failed", "diverged", "interrupted"):
+        if samples is not None:
+            samples.append((time.monotonic() - started, rss_mb(server.proc.pid)))
+        time.sleep(2)
+
+
+def summarize_run(server: Server, run_id: str) -> dict:
+    """Train-only images/s (epochs after the first) and wall seconds per epoch, insight included."""
+    rows = server.metrics(run_id)[1:] or server.metrics(run_id)
+    return {"run": run_id, "status": server.status(run_id),
+            "images_per_sec": sum(r["images_per_sec"] for r in rows) / len(rows),
+            "seconds_per_epoch": sum(r["seconds"] for r in rows) / len(rows)}
+
+
+def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
+        server = Server(Path(folder))
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            unwatched_id = start_run(context.new_page(), server, epochs)
+            context.close()  # nobody watches: the session ends, the run trains on
+            wait_run(server, unwatched_id)
+            unwatched = summarize_run(server, unwatched_id)
+
+            samples: list[tuple[float, float]] = []
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            watched = []
+            deadline = time.monotonic() + minutes * 60
+            while not watched or time.monotonic() < deadline:
+                run_id = start_run(page, server, epochs)
+                wait_run(server, run_id, samples)
+                watched.append(summarize_run(server, run_id))
+        finally:
+            browser.close()
+            server.close()
+    first = watched[0]
+    return {"epochs": epochs, "unwatched": unwatched, "watched": watched,
+            "ratio": first["images_per_sec"] / unwatched["images_per_sec"],
+            "memory_mb": {"first": samples[0][1], "last": samples[-1][1],
+                          "minutes": sum(w["seconds_per_epoch"] * epochs for w in watched) / 60,
+                          "samples": len(samples)}}
+
+
+def format_live(report: dict) -> str:
+    un, first, mem = report["unwatched"], report["watched"][0], report["memory_mb"]
+    return "\n".join([
+        f"gap_cam on shapes, {report['epochs']} epochs, probe + CAM samples on, one server, one browser",
+        f"  unwatched  {un['images_per_sec']:>8,.0f} img/s   {un['seconds_per_epoch']:.2f} s/epoch with insight",
+        f"  watched    {first['images_per_sec']:>8,.0f} img/s   {first['seconds_per_epoch']:.2f} s/epoch with insight "
+        f"(Train page open, refreshing)",
+        f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
+        f"({len(report['watched'])} run(s), {mem['samples']} samples)",
+        f"watched/unwatched images/s: {report['ratio']:.2f}",
+    ])
