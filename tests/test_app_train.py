@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.augment import AUGMENT_PRESETS
+from lab.insight.embed import EmbeddingWorker
 from lab.jobs import RunState
+from lab.ui import state
 from lab.ui.state import default_draft, embedding_worker, job_manager
 from lab.ui.train_view import outcome_text, progress_text
 
@@ -18,7 +21,7 @@ PAGES = Path(__file__).resolve().parent.parent / "app_pages"
 TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
                                    {"type": "dense", "units": 10}]}
 WAIT_S = 90  # a guard against hanging, never a measure of speed
-MAP_WAIT_S = 300  # likewise; the embedding worker's child runs at the lowest priority, so a busy machine starves it
+MAP_WAIT_S = 300  # likewise; t-SNE in the worker's child process shares a busy machine
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +241,13 @@ def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, copy_gap_cam
     assert any("epoch 0:" in c.value for c in at.caption)
 
 
-def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_run):
+def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_run, monkeypatch):
+    # The server's worker runs t-SNE at the lowest priority (training first); here nothing trains,
+    # and at nice 19 a test waits for whatever else the machine is doing (90 s seen on 2 busy cores).
+    monkeypatch.setattr(state, "EmbeddingWorker", partial(EmbeddingWorker, nice=0))
     run_id = copy_gap_cam_run(tmp_path / "runs")
+    for epoch in (2, 3):  # two epochs are enough to show the chain; t-SNE costs seconds an epoch
+        (tmp_path / "runs" / run_id / "probe" / f"epoch_{epoch:03d}.npz").unlink()
     at = page("train", run=run_id)
     at.radio(key="train.insight.method").set_value("tsne").run()
     no_exception(at)
@@ -250,7 +258,7 @@ def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_
         time.sleep(0.5)
         at.run()  # as the fragment polls; epochs already made are drawn meanwhile
     no_exception(at)
-    assert [f["name"] for f in charts(at)["Feature space (t-SNE)"]["frames"]] == ["0", "1", "2", "3"]
+    assert [f["name"] for f in charts(at)["Feature space (t-SNE)"]["frames"]] == ["0", "1"]
 
 
 @pytest.mark.parametrize("state, expected", [

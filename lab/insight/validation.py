@@ -49,10 +49,6 @@ class Evaluation:
         """Probability of the predicted class, per image."""
         return self.probs.max(1)
 
-    @property
-    def accuracy(self) -> float:
-        return float((self.preds == self.labels).mean()) if len(self.labels) else float("nan")
-
 
 def evaluate(model: nn.Module, stats: InputStats, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
     """The model's answers on labelled uint8 images (a dataset's ``val_x``, ``val_y``)."""

@@ -89,6 +89,7 @@ def method_choice(key: str) -> str:
 
 
 def _computing(method: str, ready: int, recorded: int, error: str | None) -> None:
+    """Under the map: the worker's failure, or how many maps are still to come."""
     if error:
         st.error(f"The {METHOD_TITLES[method]} map failed: {error}")
     elif ready < recorded:
@@ -153,6 +154,7 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
 
 
 def cam_epochs(run: RunInfo) -> list[int]:
+    """Epochs with CAM samples recorded, ascending."""
     return recorded_epochs(run.path, CAMS_DIR)
 
 
