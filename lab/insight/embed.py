@@ -76,18 +76,25 @@ def displacement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def pca(features: np.ndarray, components: int = 2) -> np.ndarray:
-    """Projection on the top principal components (SVD of the centred data).
+    """Projection on the top principal components of the centred data.
 
-    Signs follow the largest-magnitude loading, as scikit-learn's ``svd_flip`` does,
-    so the same data gives the same picture.
+    From the eigenvectors of the D x D scatter matrix when there are more points than
+    dimensions (the probe: 1,000 x at most 512): the same components as an SVD of the
+    data, several times faster, and the Train page makes a PCA map per epoch on its
+    script thread, beside a training run. Signs follow the largest-magnitude loading,
+    as scikit-learn's ``svd_flip`` does, so the same data gives the same picture.
     """
     x = np.asarray(features, dtype=np.float64)
     x = x - x.mean(axis=0)
     components = min(components, *x.shape)
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    if x.shape[0] >= x.shape[1]:
+        _, vectors = np.linalg.eigh(x.T @ x)  # ascending eigenvalues
+        vt = vectors[:, ::-1][:, :components].T
+    else:
+        vt = np.linalg.svd(x, full_matrices=False)[2][:components]
     signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
     signs[signs == 0] = 1
-    out = (u[:, :components] * s[:components]) * signs[:components]
+    out = (x @ vt.T) * signs
     if out.shape[1] < 2:  # a 1-D feature space: lay it on the x axis
         out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
     return out

@@ -7,10 +7,13 @@ fragment that polls once a second only while its run is queued or running (or a
 t-SNE/UMAP map is still being made for it); when that ends it triggers one full
 rerun, which redraws it without ``run_every`` so the polling stops.
 
-Under the curves: the feature space of the probe, animated over the epochs, and
-the CAM strip ("where it looks") (lab.ui.insight_view). They are drawn outside the
-fragment, by full reruns, which the fragment triggers when a new epoch or map has
-landed: the animated figure (up to 1.5 MB) goes out once an epoch, not once a second.
+The fragment draws only what changes within an epoch: progress and the batch-loss
+curve. The epoch curves, the feature space of the probe (animated over the epochs)
+and the CAM strip ("where it looks", lab.ui.insight_view) are drawn outside it, by
+full reruns, which the fragment triggers when an epoch or a map has landed: the
+animated figure (up to 1.5 MB) goes out once an epoch, not once a second. On the
+2-core dev machine every figure built per second took CPU from the training thread
+(`python -m lab bench --live-ui` measures what watching costs).
 
 The attached run id lives in session state (page switches) and in the URL as
 ``?run=<id>`` (a browser reload starts a new session but keeps the URL).
@@ -41,7 +44,7 @@ QUERY_KEY = "run"
 CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
 INSIGHT_KEY = "train.insight"
 METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
-DRAWN_KEY = f"{INSIGHT_KEY}.drawn"  # the insight_stamp the pictures on screen were drawn from
+DRAWN_KEY = f"{INSIGHT_KEY}.drawn"  # the _stamp the full-rerun pictures on screen were drawn from
 CHART_CONFIG = {"displayModeBar": False}
 DEFAULTS = TrainConfig()  # the type and fallback value of every setting
 
@@ -218,13 +221,17 @@ def outcome_text(state: RunState) -> str:
 OUTCOME_ELEMENT = {"finished": st.success, "stopped": st.warning, "interrupted": st.warning}  # else st.error
 
 
-def _charts(state: RunState) -> None:
-    loss_col, acc_col, epoch_loss_col = st.columns(3)
+def _batch_loss(state: RunState) -> None:
     if state.batch_losses:
-        loss_col.plotly_chart(batch_loss_figure(state.batch_losses), config=CHART_CONFIG)
+        st.plotly_chart(batch_loss_figure(state.batch_losses), config=CHART_CONFIG)
+
+
+def _epoch_charts(state: RunState) -> None:
+    """Accuracy and loss per epoch: drawn by the full rerun that follows each epoch, not every second."""
+    acc_col, loss_col = st.columns(2)
     if state.metrics:
         acc_col.plotly_chart(epoch_figure(state.metrics, "acc"), config=CHART_CONFIG)
-        epoch_loss_col.plotly_chart(epoch_figure(state.metrics, "loss"), config=CHART_CONFIG)
+        loss_col.plotly_chart(epoch_figure(state.metrics, "loss"), config=CHART_CONFIG)
     elif state.live:
         acc_col.caption("Accuracy and loss per epoch appear when epoch 1 ends.")
 
@@ -254,6 +261,11 @@ def _method() -> str:
     return st.session_state.get(METHOD_KEY, "pca")
 
 
+def _stamp(run_id: str) -> tuple:
+    """What the full-rerun pictures were drawn from: epochs ended, and the insight files landed."""
+    return len(job_manager().state(run_id).metrics), insight_stamp(job_manager().store.path(run_id), _method())
+
+
 def _should_poll(state: RunState, run_dir: Path) -> bool:
     """Poll while the run is live or one of its maps is still being made in the background."""
     return state.live or maps_pending(run_dir, _method())
@@ -272,9 +284,8 @@ def _run_panel(run_id: str, polling: bool) -> None:
                     help="Ends the run after the current batch; what it learned so far is kept.")
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
-    _charts(state)
-    run_dir = job_manager().store.path(run_id)
-    if polling != _should_poll(state, run_dir) or insight_stamp(run_dir, _method()) != st.session_state.get(DRAWN_KEY):
+    _batch_loss(state)
+    if polling != _should_poll(state, job_manager().store.path(run_id)) or _stamp(run_id) != st.session_state.get(DRAWN_KEY):
         st.rerun()  # the run ended, a map started, or an epoch or map landed: redraw the whole page
 
 
@@ -287,9 +298,11 @@ def _attached_view(run_id: str) -> None:
         st.warning(f"There is no run {run_id!r} in this lab (any more); start one or open a recent run.")
         attach(None)
         return
-    polling = _should_poll(job_manager().state(run_id), run.path)
-    st.session_state[DRAWN_KEY] = insight_stamp(run.path, _method())
+    state = job_manager().state(run_id)
+    polling = _should_poll(state, run.path)
+    st.session_state[DRAWN_KEY] = _stamp(run_id)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
+    _epoch_charts(state)
     _insight(run)
 
 
