@@ -5,8 +5,10 @@
 import streamlit as st
 
 from lab.ui.sidebar import render_sidebar
+from lab.ui.state import embedding_worker
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧪", layout="wide")
+embedding_worker()  # once per server: its child compiles UMAP now, not on a user's first click
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

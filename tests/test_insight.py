@@ -296,3 +296,17 @@ def test_cli_embed_bad_input_exits_2_with_one_line(gap_cam_run, tmp_path, capsys
     code = main(["embed", *argv, "--runs-dir", str(gap_cam_run.runs_dir), "--out", str(tmp_path / "x.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_worker_warm_up_starts_its_child_before_any_request():
+    """The server asks for the worker at start-up, so UMAP compiles while nobody waits."""
+    from lab.insight.embed import EmbeddingWorker
+
+    worker = EmbeddingWorker()
+    try:
+        worker.warm_up()
+        assert worker._child is not None and worker._child.alive()
+        assert not worker.busy()
+    finally:
+        worker.close()
+    assert not worker._child

@@ -111,5 +111,9 @@ def job_manager() -> JobManager:
 def embedding_worker() -> EmbeddingWorker:
     """One embedding worker per server process, shared by all sessions: t-SNE and UMAP
     maps are made one at a time in its low-priority child process, however many
-    browsers ask, so a class of forty cannot start forty t-SNEs beside the training."""
-    return EmbeddingWorker()
+    browsers ask, so a class of forty cannot start forty t-SNEs beside the training.
+    Its child starts at once and compiles UMAP in the background (app.py asks for the
+    worker on the first page view)."""
+    worker = EmbeddingWorker()
+    worker.warm_up()
+    return worker
