@@ -30,17 +30,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
             return response.status == 200
@@ -87,19 +88,20 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    """``streamlit run app.py`` on a free port with its own runs folder."""
+    """``streamlit run app.py`` on a free port with its own runs and data folders in ``folder``
+    (the browser tests serve the lab this way too)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, start_s: float = 120):
         self.runs_dir = folder / "runs"
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "LAB_RUNS_DIR": str(self.runs_dir), "LAB_DATA_DIR": str(folder / "data")}
         self.log = open(folder / "streamlit.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", self.url.rsplit(":", 1)[1],
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not _healthy(self.url):
+        deadline = time.monotonic() + start_s
+        while not healthy(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start; see {folder / 'streamlit.log'}")
             time.sleep(0.3)

@@ -7,37 +7,16 @@ driven by Playwright. Without /usr/bin/chromium every browser test is skipped
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lab.bench_live import CHROMIUM, CHROMIUM_ARGS, Server
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_S = 90  # a guard for a slow, busy machine; the server is usually up in seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -51,28 +30,14 @@ def app_url(server_dir) -> Iterator[str]:
     """The lab served on a free port with empty runs and data dirs; stopped after the session."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests need it")
-    tmp = server_dir
-    port = _free_port()
-    env = {**os.environ, "LAB_RUNS_DIR": str(tmp / "runs"), "LAB_DATA_DIR": str(tmp / "data")}
-    log = open(tmp / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_S
-        while not _healthy(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not come up:\n{(tmp / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
+        server = Server(server_dir, start_s=START_S)
+    except RuntimeError:
+        pytest.fail(f"streamlit did not come up:\n{(server_dir / 'streamlit.log').read_text()[-3000:]}")
+    try:
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.close()
 
 
 @pytest.fixture(scope="session")
