@@ -183,10 +183,12 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             watched = []
             deadline = time.monotonic() + minutes * 60
+            run_end_mb = []
             while not watched or time.monotonic() < deadline:
                 run_id = start_run(page, server, epochs)
                 wait_run(server, run_id, samples)
                 watched.append(summarize_run(server, run_id))
+                run_end_mb.append(rss_mb(server.proc.pid))
         finally:
             browser.close()
             server.close()
@@ -195,7 +197,9 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
             "ratio": first["images_per_sec"] / unwatched["images_per_sec"],
             "memory_mb": {"first": samples[0][1], "last": samples[-1][1],
                           "minutes": sum(w["seconds_per_epoch"] * epochs for w in watched) / 60,
-                          "samples": len(samples)}}
+                          "samples": len(samples),
+                          # one figure per watched run, where it ended: a plateau or a climb shows here
+                          "per_run": [round(mb) for mb in run_end_mb]}}
 
 
 def format_live(report: dict) -> str:
@@ -206,6 +210,7 @@ def format_live(report: dict) -> str:
         f"  watched    {first['images_per_sec']:>8,.0f} img/s   {first['seconds_per_epoch']:.2f} s/epoch with insight "
         f"(Train page open, refreshing)",
         f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
-        f"({len(report['watched'])} run(s), {mem['samples']} samples)",
+        f"({len(report['watched'])} run(s), {mem['samples']} samples); after each run: "
+        + ", ".join(map(str, mem["per_run"])) + " MB",
         f"watched/unwatched images/s: {report['ratio']:.2f}",
     ])
