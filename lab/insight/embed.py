@@ -282,11 +282,12 @@ class _Child:
     the parent's main script, which a user's unguarded script cannot survive.
     """
 
-    def __init__(self, nice: int):
+    def __init__(self, nice: int, warm_up: bool = False):
         import subprocess
         import sys
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "lab.insight.embed", "--serve", str(nice)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "lab.insight.embed", "--serve", str(nice),
+                                      *(["--warm-up"] if warm_up else [])],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def alive(self) -> bool:
@@ -307,8 +308,10 @@ class _Child:
         return points
 
     def close(self) -> None:
+        """End the child now: whatever it was making (or compiling) is not wanted any more."""
         try:
-            self.proc.stdin.close()  # end of input: the child's loop ends
+            self.proc.stdin.close()
+            self.proc.terminate()
             self.proc.wait(timeout=10)
         except Exception:  # noqa: BLE001 - already gone or stuck: make sure it is gone
             self.proc.kill()
@@ -324,13 +327,14 @@ def _warm_up() -> None:
         pass  # no umap-learn here: nothing to compile
 
 
-def _serve(nice: int) -> None:
+def _serve(nice: int, warm_up: bool = False) -> None:
     """The child's loop: read (method, features, previous), answer (status, points) until EOF."""
     import sys
 
     if nice and hasattr(os, "nice"):
         os.nice(nice)  # lowest priority: training in the parent keeps the CPU it needs
-    _warm_up()
+    if warm_up:
+        _warm_up()
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
     sys.stdout = sys.stderr
@@ -374,11 +378,12 @@ class EmbeddingWorker:
         self._child: _Child | None = None  # started on the first t-SNE/UMAP request
 
     def warm_up(self) -> None:
-        """Start the child process now, so that it compiles UMAP while nobody waits
-        (otherwise it starts on the first t-SNE/UMAP request)."""
+        """Start the child process now and have it compile UMAP while nobody waits.
+        Otherwise the child starts on the first t-SNE/UMAP request, without the compile
+        (a t-SNE must not wait for it)."""
         with self._cond:
             if self.processes and self._child is None:
-                self._child = _Child(self.nice)
+                self._child = _Child(self.nice, warm_up=True)
 
     def request(self, run_dir: Path | str, method: str) -> None:
         """Make (or finish) every recorded epoch's map of this run with this method."""
@@ -464,9 +469,9 @@ class EmbeddingWorker:
                     self._cond.notify_all()
 
 
-if __name__ == "__main__":  # the worker's child process: python -m lab.insight.embed --serve NICE
+if __name__ == "__main__":  # the worker's child: python -m lab.insight.embed --serve NICE [--warm-up]
     import sys
 
     if sys.argv[1:2] != ["--serve"]:
-        raise SystemExit("usage: python -m lab.insight.embed --serve [NICE]")
-    _serve(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+        raise SystemExit("usage: python -m lab.insight.embed --serve [NICE] [--warm-up]")
+    _serve(int(sys.argv[2]) if len(sys.argv) > 2 else 0, warm_up="--warm-up" in sys.argv[3:])
