@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lab.augment import augment_batch, get_augment
+from lab.augment import augment_batch
 from lab.data import Dataset, load_dataset
 from lab.device import describe_device, resolve_device
 from lab.engine import Callback, ConfigError, Trainer, TrainConfig
