@@ -19,6 +19,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from lab import access
+from lab.access import Visitor
 from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
 from lab.insight.probe import insight_callbacks
 from lab.runs import RunStore
@@ -134,14 +136,16 @@ class JobManager:
         self.lock = threading.Lock()
         self.executor = LocalExecutor(self._run, workers)
 
-    def submit(self, config: TrainConfig, extra_callbacks=()) -> str:
+    def submit(self, config: TrainConfig, extra_callbacks=(), by: Visitor | None = None) -> str:
         """Validate, create the run folder (``queued``) and queue it; returns the run id.
 
         Bad settings raise ``ConfigError``/``SpecError``/``DatasetError`` here, before
-        anything is queued, so the page can show the message.
+        anything is queued, so the page can show the message. ``by`` is the browser
+        session starting it: only that session (or a teacher) may stop or delete it.
         """
         trainer = Trainer(config, data_dir=self.data_dir)  # validates spec, data and limits up front
-        run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner)
+        run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner,
+                                   owner_key=access.owner_key(by))
         job = _Job(run_id, config)
         job.trainer = trainer
         trainer.callbacks = [RunRecorder(self.store, run_id), *insight_callbacks(trainer, self.store, run_id), job,
@@ -171,11 +175,14 @@ class JobManager:
             self.store.set_status(job.run_id, status, message, ended=time.time())
             job.on_run_end(job.trainer, status, message)
 
-    def stop(self, run_id: str) -> bool:
-        """Request a stop; a queued job never starts, a running one ends within a batch."""
+    def stop(self, run_id: str, by: Visitor | None = None) -> bool:
+        """Request a stop; a queued job never starts, a running one ends within a batch.
+
+        Raises ``AccessDenied`` when ``by`` is another student's session."""
         job = self.jobs.get(run_id)
         if job is None or not job.snapshot().live:
             return False
+        access.check(self.store.read_status(run_id), by, "stop")
         job.stop_requested = True
         with self.lock:
             queued = run_id in self.waiting

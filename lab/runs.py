@@ -34,7 +34,8 @@ from typing import Any
 
 import torch
 
-from lab import settings
+from lab import access, settings
+from lab.access import Visitor
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
 LIVE_STATUSES = ("queued", "running")
@@ -139,15 +140,17 @@ class RunStore:
             raise RunNotFound(run_id)
         return self.root / run_id
 
-    def create(self, config: dict, name: str = "", owner: str = "") -> str:
-        """Make a new run folder in state ``queued``; returns its id."""
+    def create(self, config: dict, name: str = "", owner: str = "", owner_key: str = "") -> str:
+        """Make a new run folder in state ``queued``; returns its id.
+
+        ``owner_key`` identifies the browser session that may change the run (lab.access)."""
         self.root.mkdir(parents=True, exist_ok=True)
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         folder = self.path(run_id)
         folder.mkdir()
         atomic_write_json(folder / "config.json", config)
         self.set_status(run_id, "queued", name=name or config.get("name") or run_id, owner=owner,
-                        created=time.time())
+                        owner_key=owner_key, created=time.time())
         (folder / "metrics.jsonl").touch()
         return run_id
 
@@ -200,9 +203,7 @@ class RunStore:
         return not _pid_alive(int(status.get("pid", -1)))
 
     def get(self, run_id: str) -> RunInfo:
-        folder = self.path(run_id)
-        if not (folder / "config.json").exists():
-            raise RunNotFound(run_id)
+        folder = self._existing(run_id)
         return RunInfo(run_id, folder, read_json(folder / "config.json", {}), self.read_status(run_id),
                        self.read_metrics(run_id), read_json(folder / "meta.json", {}) or {})
 
@@ -236,14 +237,14 @@ class RunStore:
         return torch.load(path, map_location="cpu", weights_only=True)
 
     def annotate(self, run_id: str, name: str | None = None, tags: list[str] | None = None,
-                 note: str | None = None) -> dict:
+                 note: str | None = None, by: Visitor | None = None) -> dict:
         """Rename, tag or annotate a run (None leaves a field as it is); returns the new meta.json.
 
-        Works on live runs too: the trainer never writes meta.json.
+        Works on live runs too: the trainer never writes meta.json. ``by`` is the
+        session asking (lab.access); it must own the run or be a teacher's.
         """
-        folder = self.path(run_id)
-        if not (folder / "config.json").exists():
-            raise RunNotFound(run_id)
+        folder = self._existing(run_id)
+        access.check(self.read_status(run_id), by, "rename or annotate")
         meta = read_json(folder / "meta.json", {}) or {}
         if name is not None:
             meta["name"] = _checked_text("name", name, MAX_NAME, required=True)
@@ -254,12 +255,17 @@ class RunStore:
         atomic_write_json(folder / "meta.json", meta)
         return meta
 
-    def delete(self, run_id: str) -> None:
-        """Remove one run's folder, and nothing else."""
+    def delete(self, run_id: str, by: Visitor | None = None) -> None:
+        """Remove one run's folder, and nothing else; ``by`` as for :meth:`annotate`."""
+        folder = self._existing(run_id)
+        access.check(self.read_status(run_id), by, "delete")
+        shutil.rmtree(folder)
+
+    def _existing(self, run_id: str) -> Path:
         folder = self.path(run_id)
         if not (folder / "config.json").exists():
             raise RunNotFound(run_id)
-        shutil.rmtree(folder)
+        return folder
 
 
 def _checked_text(what: str, text: str, limit: int, required: bool = False) -> str:

@@ -22,6 +22,20 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("LAB_RUNS_DIR") or "runs").expanduser()
 
 
+def teacher_password() -> str:
+    """The password that makes a browser session a teacher's (``LAB_TEACHER_PASSWORD``; empty: no teachers).
+
+    It lives on the server, never in a URL, so a student cannot grant themselves the rights.
+    """
+    return os.environ.get("LAB_TEACHER_PASSWORD", "")
+
+
+def anyone_changes_runs() -> bool:
+    """``LAB_RUN_ACCESS=anyone``: every session may stop, rename or delete every run (one person's
+    lab on a laptop). The default, ``owner``, keeps that to a run's own session and teachers."""
+    return os.environ.get("LAB_RUN_ACCESS", "owner").strip().lower() == "anyone"
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value and value.strip().isdigit() else default

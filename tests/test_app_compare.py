@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lab.access import Visitor
 from lab.runs import RunStore
-from lab.ui.state import default_draft, embedding_worker, job_manager
+from lab.ui.state import VISITOR_KEY, default_draft, embedding_worker, job_manager
 from test_sweep import fake_run
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
@@ -41,7 +42,10 @@ def store(tmp_path, data_dir, monkeypatch) -> RunStore:
 
 
 def page(draft: dict | None = None) -> AppTest:
+    """The page in a teacher's session: these tests are about what its actions do; who may
+    take them is tests/test_app_access.py's subject."""
     at = AppTest.from_file(PAGE, default_timeout=WAIT_S)
+    at.session_state[VISITOR_KEY] = Visitor(teacher=True)
     if draft is not None:
         at.session_state["draft"] = draft
     return ok(at.run())

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
+from lab.access import AccessDenied, may_change
 from lab.augment import AUGMENT_PRESETS, augment_label, get_augment
 from lab.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
 from lab.compare_plots import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
@@ -31,7 +32,7 @@ from lab.spec import SpecError
 from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
     plan_sweep, summarize_sweep, sweep_of
 from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
-from lab.ui.state import draft, draft_summary, job_manager
+from lab.ui.state import draft, draft_summary, job_manager, visitor
 from lab.ui.train_view import build_config
 
 POLL_SECONDS = 1.0
@@ -165,8 +166,8 @@ def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -
 
 def _save(run_id: str, name: str, tags: str, note: str) -> None:
     try:
-        job_manager().store.annotate(run_id, name=name, tags=tags.split(","), note=note)
-    except (AnnotationError, RunNotFound) as err:
+        job_manager().store.annotate(run_id, name=name, tags=tags.split(","), note=note, by=visitor())
+    except (AnnotationError, RunNotFound, AccessDenied) as err:
         st.error(f"Not saved: {err}")
         return
     _flash("success", f"Saved: {name.strip()}")
@@ -187,8 +188,8 @@ def _delete(run_id: str, label: str) -> None:
     st.session_state.pop(EDIT_KEY, None)
     st.session_state[SELECT_KEY] = [i for i in st.session_state.get(SELECT_KEY, []) if i != run_id]
     try:
-        job_manager().store.delete(run_id)
-    except RunNotFound as err:
+        job_manager().store.delete(run_id, by=visitor())
+    except (RunNotFound, AccessDenied) as err:
         _flash("error", f"Not deleted: {err}")
         return
     _flash("success", f"Deleted {label}.")
@@ -213,6 +214,9 @@ def _manage(runs: list[RunInfo], labels: dict[str, str]) -> None:
     with st.expander("Rename, tag, note or delete a run"):
         by_id = {r.id: r for r in runs}
         run = by_id[st.selectbox("Run", list(by_id), format_func=labels.get, key=EDIT_KEY)]
+        if not may_change(run.status, visitor()):
+            st.caption("Only the browser session that started this run, or a teacher, can change it.")
+            return
         with st.form(f"compare.form.{run.id}"):  # one form per run, so its fields start from that run's values
             name = st.text_input("Name", value=run.name)
             tags = st.text_input("Tags", value=", ".join(run.tags), help="Comma-separated, e.g. baseline, write-up")
@@ -277,7 +281,7 @@ def _queue(configs: list[TrainConfig]) -> None:
     try:
         with st.spinner(f"Queueing {len(configs)} runs…"):
             for config in configs:
-                queued.append(job_manager().submit(config))
+                queued.append(job_manager().submit(config, by=visitor()))
     except (ConfigError, SpecError, DatasetError) as err:
         done = f" ({len(queued)} of {len(configs)} runs were queued)" if queued else ""
         st.error(f"Cannot queue the sweep: {err}{done}")

@@ -1,12 +1,17 @@
-"""The sidebar every page shares: device badge, the draft at a glance, the user's name."""
+"""The sidebar every page shares: device badge, the draft at a glance, the user's name,
+and the teacher's sign-in when the server has a teacher password."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
+from lab import settings
+from lab.access import is_teacher_password
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
-from lab.ui.state import dataset_label, draft, draft_summary
+from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor
 
 
 @st.cache_resource
@@ -29,3 +34,20 @@ def render_sidebar() -> None:
             f"Augment: `{augment_label(get_augment(d['augment']))}`"
         )
         st.page_link("app_pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")
+        if settings.teacher_password():
+            _teacher_sign_in()
+
+
+def _teacher_sign_in() -> None:
+    """A teacher may stop, rename and delete every run; the password is the server's, never in a URL."""
+    if visitor().teacher:
+        st.caption(":material/school: Signed in as teacher: you can stop, rename and delete every run.")
+        return
+    with st.expander("Teacher"), st.form("teacher.sign_in", border=False):
+        password = st.text_input("Teacher password", type="password")
+        if st.form_submit_button("Sign in"):
+            if is_teacher_password(password):
+                sign_in_teacher()
+                st.rerun()
+            time.sleep(1)  # slows guessing down; a student's session waits, nobody else's
+            st.error("That is not the teacher password of this server.")

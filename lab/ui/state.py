@@ -14,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from lab.access import Visitor
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.registry import FOLDER_PREFIX
 from lab.insight.embed import EmbeddingWorker
@@ -23,6 +24,7 @@ from lab.presets import get_preset, get_preset_info
 from lab.spec import Summary, analyze
 
 DEFAULT_PRESET = "gap_cam"
+VISITOR_KEY = "visitor"
 # Defaults that train the default preset on `shapes` to a good accuracy in about a minute on 2 CPU cores.
 DEFAULT_TRAIN = {
     "epochs": 4, "batch_size": 64, "optimizer": "adam", "lr": 2e-3, "schedule": "onecycle",
@@ -99,6 +101,19 @@ def draft_summary() -> Summary:
 def owner() -> str:
     """The name this session's user typed once (runs carry it)."""
     return st.session_state.get("owner", "")
+
+
+def visitor() -> Visitor:
+    """This browser session's identity for lab.access, made on first use: the runs it
+    starts are its own to stop, rename and delete. A teacher's sign-in replaces it."""
+    if VISITOR_KEY not in st.session_state:
+        st.session_state[VISITOR_KEY] = Visitor()
+    return st.session_state[VISITOR_KEY]
+
+
+def sign_in_teacher() -> None:
+    """Give this session a teacher's rights (the caller has checked the password)."""
+    st.session_state[VISITOR_KEY] = Visitor(visitor().secret, teacher=True)
 
 
 @st.cache_resource

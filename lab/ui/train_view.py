@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import streamlit as st
 
-from lab import settings
+from lab import access, settings
 from lab.data import DatasetError
 from lab.device import DEVICE_CHOICES
 from lab.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
@@ -36,7 +36,7 @@ from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
 from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, insight_stamp, knn_chart,
                                  maps_pending, method_choice, no_cams_reason)
-from lab.ui.state import draft, job_manager, owner
+from lab.ui.state import draft, job_manager, owner, visitor
 
 POLL_SECONDS = 1.0
 RECENT_RUNS = 10
@@ -179,7 +179,7 @@ def _start(d: dict, name: str) -> None:
     """Submit the draft as a run and attach it; bad settings, specs or data become one error line."""
     try:
         with st.spinner("Preparing the data and the model…"):
-            run_id = job_manager().submit(build_config(d, name))
+            run_id = job_manager().submit(build_config(d, name), by=visitor())
     except (ConfigError, SpecError, DatasetError) as err:
         st.error(f"Cannot start: {err}")
         return
@@ -271,6 +271,14 @@ def _should_poll(state: RunState, run_dir: Path) -> bool:
     return state.live or maps_pending(run_dir, _method())
 
 
+def _stop(run_id: str) -> None:
+    """``on_click`` of Stop; the button is drawn only for those allowed, but a teacher may have signed out."""
+    try:
+        job_manager().stop(run_id, by=visitor())
+    except access.AccessDenied as err:
+        st.toast(str(err))
+
+
 def _run_panel(run_id: str, polling: bool) -> None:
     """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves.
     A full rerun when the polling should change or new insight has landed."""
@@ -280,8 +288,11 @@ def _run_panel(run_id: str, polling: bool) -> None:
     if state.live:
         bar, stop = st.columns([5, 1], vertical_alignment="bottom")
         bar.progress(state.progress, text=progress_text(state))
-        stop.button("Stop", key=f"stop-{run_id}", on_click=job_manager().stop, args=(run_id,),
-                    help="Ends the run after the current batch; what it learned so far is kept.")
+        if access.may_change(job_manager().store.read_status(run_id), visitor()):
+            stop.button("Stop", key=f"stop-{run_id}", on_click=_stop, args=(run_id,),
+                        help="Ends the run after the current batch; what it learned so far is kept.")
+        else:
+            stop.caption("Only its own session or a teacher can stop it.")
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
     _batch_loss(state)
