@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from lab.engine import Callback, ConfigError, Trainer, TrainConfig
+from lab.insight.probe import CAMS_DIR, ProbeRecorder
 from lab.jobs import JobManager
 from lab.runs import RunNotFound
 
@@ -113,6 +114,29 @@ def test_stop_while_running_ends_after_the_current_batch(manager, monkeypatch):
     assert state.status == "stopped" and "epoch 1" in state.message
     assert pause.batches == 1  # no batch ran after the stop
     assert manager.stop(run_id) is False  # nothing left to stop
+
+
+@pytest.mark.parametrize("epoch", [0, 1])  # the untrained probe at the start, and after epoch 1
+def test_stop_while_the_probe_and_cams_are_made_ends_once_they_are_on_disk(manager, monkeypatch, epoch):
+    reached, go_on = threading.Event(), threading.Event()
+    record_cams = ProbeRecorder._record_cams
+
+    def slow_cams(self, trainer, at_epoch):
+        if at_epoch == epoch:
+            reached.set()
+            assert go_on.wait(WAIT_S)
+        record_cams(self, trainer, at_epoch)
+
+    monkeypatch.setattr(ProbeRecorder, "_record_cams", slow_cams)
+    run_id = manager.submit(config(epochs=50))
+    assert reached.wait(WAIT_S)
+    assert manager.stop(run_id) is True
+    go_on.set()
+    state = manager.wait(run_id, WAIT_S)
+    assert state.status == "stopped"
+    assert [m["epoch"] for m in state.metrics] == list(range(1, epoch + 1))  # no epoch after the stop
+    cams = manager.store.path(run_id) / CAMS_DIR
+    assert sorted(p.name for p in cams.iterdir()) == [f"epoch_{e:03d}.npz" for e in range(epoch + 1)]
 
 
 @pytest.mark.parametrize("event", ["epoch", "end"])
