@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lab.layers import Shape, SpecError, format_shape, get_layer_type, normalize_layer
+from lab.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
 __all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
 
@@ -46,6 +47,11 @@ class LayerRow:
     params: int
     macs: int
     note: str = ""  # e.g. 'output layer (added)'
+    activations: int = 0  # values per image that training keeps, as torchinfo counts them
+
+    def activation_bytes(self, batch_size: int) -> int:
+        """This layer's share of torchinfo's "Forward/backward pass size" (see :func:`activation_values`)."""
+        return TRAINING_COPIES * FLOAT32_BYTES * batch_size * self.activations
 
 
 @dataclass
@@ -69,7 +75,14 @@ class Summary:
 
     @property
     def total_macs(self) -> int:
+        """Multiply-accumulates per image, one per weight-times-input product (the textbook
+        out_h*out_w*filters*in_ch*k*k). torchinfo's "Total mult-adds" also counts every bias
+        add and 2*C per batchnorm; otherwise the two agree (tests/test_teach.py)."""
         return sum(r.macs for r in self.rows)
+
+    def activation_bytes(self, batch_size: int) -> int:
+        """Activation memory of one training step for a batch of float32 images, in bytes."""
+        return sum(r.activation_bytes(batch_size) for r in self.rows)
 
     @property
     def layers(self) -> list[dict]:
@@ -95,6 +108,32 @@ class Summary:
         lines += [f"Note: {n}" for n in self.notes]
         lines += [f"Problem: {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+FLOAT32_BYTES = 4
+TRAINING_COPIES = 2  # each counted output is kept for backward, and its gradient is as large
+
+
+def activation_values(kind: LayerType, in_shape: Shape, out_shape: Shape, layer: dict) -> int:
+    """Values per image that torchinfo's "Forward/backward pass size" counts for one spec layer.
+
+    We follow torchinfo's convention, so the builder's figure is the one a student
+    gets from ``torchinfo.summary`` on the exported PyTorch code, to the byte
+    (tests/test_teach.py checks every preset): the output of every module *with
+    weights* (convolution, linear, batchnorm) counts, times two (the output kept for
+    backward and its gradient), times 4 bytes, times the batch. Parameter-free modules
+    (activations, pooling, dropout, flatten) count nothing, and neither do the input,
+    the weights or the optimizer state. It is a rule of thumb, not a measurement:
+    what autograd really saves for backward (saved-tensor hooks, deduplicated by
+    storage, batch 64) was 0.48 (mini_resnet) to 0.95 (fashion_cnn) times this figure
+    for the presets, since it keeps ReLU outputs and pool indices but no gradients.
+    """
+    if kind.num_params(in_shape, layer) == 0:
+        return 0
+    weighted_modules = 1
+    if kind.name == "residual":  # conv1, bn1, conv2, bn2 and, when it projects, a 1x1 conv and its bn
+        weighted_modules = 6 if kind._projects(in_shape, layer) else 4
+    return weighted_modules * math.prod(out_shape)
 
 
 def _read_header(spec: Any, input_shape: Shape | None, num_classes: int | None) -> tuple[str, Shape, int, list]:
@@ -187,6 +226,7 @@ def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None
                 params=kind.num_params(in_shape, layer),
                 macs=kind.macs(in_shape, out_shape, layer),
                 note=note,
+                activations=activation_values(kind, in_shape, out_shape, layer),
             )
         )
     return summary

@@ -224,3 +224,43 @@ def test_export_buttons_and_code_preview(app):
     assert len(app.get("download_button")) == 2
     app.toggle(key="build.show_code").set_value(True).run()
     assert "class Net(nn.Module)" in app.code[0].value
+
+
+def arithmetic(at: AppTest) -> str:
+    """The Layer arithmetic panel: the markdown that explains the selected layer."""
+    name = at.selectbox(key="build.explain").value
+    return next(m.value for m in at.markdown if m.value.startswith(f"**{name} · "))
+
+
+def test_selecting_a_layer_shows_its_arithmetic(app):
+    page(app, "app_pages/build.py")  # gap_cam on 'shapes': 3x32x32 images
+    assert app.selectbox(key="build.explain").value == "conv2d_1"
+    assert "3*3*3*32 + 32 = 896" in arithmetic(app) and "Weight sharing" in arithmetic(app)
+    app.selectbox(key="build.explain").select("maxpool2d_1").run()
+    assert "floor((32 - 2)/2) + 1 = 16" in arithmetic(app) and "strongest response" in arithmetic(app)
+    app.selectbox(key="build.explain").select("batchnorm_1").run()
+    assert "2*32 + 2*32 = 128" in arithmetic(app)
+    app.number_input(key=widget_key(app, ".0.filters")).set_value(16).run()  # the numbers follow edits
+    assert "2*16 + 2*16 = 64" in arithmetic(app)
+
+
+def test_arithmetic_survives_deleting_the_explained_layer(app):
+    page(app, "app_pages/build.py")
+    app.selectbox(key="build.explain").select("conv2d_3").run()
+    app.button(key=widget_key(app, ".6.del")).click().run()  # layer 7, the third conv
+    assert not app.exception
+    assert app.selectbox(key="build.explain").value in {r.name for r in summarize(
+        app.session_state["draft"]["spec"], (3, 32, 32), 8).rows}
+    assert arithmetic(app)
+
+
+def test_activation_memory_and_macs_follow_the_drafts_batch_size(app):
+    page(app, "app_pages/build.py")
+    summary = summarize(app.session_state["draft"]["spec"], (3, 32, 32), 8)
+    assert metric(app, "Activation memory (batch 64)") == f"{summary.activation_bytes(64) / 1e6:,.1f} MB"
+    table = app.dataframe[0].value
+    assert list(table["MACs"]) == [r.macs for r in summary.rows]
+    assert table["memory (MB)"].sum() == pytest.approx(summary.activation_bytes(64) / 1e6)
+    app.session_state["draft"]["train"]["batch_size"] = 128
+    app.run()
+    assert metric(app, "Activation memory (batch 128)") == f"{summary.activation_bytes(128) / 1e6:,.1f} MB"

@@ -27,6 +27,7 @@ from lab.export import pytorch_code, spec_json
 from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.presets import PRESETS, get_preset, get_preset_info
 from lab.spec import LayerRow, Summary, load_spec
+from lab.teach import explain
 from lab.ui.state import dataset_label, draft, draft_summary
 
 VERSION, SEEN, OPEN = "build.version", "build.seen", "build.open"
@@ -34,6 +35,7 @@ ACTIVATION_CHOICES = ["none", *ACTIVATIONS]
 PADDING_CHOICES: list[Any] = ["same", "valid", 0, 1, 2, 3, 4, 5]
 PARAMS_PER_ROW = 3  # the editor column is narrow; conv's five parameters take two rows
 FLOAT_STEP = 0.01
+MB = 1e6  # torchinfo's megabyte, so the figures match its "Forward/backward pass size (MB)"
 
 
 # ---------------------------------------------------------------- draft bookkeeping
@@ -182,17 +184,22 @@ def render_start() -> None:
         st.button("Start empty", key="build.empty", on_click=_start_empty)
 
 
-def render_header(summary: Summary, dataset: str, version: int) -> None:
+def render_header(summary: Summary, dataset: str, version: int, batch_size: int) -> None:
     """Name field and the numbers that matter at a glance."""
     st.text_input("Model name", value=_spec().get("name", "model"), key=f"b{version}.name",
                   on_change=_set_name, args=(f"b{version}.name",))
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Input", format_shape(summary.input_shape) if summary.input_shape else "?",
                    help=f"the image shape of dataset '{dataset_label(dataset)}'")
     cols[1].metric("Classes", summary.num_classes)
     cols[2].metric("Parameters", f"{summary.total_params:,}" if summary.ok else "—")
     cols[3].metric("MACs per image", f"{summary.total_macs:,}" if summary.ok else "—",
                    help="multiply-accumulates for one forward pass: the cost of a prediction")
+    memory = summary.activation_bytes(batch_size) / MB
+    cols[4].metric(f"Activation memory (batch {batch_size})", f"{memory:,.1f} MB" if summary.ok else "—",
+                   help="what one training step keeps per batch (the batch size is set on the Train page): "
+                        "the outputs of the conv, dense and batchnorm layers and their gradients, in float32, "
+                        "as torchinfo's 'Forward/backward pass size' counts them")
 
 
 def render_problems(summary: Summary) -> None:
@@ -306,29 +313,44 @@ def render_layers(summary: Summary, version: int) -> None:
                    on_click=_insert, args=(len(layers), "build.add_type"))
 
 
-def table_rows(summary: Summary) -> list[dict]:
+def table_rows(summary: Summary, batch_size: int) -> list[dict]:
     """The live table: one row per layer as built, then one per problem."""
     rows = [
         {"#": r.index, "name": r.name, "type": r.layer["type"], "output shape": format_shape(r.out_shape),
-         "params": r.params, "note": r.note}
+         "params": r.params, "MACs": r.macs, "memory (MB)": r.activation_bytes(batch_size) / MB, "note": r.note}
         for r in summary.rows
     ]
     rows += [
         {"#": p.index, "name": "", "type": p.layer_type or "", "output shape": "?", "params": None,
-         "note": f"problem: {p.reason}"}
+         "MACs": None, "memory (MB)": None, "note": f"problem: {p.reason}"}
         for p in summary.problems
     ]
     return rows
 
 
-def render_table(summary: Summary) -> None:
-    st.dataframe(table_rows(summary), hide_index=True, width="stretch", column_config={
+def render_table(summary: Summary, batch_size: int) -> None:
+    st.dataframe(table_rows(summary, batch_size), hide_index=True, width="stretch", column_config={
         "#": st.column_config.NumberColumn(width=30),
         "params": st.column_config.NumberColumn(format="localized", width="small"),
+        "MACs": st.column_config.NumberColumn(format="localized", width="small",
+                                              help="multiply-accumulates per image"),
+        "memory (MB)": st.column_config.NumberColumn(format="%.2f", width="small",
+                                                     help=f"activation memory for a batch of {batch_size}"),
         "note": st.column_config.TextColumn(width="medium"),
     })
     for note in summary.notes:
         st.caption(f"Note: {note}")
+
+
+def render_arithmetic(summary: Summary) -> None:
+    """One layer's arithmetic, in words and with its numbers, so every figure in the table can be redone by hand."""
+    if not summary.rows:
+        return
+    rows = {r.name: r for r in summary.rows}
+    name = st.selectbox("Explain a layer", list(rows), key="build.explain",
+                        format_func=lambda n: f"{rows[n].index}. {n} ({rows[n].layer['type']})")
+    with st.container(border=True):
+        st.markdown(explain(rows[name]).markdown())
 
 
 def render_diagram(summary: Summary) -> None:
@@ -362,7 +384,8 @@ def build_page() -> None:
                "(change it on the Data page); every edit updates the table and the picture.")
     with st.expander("Start from", icon=":material/restart_alt:"):
         render_start()
-    render_header(summary, d["dataset"], version)
+    batch_size = d["train"]["batch_size"]
+    render_header(summary, d["dataset"], version, batch_size)
     render_problems(summary)
     left, right = st.columns([1, 1.25], gap="medium")
     with left:
@@ -370,7 +393,9 @@ def build_page() -> None:
         render_layers(summary, version)
     with right:
         st.subheader("Summary")
-        render_table(summary)
+        render_table(summary, batch_size)
+        st.subheader("Layer arithmetic")
+        render_arithmetic(summary)
     st.subheader("Architecture")
     render_diagram(summary)
     st.subheader("Export")

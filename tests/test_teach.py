@@ -1,0 +1,252 @@
+"""Teaching aids: every number in an explanation equals the summary's, in both languages, and
+the summary's MACs and activation memory agree with torchinfo on every preset."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import defaultdict
+
+import pytest
+import torch
+import torchinfo
+from torch import nn
+
+from lab.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
+from lab.presets import PRESETS, get_preset
+from lab.spec import build_model, summarize
+from lab.teach import LANGUAGES, TEMPLATES, explain
+
+BATCH = 3  # any batch: torchinfo's figures scale with it, ours must too
+
+
+def row_named(summary, name: str):
+    return next(r for r in summary.rows if r.name == name)
+
+
+def result(numbers: str) -> float:
+    """The number after the last '=' of a step: '1*3*3*32 + 32 = 320' -> 320."""
+    return float(numbers.rsplit("=", 1)[1].strip().rstrip("%").replace(",", ""))
+
+
+def step_results(explanation, lang: str, key: str) -> list[float]:
+    return [result(s.numbers) for s in explanation.steps if s.label == TEMPLATES[lang][key]]
+
+
+# ---------------------------------------------------------------- hand-checked text
+
+
+def test_fashion_cnn_explanations_show_the_write_up_arithmetic():
+    summary = summarize(get_preset("fashion_cnn"))  # on its own 1x28x28 input
+    conv = explain(row_named(summary, "conv2d_1")).markdown()
+    for text in ["floor((28 + 2*1 - 3)/1) + 1 = 28", "1*3*3*32 + 32 = 320", "28*28*32 * 1*3*3 = 225,792",
+                 "784*25,088 + 25,088 = 19,694,080", "about 61,544 times as many"]:
+        assert text in conv, text
+    assert "floor((28 - 2)/2) + 1 = 14" in explain(row_named(summary, "maxpool2d_1")).markdown()
+    assert "32*3*3*64 + 64 = 18,496" in explain(row_named(summary, "conv2d_2")).markdown()
+    assert "64*7*7 = 3,136" in explain(row_named(summary, "flatten_1")).markdown()
+    dense = explain(row_named(summary, "dense_1")).markdown()
+    assert "3,136*100 + 100 = 313,700" in dense and "3,136*100 = 313,600" in dense
+    assert "logits" in explain(row_named(summary, "output")).markdown()
+
+
+def test_cifar_vgg_batchnorm_and_dropout_numbers():
+    summary = summarize(get_preset("cifar_vgg"))
+    bn = explain(row_named(summary, "batchnorm_1"))
+    assert [s.numbers for s in bn.steps] == ["2*32 = 64", "2*32 = 64", "2*32 + 2*32 = 128"]
+    assert "running mean and variance replace the batch's" in bn.markdown()
+    model = build_model(get_preset("cifar_vgg"))
+    assert len(model.layers.batchnorm_1.state_dict()) == 5  # γ, β, mean, var (32 each) + the counter
+    dropout = explain(row_named(summary, "dropout_1")).markdown()
+    assert "1/(1 - 0.2) = 1.25" in dropout and "0.2*8,192 = 1,638.4" in dropout
+    assert "dropout does nothing" in dropout
+
+
+def test_residual_explains_the_projection_sum():
+    summary = summarize(get_preset("mini_resnet"))
+    same = explain(row_named(summary, "residual_1")).markdown()
+    assert "32*3*3*32 + 32*3*3*32 + 2*(2*32) = 18,560" in same and "shortcut is the identity" in same
+    down = explain(row_named(summary, "residual_2")).markdown()
+    assert "floor((32 + 2*1 - 3)/2) + 1 = 16" in down
+    assert "32*3*3*64 + 64*3*3*64 + 2*(2*64) + 32*64 + 2*64 = 57,728" in down and "2,176 parameters" in down
+
+
+def test_uneven_same_padding_and_pool_remainder_are_named():
+    summary = summarize({"layers": [{"type": "conv2d", "filters": 4, "kernel": 2, "stride": 2},
+                                    {"type": "maxpool2d", "size": 2}]}, (3, 9, 9), 2)
+    conv = explain(summary.rows[0]).markdown()
+    assert "floor((9 + (0+1) - 2)/2) + 1 = 5" in conv and "0 on the top/left and 1 on the bottom/right" in conv
+    assert summary.rows[0].out_shape == (4, 5, 5)
+    pool = explain(summary.rows[1]).markdown()
+    assert "floor((5 - 2)/2) + 1 = 2" in pool and "the last 1 row(s) and 1 column(s)" in pool
+
+
+def test_non_square_input_gets_a_height_and_a_width_step():
+    summary = summarize({"layers": [{"type": "conv2d", "filters": 2, "padding": "valid"}]}, (1, 10, 6), 2)
+    sizes = [s for s in explain(summary.rows[0]).steps if s.label in ("Output height", "Output width")]
+    assert [s.numbers for s in sizes] == ["floor((10 + 2*0 - 3)/1) + 1 = 8", "floor((6 + 2*0 - 3)/1) + 1 = 4"]
+
+
+@pytest.mark.parametrize("function,numbers", [
+    ("relu", "relu(-2, 0, 2) = (0, 0, 2)"),
+    ("sigmoid", "sigmoid(-2, 0, 2) = (0.119, 0.5, 0.881)"),
+    ("leaky_relu", "leaky_relu(-2, 0, 2) = (-0.02, 0, 2)"),
+    ("softmax", "softmax(-2, 0, 2) = (0.016, 0.117, 0.867)"),
+])
+def test_activation_examples_are_worked_out(function, numbers):
+    layers = [{"type": "activation", "function": function}, {"type": "flatten"}]  # a last softmax is dropped
+    assert explain(summarize({"layers": layers}, (2, 4, 4), 2).rows[0]).steps[0].numbers == numbers
+
+
+# ---------------------------------------------------------------- numbers equal the summary's
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_explained_numbers_equal_the_summary(name, lang):
+    summary = summarize(get_preset(name))
+    dense = get_layer_type("dense")
+    for row in summary.rows:
+        e = explain(row, lang)
+        kind = row.layer["type"]
+        assert row.name in e.title and TEMPLATES[lang][f"type.{kind}"] in e.title
+        params = step_results(e, lang, "batchnorm.params" if kind == "batchnorm" else "params")
+        assert params == ([row.params] if row.params else []), row.name
+        assert step_results(e, lang, "macs") == ([row.macs] if row.macs else []), row.name
+        sizes = step_results(e, lang, "size") * 2 or step_results(e, lang, "height") + step_results(e, lang, "width")
+        if sizes:
+            assert tuple(sizes) == row.out_shape[1:], row.name
+        if kind == "conv2d":  # the weight-sharing comparison is the registry's own dense layer
+            in_n, out_n = math.prod(row.in_shape), math.prod(row.out_shape)
+            assert step_results(e, lang, "conv.dense_label") == [dense.num_params((in_n,), {"units": out_n})]
+        if kind == "flatten":
+            assert step_results(e, lang, "flatten.values") == [row.out_shape[0]]
+
+
+# ---------------------------------------------------------------- every type, both languages
+
+
+def _spec_with(name: str) -> dict:
+    layers = [{"type": "flatten"}, {"type": name}] if name == "dense" else [{"type": name}]
+    return {"layers": layers}
+
+
+def _leftover_braces(text: str) -> bool:
+    return bool(re.search(r"[{}]", text))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("name", sorted(LAYER_TYPES))
+def test_every_layer_type_is_explained_in_every_language(name, lang):
+    summary = summarize(_spec_with(name), (2, 6, 6), 3)
+    row = next(r for r in summary.rows if r.layer["type"] == name)
+    e = explain(row, lang)
+    assert e.notes and not _leftover_braces(e.markdown())
+    assert TEMPLATES[lang][f"type.{name}"] in e.title
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("function", [*ACTIVATIONS, None])
+def test_every_activation_is_explained(function, lang):
+    layers = [{"type": "activation", "function": function}, {"type": "flatten"},
+              {"type": "activation", "function": function}, {"type": "dense"}]  # on maps and on a vector
+    rows = [r for r in summarize({"layers": layers}, (2, 4, 4), 3).rows if r.layer["type"] == "activation"]
+    assert len(rows) == 2
+    for row in rows:
+        assert not _leftover_braces(explain(row, lang).markdown())
+    for conv_act in (function, None):
+        conv = summarize({"layers": [{"type": "conv2d", "activation": conv_act}]}, (2, 4, 4), 3).rows[0]
+        assert not _leftover_braces(explain(conv, lang).markdown())
+
+
+def test_languages_share_keys_and_placeholders():
+    def fields(text: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+    english = TEMPLATES["en"]
+    for lang, templates in TEMPLATES.items():
+        assert templates.keys() == english.keys(), lang
+        for key, text in templates.items():
+            assert fields(text) == fields(english[key]), (lang, key)
+    assert all(f"type.{name}" in english for name in LAYER_TYPES)
+
+
+def test_korean_is_korean_and_unknown_languages_are_refused():
+    row = summarize(get_preset("fashion_cnn")).rows[0]
+    korean = explain(row, "ko").markdown()
+    assert "합성곱" in korean and "가중치 공유" in korean and "1*3*3*32 + 32 = 320" in korean
+    with pytest.raises(ValueError, match="use one of: en, ko"):
+        explain(row, "fr")
+
+
+# ---------------------------------------------------------------- MACs and memory against torchinfo
+
+
+def _spec_layer(info) -> str | None:
+    """The spec layer (top-level child of ``model.layers``) a torchinfo row belongs to."""
+    while info is not None and info.depth > 2:
+        info = info.parent_info
+    return info.var_name if info is not None and info.depth == 2 else None
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_activation_memory_equals_torchinfo(name):
+    """torchinfo's "Forward/backward pass size" to the byte, in total and per spec layer."""
+    summary = summarize(get_preset(name))
+    stats = torchinfo.summary(build_model(get_preset(name)), input_size=(BATCH, *summary.input_shape), verbose=0)
+    assert summary.activation_bytes(BATCH) == stats.total_output_bytes > 0
+    per_layer: dict[str, int] = defaultdict(int)
+    for info in stats.summary_list:
+        if info.is_leaf_layer and info.num_params > 0:  # torchinfo's own rule, x2 for the gradients
+            per_layer[_spec_layer(info)] += 2 * info.output_bytes
+    assert {r.name: r.activation_bytes(BATCH) for r in summary.rows if r.activations} == dict(per_layer)
+    assert summary.activation_bytes(2 * BATCH) == 2 * summary.activation_bytes(BATCH)
+
+
+def counted_macs(model: nn.Module, input_shape) -> dict[str, tuple[int, int]]:
+    """Per spec layer, from forward hooks on the real modules: (our MACs, torchinfo's extras).
+
+    Ours: one per weight-times-input product, k*k*in_ch/groups per output value of a
+    convolution and in_features per output of a linear layer. torchinfo's extras: it
+    also counts each bias add (one per output value) and 2*C per batchnorm.
+    """
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    handles = []
+
+    def hook(layer: str):
+        def record(mod, inp, out):
+            per_image = out[0].numel()
+            if isinstance(mod, nn.Conv2d):
+                kh, kw = mod.kernel_size
+                counts[layer][0] += per_image * kh * kw * mod.in_channels // mod.groups
+            elif isinstance(mod, nn.Linear):
+                counts[layer][0] += per_image * mod.in_features
+            if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.bias is not None:
+                counts[layer][1] += per_image
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                counts[layer][1] += 2 * mod.num_features
+        return record
+
+    for layer, child in model.layers.named_children():
+        handles += [m.register_forward_hook(hook(layer)) for m in child.modules()]
+    try:
+        with torch.inference_mode():
+            model.eval()(torch.zeros(2, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return {layer: (ours, extra) for layer, (ours, extra) in counts.items()}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_macs_equal_a_direct_count_and_torchinfo_less_its_extras(name):
+    """The summary counts multiplies only (the textbook k*k*in_ch*filters*H*W); torchinfo's
+    "Total mult-adds" adds bias adds and 2*C per batchnorm, and is otherwise the same number."""
+    summary = summarize(get_preset(name))
+    model = build_model(get_preset(name))
+    counts = counted_macs(model, summary.input_shape)
+    assert {r.name: r.macs for r in summary.rows} == {r.name: counts.get(r.name, (0, 0))[0] for r in summary.rows}
+    stats = torchinfo.summary(model, input_size=(BATCH, *summary.input_shape), verbose=0)
+    extras = sum(extra for _, extra in counts.values())
+    assert stats.total_mult_adds == BATCH * (summary.total_macs + extras)
