@@ -52,3 +52,24 @@ def copy_gap_cam_run(gap_cam_run):
         return run_id
 
     return copy
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One data dir for the module: loaded datasets are cached per data dir, so shapes is made once."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def isolated_lab(tmp_path, data_dir, monkeypatch):
+    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere,
+    and a fresh embedding worker (closed after the test: it may have a child process)."""
+    from lab.ui.state import embedding_worker, job_manager
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
+    job_manager.clear()
+    yield
+    job_manager.clear()
+    embedding_worker().close()
+    embedding_worker.clear()

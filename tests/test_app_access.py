@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.access import Visitor
 from lab.ui.state import VISITOR_KEY, job_manager
-from test_app_train import WAIT_S, button, data_dir, isolated_lab, no_exception, page, tiny_draft  # noqa: F401
+from test_app_train import WAIT_S, button, no_exception, page, tiny_draft
 
+pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 APP_PAGES = Path(__file__).resolve().parents[1] / "app_pages"
 LONG = tiny_draft(epochs=50)  # still running while the other sessions look at it

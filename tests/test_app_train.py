@@ -24,23 +24,7 @@ WAIT_S = 90  # a guard against hanging, never a measure of speed
 MAP_WAIT_S = 300  # likewise; t-SNE in the worker's child process shares a busy machine
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One data dir for the module: loaded datasets are cached per data dir, so shapes is made once."""
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(autouse=True)
-def isolated_lab(tmp_path, data_dir, monkeypatch):
-    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere,
-    and a fresh embedding worker (closed after the test: it may have a child process)."""
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
-    job_manager.clear()
-    yield
-    job_manager.clear()
-    embedding_worker().close()
-    embedding_worker.clear()
+pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
 
 
 def page(name: str, draft: dict | None = None, owner: str = "", **query) -> AppTest:
