@@ -27,7 +27,7 @@ from lab import settings
 from lab.augment import AugmentConfig, augment_batch, get_augment
 from lab.data import Dataset, load_dataset
 from lab.device import native_bf16, resolve_device
-from lab.spec import SpecNet, analyze, build_model, load_spec, summarize
+from lab.spec import SpecNet, analyze, build_model, check_size, load_spec, summarize
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -213,9 +213,7 @@ class Trainer:
         self.dataset = dataset or load_dataset(config.dataset, data_dir)
         self.device = resolve_device(config.device)
         self.summary = summarize(config.spec, self.dataset.shape, self.dataset.num_classes)
-        if self.summary.total_params > settings.limits().max_params:
-            raise ConfigError(f"the model has {self.summary.total_params:,} parameters, over this server's "
-                              f"limit of {settings.limits().max_params:,}; use fewer filters or units")
+        self._check_size(settings.limits())
         self.augment: AugmentConfig = get_augment(config.augment)
         self.should_stop = False
         self.history: list[dict] = []
@@ -342,6 +340,17 @@ class Trainer:
             self._release_memory()
         self.emit("on_run_end", status, message)
         return RunResult(status, message, self.history)
+
+    def _check_size(self, limits: settings.Limits) -> None:
+        """Refuse, before any memory is taken, a model or batch too big for this server."""
+        check_size(self.summary)
+        per_image = self.summary.activation_bytes(1) / 2**20
+        needed = per_image * self.config.batch_size
+        if needed > limits.max_activation_mb:
+            fits = max(1, int(limits.max_activation_mb / per_image))
+            raise ConfigError(f"a training step at batch size {self.config.batch_size} needs about {needed:,.0f} MB "
+                              f"of activations, over this server's limit of {limits.max_activation_mb:,} MB; "
+                              f"use batch size {fits} or less, or fewer filters")
 
     def _oom_advice(self) -> str:
         smaller = max(1, self.config.batch_size // 2)

@@ -81,6 +81,9 @@ class Param:
     high: float | None = None  # exclusive upper bound (inclusive for ints)
 
 
+MAX_PADDING = 31  # as the largest kernel: more only adds a frame of zeros, and huge maps
+
+
 def _coerce(name: str, value: Any, param: Param) -> Any:
     """Check one parameter value against its schema; returns the canonical value."""
     if param.kind == "activation":
@@ -88,8 +91,9 @@ def _coerce(name: str, value: Any, param: Param) -> Any:
     if param.kind == "padding":
         if isinstance(value, str) and value.strip().lower() in ("same", "valid"):
             return value.strip().lower()
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SpecError(f"padding must be 'same', 'valid' or a pixel count >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING:
+            raise SpecError(f"padding must be 'same', 'valid' or a pixel count from 0 to {MAX_PADDING}, "
+                            f"got {value!r}")
         return value
     if param.kind == "int":
         if isinstance(value, float) and value.is_integer():

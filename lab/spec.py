@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lab import settings
 from lab.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
 __all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
@@ -264,9 +265,20 @@ class SpecNet(nn.Module):
         return f"spec={self.spec_name!r}, input={format_shape(self.input_shape)}, classes={self.num_classes}"
 
 
+def check_size(summary: Summary) -> None:
+    """Refuse a model too big for this server before any of it is allocated: every layer
+    can be valid and the whole still need tens of GB (4096 filters of 31x31, twice)."""
+    limit = settings.limits().max_params
+    if summary.total_params > limit:
+        raise SpecError(f"the model has {summary.total_params:,} parameters, over this server's limit of "
+                        f"{limit:,}; use fewer filters or units")
+
+
 def build_model(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None) -> SpecNet:
-    """Build the ``nn.Module`` for a spec; raises :class:`SpecError` if it is invalid."""
-    return SpecNet(summarize(spec, input_shape, num_classes))
+    """Build the ``nn.Module`` for a spec; raises :class:`SpecError` if it is invalid or too big."""
+    summary = summarize(spec, input_shape, num_classes)
+    check_size(summary)
+    return SpecNet(summary)
 
 
 def load_spec(source: str | Path | dict) -> dict:

@@ -10,6 +10,7 @@ import torch
 from lab.engine import Callback, ConfigError, RunRecorder, Trainer, TrainConfig, lr_factor, run_record
 from lab.presets import get_preset
 from lab.runs import RunStore
+from lab.spec import SpecError, build_model
 
 SMALL_CNN = {"name": "small", "layers": [
     {"type": "conv2d", "filters": 16}, {"type": "maxpool2d"},
@@ -143,10 +144,22 @@ def test_unknown_setting_is_refused():
         TrainConfig.from_dict({"epochz": 3})
 
 
-def test_model_over_the_parameter_limit_is_refused(monkeypatch):
+def test_model_over_the_parameter_limit_is_refused_before_it_is_built(monkeypatch):
     monkeypatch.setenv("LAB_MAX_PARAMS", "1000")
-    with pytest.raises(ConfigError, match="limit of 1,000"):
+    with pytest.raises(SpecError, match="limit of 1,000"):
         Trainer(config())
+    with pytest.raises(SpecError, match="use fewer filters or units"):
+        build_model(SMALL_CNN, (1, 8, 8), 10)  # the export and explain pages build models too
+
+
+def test_a_batch_over_the_activation_memory_limit_is_refused_with_a_batch_that_fits(monkeypatch):
+    monkeypatch.setenv("LAB_MAX_ACTIVATION_MB", "1")
+    with pytest.raises(ConfigError, match="limit of 1 MB") as refused:
+        Trainer(config(batch_size=4096))
+    fits = int(str(refused.value).split("use batch size ")[1].split()[0])
+    Trainer(config(batch_size=fits))  # the advice is true
+    with pytest.raises(ConfigError):
+        Trainer(config(batch_size=fits + 1))
 
 
 @pytest.mark.parametrize("schedule", ["none", "step", "cosine", "onecycle"])

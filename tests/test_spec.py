@@ -143,7 +143,7 @@ def test_every_layer_type_and_activation_builds():
 def _layer_strategy():
     conv = st.fixed_dictionaries({"type": st.just("conv2d"), "filters": st.integers(0, 8),
                                   "kernel": st.integers(1, 7), "stride": st.integers(1, 3),
-                                  "padding": st.sampled_from(["same", "valid", 0, 1, 2]),
+                                  "padding": st.sampled_from(["same", "valid", 0, 1, 2, 40, 10**9]),
                                   "activation": st.sampled_from([*ACTIVATIONS, None, "bogus"])})
     pool = st.fixed_dictionaries({"type": st.sampled_from(["maxpool2d", "avgpool2d"]), "size": st.integers(1, 5)})
     simple = st.fixed_dictionaries({"type": st.sampled_from(["batchnorm", "flatten", "global_avg_pool"])})
@@ -172,3 +172,24 @@ def test_random_specs_either_build_exactly_or_raise_spec_error(layers, shape, cl
     out = model(torch.randn(2, *shape))
     out.sum().backward()  # forward + backward both work
     assert out.shape == (2, classes)
+
+
+ABSURD = [-1, 10**6, 10**12, 2**63, 1.5, "3", None, float("nan"), float("inf")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(preset=st.sampled_from(sorted(PRESETS)), data=st.data())
+def test_an_absurd_value_in_any_field_is_refused_at_its_layer(preset, data):
+    """What a curious student types into a JSON file: refused by name, never allocated."""
+    spec = get_preset(preset)
+    fields = [(i, key) for i, layer in enumerate(spec["layers"]) for key in layer if key != "type"]
+    index, key = data.draw(st.sampled_from(fields))
+    value = data.draw(st.sampled_from(ABSURD))
+    spec["layers"][index][key] = value
+    summary = analyze(spec)
+    if summary.ok:  # None is a fine activation
+        build_model(spec).forward(torch.zeros(1, *summary.input_shape))
+        return
+    assert summary.problems[0].index == index + 1, (key, value, summary.problems)
+    with pytest.raises(SpecError):
+        build_model(spec)
