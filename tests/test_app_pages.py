@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from lab.data import list_datasets, load_dataset
 from lab.presets import get_preset
 from lab.spec import summarize
+from test_data import _classes_zip, _zip
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -93,6 +94,34 @@ def test_data_page_shows_examples_and_balance(app, name):
     assert sorted(captions) == sorted(load_dataset(name).classes)  # one row of examples per class, named
     assert len(app.get("plotly_chart")) == 1
     assert app.get("file_uploader")[0].label == "Zip of class folders"
+
+
+def _import_upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.file_uploader(key="data.upload").set_value((name, content, "application/zip")).run()
+    at.button(key="data.import").click().run()
+    assert not at.exception
+    return at
+
+
+def test_two_students_upload_the_same_file_name_and_each_trains_on_their_own(app, tmp_path):
+    page(app, "app_pages/data.py")
+    _import_upload(app, "flowers.zip", _zip(_classes_zip(n=3)))
+    app.button(key="data.use_import").click().run()
+    classmate = page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/data.py")
+    _import_upload(classmate, "flowers.zip", _zip(_classes_zip(n=5)))
+    classmate.button(key="data.use_import").click().run()
+    mine, theirs = app.session_state["draft"]["dataset"], classmate.session_state["draft"]["dataset"]
+    assert mine != theirs
+    assert len(load_dataset(mine).train_y) + len(load_dataset(mine).val_y) == 6  # not replaced by theirs
+    assert len(load_dataset(theirs).train_y) + len(load_dataset(theirs).val_y) == 10
+    assert "flowers (your upload)" in app.sidebar.markdown[0].value
+
+
+def test_a_file_that_is_not_a_zip_is_one_error_line(app):
+    page(app, "app_pages/data.py")
+    _import_upload(app, "photos.zip", b"these are not the bytes of a zip")
+    assert len(app.error) == 1 and "Import failed" in app.error[0].value and "zip" in app.error[0].value
+    assert app.session_state["draft"]["dataset"] == "shapes"
 
 
 def test_unavailable_dataset_shows_how_to_get_it_and_keeps_the_draft(app):

@@ -458,6 +458,16 @@ def test_import_zip_from_an_uploaded_file_object_replaces_same_name(tmp_path: Pa
     assert len(load_dataset(report.dataset_name, tmp_path).train_y) == 8  # not the cached old one
 
 
+def test_two_sessions_uploading_the_same_name_keep_their_own_images(tmp_path: Path) -> None:
+    anna = import_zip(io.BytesIO(_zip(_classes_zip())), tmp_path, name="flowers", owner="anna-key")
+    ben = import_zip(io.BytesIO(_zip(_classes_zip(n=5))), tmp_path, name="flowers", owner="ben-key")
+    assert anna.path != ben.path and anna.name == ben.name == "flowers"
+    assert len(load_dataset(anna.dataset_name, tmp_path).train_y) == 4  # Ben's upload replaced nothing
+    assert len(load_dataset(ben.dataset_name, tmp_path).train_y) == 8
+    evil = import_zip(io.BytesIO(_zip(_classes_zip())), tmp_path, name="x", owner="../../etc")
+    assert evil.path.is_relative_to(tmp_path.resolve() / "uploads")
+
+
 def test_import_zip_skips_unsafe_entries(sandbox: tuple[Path, Path]) -> None:
     data, archive = sandbox
     absolute = f"/tmp/lab-escape-{uuid.uuid4().hex}.png"

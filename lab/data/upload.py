@@ -58,15 +58,17 @@ class ImportReport:
 
 
 def import_zip(source: str | os.PathLike | BinaryIO, data_dir: str | os.PathLike | None = None, *,
-               name: str | None = None, progress: Progress | None = None) -> ImportReport:
+               name: str | None = None, owner: str = "", progress: Progress | None = None) -> ImportReport:
     """Extract a zip (path or binary file-like, e.g. a Streamlit UploadedFile) of class
-    folders into data_dir/uploads/<name>/, replacing an earlier upload of that name.
+    folders into data_dir/uploads/[<owner>/]<name>/, replacing an earlier upload of that
+    name by the same owner. The app passes each browser session's key as ``owner``, so
+    two students who both upload ``flowers.zip`` never replace each other's images.
 
     Raises DatasetError, with nothing written, when the file is not a zip, breaks a
     limit, or holds fewer than two classes of usable images.
     """
     limits = settings.limits()
-    final = upload_path(data_dir, name or _source_name(source))
+    final = upload_path(data_dir, name or _source_name(source), owner)
     name, uploads = final.name, final.parent
     report = _throttled(progress)
     with _open_zip(source) as archive:
@@ -89,9 +91,10 @@ def import_zip(source: str | os.PathLike | BinaryIO, data_dir: str | os.PathLike
                         dropped_classes=scan.dropped)
 
 
-def upload_path(data_dir: str | os.PathLike | None, name: str) -> Path:
-    """Where an upload called name lives: data_dir/uploads/<name made safe>."""
-    return settings.data_dir(data_dir).expanduser().resolve() / "uploads" / _safe_name(name)
+def upload_path(data_dir: str | os.PathLike | None, name: str, owner: str = "") -> Path:
+    """Where an upload called name lives: data_dir/uploads/[<owner>/]<name made safe>."""
+    uploads = settings.data_dir(data_dir).expanduser().resolve() / "uploads"
+    return (uploads / _safe_name(owner) if owner else uploads) / _safe_name(name)
 
 
 def _source_name(source: str | os.PathLike | BinaryIO) -> str:

@@ -18,7 +18,7 @@ from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_co
 from lab.images import tile
 from lab.layers import format_shape
 from lab.plots import class_counts_figure
-from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe
+from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe, visitor
 
 PICK, REPORT = "data.pick", "data.report"
 PER_CLASS = 8  # examples shown per class
@@ -120,7 +120,8 @@ def _import(upload) -> None:
     """Import the uploaded zip with a progress bar; keeps the report for the summary."""
     bar = st.progress(0.0, text="Reading the zip ...")
     try:
-        report = import_zip(upload, progress=lambda fraction, message: bar.progress(fraction, text=message))
+        report = import_zip(upload, owner=visitor().key,  # this session's folder: classmates' uploads stay theirs
+                            progress=lambda fraction, message: bar.progress(fraction, text=message))
     except DatasetError as err:
         bar.empty()
         st.error(f"Import failed: {markdown_safe(str(err))}")
