@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
+import weakref
 
 import pytest
+import torch
 
 from lab.engine import Callback, ConfigError, Trainer, TrainConfig
 from lab.insight.probe import CAMS_DIR, ProbeRecorder
@@ -137,6 +140,28 @@ def test_stop_while_the_probe_and_cams_are_made_ends_once_they_are_on_disk(manag
     assert [m["epoch"] for m in state.metrics] == list(range(1, epoch + 1))  # no epoch after the stop
     cams = manager.store.path(run_id) / CAMS_DIR
     assert sorted(p.name for p in cams.iterdir()) == [f"epoch_{e:03d}.npz" for e in range(epoch + 1)]
+
+
+class OutOfMemoryAtFirstBatch(Callback):
+    """What the GPU does to a batch too big for it, injected: CI has no GPU to fill."""
+
+    def on_run_start(self, trainer):
+        self.model = weakref.ref(trainer.model)
+
+    def on_batch_end(self, trainer, info):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_fails_the_run_with_advice_frees_it_and_the_queue_goes_on(manager, monkeypatch):
+    monkeypatch.setattr(Trainer, "log_interval_s", 0.0)
+    oom = OutOfMemoryAtFirstBatch()
+    failed = manager.submit(config(batch_size=64, epochs=5), extra_callbacks=[oom])
+    behind = manager.submit(config())
+    state = manager.wait(failed, WAIT_S)
+    assert state.status == "failed" and "try batch size 32" in state.message
+    assert manager.wait(behind, WAIT_S).status == "finished"
+    gc.collect()
+    assert oom.model() is None  # the failed run's model (and data) are gone from memory
 
 
 @pytest.mark.parametrize("event", ["epoch", "end"])
