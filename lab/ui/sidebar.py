@@ -11,6 +11,7 @@ from lab import settings
 from lab.access import is_teacher_password
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
+from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor
 
 
@@ -20,6 +21,7 @@ def device_badge() -> str:
 
 
 def render_sidebar() -> None:
+    open_shared_setup()  # before anything shows the draft
     d = draft()
     with st.sidebar:
         st.caption(f"Device: **{device_badge()}**")
@@ -33,6 +35,7 @@ def render_sidebar() -> None:
             f"Model: `{model}`  \n"
             f"Augment: `{augment_label(get_augment(d['augment']))}`"
         )
+        share_button()
         st.page_link("app_pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")
         if settings.teacher_password():
             _teacher_sign_in()

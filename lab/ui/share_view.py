@@ -1,0 +1,41 @@
+"""Share this setup: the draft as a link, and a link opened as the draft.
+
+The link carries the draft in its ``setup`` query parameter (lab.share). Opening
+it replaces the visitor's draft once; the parameter then leaves the URL, so
+later edits are not undone by a rerun and a copied address shares nothing stale.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab.share import ShareError, decode_setup, encode_setup
+from lab.ui.state import draft, replace_draft
+
+QUERY_KEY = "setup"
+
+
+def open_shared_setup() -> None:
+    """Make the link's setup this session's draft, or say why it cannot be opened."""
+    text = st.query_params.get(QUERY_KEY)
+    if not text:
+        return
+    del st.query_params[QUERY_KEY]
+    try:
+        replace_draft(decode_setup(text))
+    except ShareError as err:
+        st.error(f"Could not open the shared setup: {err}.")
+        return
+    st.toast("Opened the shared setup: it is now your draft.", icon=":material/share:")
+
+
+def share_link() -> str:
+    """The current page's address with the draft in it."""
+    return f"{st.context.url or ''}?{QUERY_KEY}={encode_setup(draft())}"
+
+
+def share_button() -> None:
+    with st.popover("Share this setup", icon=":material/share:", width="stretch"):
+        st.caption("Whoever opens this link gets a copy of your draft: dataset, model, augmentation and "
+                   "training settings. Your runs and uploads stay yours.")
+        st.code(share_link(), language=None, wrap_lines=True)
