@@ -18,6 +18,7 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
+    st.Page("app_pages/gallery.py", title="Class", icon=":material/leaderboard:"),
 ]
 
 page = st.navigation(PAGES)
