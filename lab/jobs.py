@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from lab import access
 from lab.access import Visitor
+from lab.classroom import current_exercise
 from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
 from lab.insight.probe import insight_callbacks
 from lab.runs import RunStore
@@ -141,8 +142,12 @@ class JobManager:
 
         Bad settings raise ``ConfigError``/``SpecError``/``DatasetError`` here, before
         anything is queued, so the page can show the message. ``by`` is the browser
-        session starting it: only that session (or a teacher) may stop or delete it.
+        session starting it: only that session (or a teacher) may stop or delete it,
+        and a student's run must keep to the class's exercise (lab.classroom).
         """
+        exercise = current_exercise()
+        if exercise is not None and by is not None and not by.teacher:
+            exercise.check(config)
         trainer = Trainer(config, data_dir=self.data_dir)  # validates spec, data and limits up front
         run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner,
                                    owner_key=access.owner_key(by))

@@ -1,15 +1,19 @@
-"""Where the lab keeps things, and the server-side limits, in one place.
+"""Where the lab keeps things, the server-side limits, and the classroom exercise file, in one place.
 
 Paths resolve in the order: explicit argument, environment variable, default
-relative to the current directory. Limits protect a shared classroom server and
-can be raised through environment variables by whoever runs it.
+relative to the current directory. Limits protect a shared classroom server: an
+exercise file's ``[limits]`` replace the defaults, and environment variables set
+by whoever runs the server replace both.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
@@ -22,12 +26,45 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("LAB_RUNS_DIR") or "runs").expanduser()
 
 
+class ExerciseFileError(ValueError):
+    """The exercise file cannot be read; the server's operator must fix it."""
+
+
+_exercise_cache: dict[tuple, dict] = {}
+_exercise_lock = threading.Lock()
+
+
+def exercise_file() -> dict[str, Any]:
+    """The TOML exercise file named by ``LAB_EXERCISE`` as a dict ({} without one).
+
+    Re-read when the file changes, so a teacher can edit it during the class.
+    It lives on the server: nothing a student types or links can change it.
+    """
+    name = os.environ.get("LAB_EXERCISE", "").strip()
+    if not name:
+        return {}
+    path = Path(name).expanduser()
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        raise ExerciseFileError(f"LAB_EXERCISE names {path}, which does not exist") from None
+    with _exercise_lock:
+        if key not in _exercise_cache:
+            try:
+                _exercise_cache.clear()
+                _exercise_cache[key] = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+                raise ExerciseFileError(f"exercise file {path}: {err}") from None
+        return _exercise_cache[key]
+
+
 def teacher_password() -> str:
-    """The password that makes a browser session a teacher's (``LAB_TEACHER_PASSWORD``; empty: no teachers).
+    """The password that makes a browser session a teacher's: ``LAB_TEACHER_PASSWORD``, else the
+    exercise file's ``[teacher] password``; empty: no teachers.
 
     It lives on the server, never in a URL, so a student cannot grant themselves the rights.
     """
-    return os.environ.get("LAB_TEACHER_PASSWORD", "")
+    return os.environ.get("LAB_TEACHER_PASSWORD") or str(exercise_file().get("teacher", {}).get("password", ""))
 
 
 def anyone_changes_runs() -> bool:
@@ -57,8 +94,22 @@ class Limits:
 
 
 def limits() -> Limits:
-    """Current limits: each field can be overridden by ``LAB_<FIELD>`` (e.g. ``LAB_MAX_EPOCHS``).
+    """Current limits: the defaults, replaced by the exercise file's ``[limits]``, replaced by
+    ``LAB_<FIELD>`` (e.g. ``LAB_MAX_EPOCHS``).
 
-    Read from the environment on every call so a server (or a test) can change them.
+    Read on every call so a server (or a test) can change them.
     """
-    return Limits(**{f.name: _env_int(f"LAB_{f.name.upper()}", f.default) for f in fields(Limits)})
+    from_file = exercise_file().get("limits", {})
+    unknown = sorted(set(from_file) - {f.name for f in fields(Limits)})
+    if unknown:
+        raise ExerciseFileError(f"unknown limit(s) {', '.join(unknown)} in the exercise file; "
+                                f"valid: {', '.join(f.name for f in fields(Limits))}")
+    return Limits(**{f.name: _env_int(f"LAB_{f.name.upper()}", _file_int(from_file, f.name, f.default))
+                     for f in fields(Limits)})
+
+
+def _file_int(table: dict, name: str, default: int) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ExerciseFileError(f"limit {name} in the exercise file must be a whole number >= 1, got {value!r}")
+    return value

@@ -9,6 +9,8 @@ import streamlit as st
 
 from lab import settings
 from lab.access import is_teacher_password
+from lab.classroom import Exercise, current_exercise
+from lab.settings import ExerciseFileError
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
 from lab.ui.share_view import open_shared_setup, share_button
@@ -21,9 +23,13 @@ def device_badge() -> str:
 
 
 def render_sidebar() -> None:
+    exercise = _exercise_or_stop()
     open_shared_setup()  # before anything shows the draft
     d = draft()
     with st.sidebar:
+        if exercise is not None:
+            st.page_link("app_pages/gallery.py", label=f"Exercise: {exercise.title or 'this class'}",
+                         icon=":material/assignment:")
         st.caption(f"Device: **{device_badge()}**")
         st.text_input("Your name", key="owner", placeholder="shown on your runs",
                       help="Typed once per browser session; every run you start carries it.")
@@ -39,6 +45,15 @@ def render_sidebar() -> None:
         st.page_link("app_pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")
         if settings.teacher_password():
             _teacher_sign_in()
+
+
+def _exercise_or_stop() -> Exercise | None:
+    """The class's exercise; a broken exercise file stops every page with what to fix."""
+    try:
+        return current_exercise()
+    except ExerciseFileError as err:
+        st.error(f"This lab cannot start: {err}. Whoever runs the server must fix the file named by LAB_EXERCISE.")
+        st.stop()
 
 
 def _teacher_sign_in() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from lab.access import Visitor
+from lab.classroom import current_exercise, starting_draft
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.registry import FOLDER_PREFIX
 from lab.insight.embed import EmbeddingWorker
@@ -43,9 +44,14 @@ def default_draft() -> dict:
 
 
 def draft() -> dict:
-    """This session's draft, created on first use; edit it in place."""
+    """This session's draft, created on first use (from the class's exercise, when there is
+    one); edit it in place. The exercise's fixed values are put back on every call, so no
+    edit, share link or crafted widget value keeps another one."""
+    exercise = current_exercise()
     if "draft" not in st.session_state:
-        st.session_state["draft"] = default_draft()
+        st.session_state["draft"] = starting_draft(default_draft(), exercise)
+    elif exercise is not None:
+        exercise.apply(st.session_state["draft"])
     return st.session_state["draft"]
 
 

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import streamlit as st
 
 from lab import access, settings
+from lab.classroom import current_exercise
 from lab.data import DatasetError
 from lab.device import DEVICE_CHOICES
 from lab.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
@@ -120,8 +121,10 @@ def _store_settings() -> None:
         train[key] = st.session_state[_widget_key(key)]
 
 
-def _setting_widget(key: str, setting: Setting) -> None:
-    common = dict(key=_widget_key(key), on_change=_store_settings, help=setting.help or None)
+def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
+    """One setting's widget; a setting the class's exercise fixes is shown, locked."""
+    help_text = " ".join(filter(None, [setting.help, "Fixed by this class's exercise." if fixed else ""]))
+    common = dict(key=_widget_key(key), on_change=_store_settings, help=help_text or None, disabled=fixed)
     if setting.options:
         st.selectbox(setting.label, setting.options, **common)
     elif isinstance(getattr(DEFAULTS, key), bool):
@@ -136,10 +139,12 @@ def _setting_widget(key: str, setting: Setting) -> None:
 def _settings_form(train: dict) -> None:
     table = _settings()
     _sync_settings(train, table)
+    exercise = current_exercise()
+    fixed = exercise.train if exercise else {}
     for column, keys in zip(st.columns(len(COLUMNS)), COLUMNS):
         with column:
             for key in keys:
-                _setting_widget(key, table[key])
+                _setting_widget(key, table[key], key in fixed)
 
 
 def build_config(d: dict, name: str) -> TrainConfig:

@@ -1,0 +1,166 @@
+"""A classroom exercise: what the teacher fixes, locks and limits, and the class leaderboard.
+
+The teacher writes a TOML file on the server and starts the lab with
+``LAB_EXERCISE=that.toml``; a student cannot edit it, nor a URL, to get more:
+
+    [exercise]
+    title = "Fashion-MNIST with two conv layers"
+    text = "Beat 91% in 10 epochs. Change the filters, not the epochs."
+    dataset = "fashion-mnist"               # everyone trains on it; the Data page is locked
+    presets = ["fashion_cnn", "lenet5"]     # the presets offered on Build (first: the start)
+    augment_presets = ["none", "keras_basic"]
+    locked = ["build"]                      # also: "augment" (first augment preset), "data"
+
+    [exercise.train]                        # fixed for everyone, shown locked on Train
+    epochs = 10
+    batch_size = 128
+
+    [limits]                                # any field of lab.settings.Limits
+    max_params = 500000
+
+    [teacher]
+    password = "class-7b"                   # or LAB_TEACHER_PASSWORD
+
+Locks are applied to each session's draft (:meth:`Exercise.apply`) and checked again
+when a student's run is submitted (:meth:`Exercise.check`), so neither a share link
+nor a crafted widget value gets round them. Teachers and the command line are free.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+
+from lab import settings
+from lab.augment import AUGMENT_PRESETS
+from lab.compare import run_row
+from lab.data.registry import list_datasets
+from lab.engine import ConfigError, TrainConfig
+from lab.presets import PRESETS, get_preset
+from lab.runs import RunInfo
+from lab.settings import ExerciseFileError
+
+PAGES = ("data", "build", "augment")
+DRAFT_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"spec", "dataset", "augment", "name", "owner"}
+LEADERBOARD_COLUMNS = ["rank", "owner", "name", "spec", "params", "augment", "epochs_done", "best_val_acc",
+                       "status", "created", "id"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """The exercise as the teacher wrote it, checked against what this lab has."""
+
+    title: str = ""
+    text: str = ""
+    dataset: str = ""
+    presets: tuple[str, ...] = ()
+    augment_presets: tuple[str, ...] = ()
+    locked: frozenset[str] = frozenset()
+    train: dict = field(default_factory=dict)
+
+    def locks(self, page: str) -> bool:
+        """Whether a page's controls are fixed: the Data page also whenever a dataset is set."""
+        return page in self.locked or (page == "data" and bool(self.dataset))
+
+    def apply(self, draft: dict) -> dict:
+        """Put the exercise's fixed values into a draft, in place; returns it."""
+        if self.dataset:
+            draft["dataset"] = self.dataset
+        if self.presets and (self.locks("build") and not self._is_offered(draft["spec"])):
+            draft.update(preset=self.presets[0], spec=get_preset(self.presets[0]))
+        if self.augment_presets and (self.locks("augment") or not self._augment_offered(draft["augment"])):
+            draft["augment"] = {"preset": self.augment_presets[0]}
+        draft["train"].update(self.train)
+        return draft
+
+    def check(self, config: TrainConfig) -> None:
+        """Refuse a run that breaks the exercise, saying what the exercise asks for."""
+        if self.dataset and config.dataset != self.dataset:
+            raise ConfigError(f"this exercise trains on {self.dataset}, not {config.dataset}")
+        if self.presets and self.locks("build") and not self._is_offered(config.spec):
+            raise ConfigError(f"this exercise trains one of the models {', '.join(self.presets)} as they are")
+        if self.augment_presets and not self._augment_offered(config.augment):
+            raise ConfigError(f"this exercise uses the augmentation {' or '.join(self.augment_presets)}")
+        for key, value in self.train.items():
+            if getattr(config, key) != value:
+                raise ConfigError(f"this exercise fixes {key} at {value}")
+
+    def _is_offered(self, spec) -> bool:
+        return any(spec == get_preset(name) for name in self.presets)
+
+    def _augment_offered(self, augment) -> bool:
+        return isinstance(augment, dict) and augment.get("preset") in self.augment_presets and len(augment) == 1
+
+
+_last: list = [None, None]  # (the file's [exercise] table, its Exercise): checked once per file version
+
+
+def current_exercise() -> Exercise | None:
+    """The exercise of ``LAB_EXERCISE``'s file, or None when there is none."""
+    table = settings.exercise_file().get("exercise")
+    if table is None:
+        return None
+    if _last[0] is not table:  # exercise_file() returns the same dict until the file changes
+        _last[:] = [table, _read_exercise(table)]
+    return _last[1]
+
+
+def _read_exercise(table: dict) -> Exercise:
+    known = {f.name for f in fields(Exercise)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ExerciseFileError(f"unknown key(s) {', '.join(unknown)} in [exercise]; valid: {', '.join(sorted(known))}")
+    exercise = Exercise(title=str(table.get("title", "")), text=str(table.get("text", "")),
+                        dataset=str(table.get("dataset", "")), presets=tuple(table.get("presets", ())),
+                        augment_presets=tuple(table.get("augment_presets", ())),
+                        locked=frozenset(table.get("locked", ())), train=dict(table.get("train", {})))
+    _validate(exercise)
+    return exercise
+
+
+def _validate(exercise: Exercise) -> None:
+    """Every name in the file is one this lab knows, and the fixed settings are usable."""
+    problems = []
+    if exercise.dataset and exercise.dataset not in {d.name for d in list_datasets()}:
+        problems.append(f"dataset {exercise.dataset!r} is not one of this lab's")
+    problems += [f"preset {p!r} does not exist" for p in exercise.presets if p not in PRESETS]
+    problems += [f"augment preset {a!r} does not exist" for a in exercise.augment_presets if a not in AUGMENT_PRESETS]
+    problems += [f"locked {page!r} is not one of {', '.join(PAGES)}" for page in exercise.locked if page not in PAGES]
+    problems += [f"train setting {key!r} is not one a draft has" for key in exercise.train if key not in DRAFT_TRAIN_FIELDS]
+    if not problems:
+        try:
+            TrainConfig.from_dict({**exercise.train, "dataset": exercise.dataset or "shapes"}).validate()
+        except ConfigError as err:
+            problems.append(f"[exercise.train]: {err}")
+    if problems:
+        raise ExerciseFileError("exercise file: " + "; ".join(problems))
+
+
+def starting_draft(draft: dict, exercise: Exercise | None) -> dict:
+    """A new session's draft: the exercise's first preset and settings."""
+    draft = copy.deepcopy(draft)
+    if exercise is None:
+        return draft
+    if exercise.presets:
+        draft.update(preset=exercise.presets[0], spec=get_preset(exercise.presets[0]))
+    return exercise.apply(draft)
+
+
+def leaderboard(runs: list[RunInfo], exercise: Exercise | None = None, best_per_student: bool = True) -> list[dict]:
+    """Runs ranked by best validation accuracy: the class gallery.
+
+    Only runs of the exercise's dataset count when it has one; with ``best_per_student``
+    each name keeps its best run, so one student's ten tries do not fill the table.
+    Runs that have not completed an epoch are listed last, unranked.
+    """
+    rows = [run_row(run) for run in runs if not (exercise and exercise.dataset)
+            or run.config.get("dataset") == exercise.dataset]
+    rows.sort(key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0.0), r["created"] or ""))
+    if best_per_student:
+        best: dict[str, dict] = {}
+        for row in rows:  # best first: the first row of each student is their best
+            best.setdefault(row["owner"] or row["id"], row)  # runs without a name are nobody's but their own
+        rows = list(best.values())
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank if row["best_val_acc"] is not None else None
+    return rows

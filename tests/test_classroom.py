@@ -1,0 +1,210 @@
+"""Teacher mode: an exercise file fixes, locks and limits; the class leaderboard ranks runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lab import settings
+from lab.access import Visitor
+from lab.classroom import current_exercise, leaderboard, starting_draft
+from lab.engine import ConfigError, TrainConfig
+from lab.jobs import JobManager
+from lab.presets import get_preset
+from lab.runs import RunStore
+from lab.settings import ExerciseFileError
+from lab.share import encode_setup
+from lab.ui.state import default_draft
+from test_sweep import fake_run
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fashion-mnist-exercise.toml"
+DIGITS = """
+[exercise]
+title = "Digits, two models"
+text = "Beat 90%."
+dataset = "digits"
+presets = ["fashion_cnn", "gap_cam"]
+augment_presets = ["none"]
+locked = ["build"]
+
+[exercise.train]
+epochs = 2
+batch_size = 64
+
+[limits]
+max_epochs = 5
+
+[teacher]
+password = "from-the-file"
+"""
+
+
+@pytest.fixture
+def exercise_file(tmp_path, monkeypatch):
+    """``write(text)``: that text becomes the server's exercise file."""
+    path = tmp_path / "exercise.toml"
+    monkeypatch.setenv("LAB_EXERCISE", str(path))
+    monkeypatch.delenv("LAB_TEACHER_PASSWORD", raising=False)
+    monkeypatch.delenv("LAB_MAX_EPOCHS", raising=False)
+
+    def write(text: str) -> Path:
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def test_the_example_exercise_file_is_valid(monkeypatch):
+    monkeypatch.setenv("LAB_EXERCISE", str(EXAMPLE))
+    exercise = current_exercise()
+    assert exercise.dataset == "fashion-mnist" and exercise.presets[0] == "fashion_cnn"
+    assert exercise.train == {"epochs": 10, "batch_size": 128} and settings.limits().max_params == 2_000_000
+
+
+def test_limits_come_from_the_file_and_the_environment_wins(exercise_file, monkeypatch):
+    exercise_file(DIGITS)
+    assert settings.limits().max_epochs == 5
+    assert settings.teacher_password() == "from-the-file"
+    monkeypatch.setenv("LAB_MAX_EPOCHS", "7")
+    monkeypatch.setenv("LAB_TEACHER_PASSWORD", "from-env")
+    assert settings.limits().max_epochs == 7 and settings.teacher_password() == "from-env"
+
+
+def test_an_edited_file_is_read_again(exercise_file):
+    exercise_file(DIGITS)
+    assert current_exercise().title == "Digits, two models"
+    path = exercise_file(DIGITS.replace("Digits, two models", "Digits, round two"))
+    path.touch()
+    assert current_exercise().title == "Digits, round two"
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (("dataset = \"digits\"", "dataset = \"imagenet\""), "dataset 'imagenet'"),
+    (("presets = [", "presets = [\"vgg19\", "), "preset 'vgg19'"),
+    (("locked = [\"build\"]", "locked = [\"everything\"]"), "locked 'everything'"),
+    (("epochs = 2", "epochs = 0"), "epochs must be"),
+    (("epochs = 2", "epoch = 2"), "train setting 'epoch'"),
+    (("max_epochs = 5", "max_epoch = 5"), "unknown limit"),
+    (("title =", "titel ="), "unknown key"),
+    (("[limits]", "[limits"), "exercise file"),
+])
+def test_a_broken_file_names_its_problem(exercise_file, change, fragment):
+    exercise_file(DIGITS.replace(*change))
+    with pytest.raises(ExerciseFileError, match=fragment):
+        current_exercise()
+        settings.limits()
+
+
+def test_the_draft_keeps_the_exercise_whatever_is_edited(exercise_file):
+    exercise_file(DIGITS)
+    exercise = current_exercise()
+    d = starting_draft(default_draft(), exercise)
+    assert (d["dataset"], d["preset"], d["spec"]) == ("digits", "fashion_cnn", get_preset("fashion_cnn"))
+    assert d["train"]["epochs"] == 2 and d["augment"] == {"preset": "none"}
+    d.update(dataset="shapes", spec={"layers": [{"type": "flatten"}]}, augment={"preset": "strong"})
+    d["train"].update(epochs=50, lr=0.1)
+    exercise.apply(d)
+    assert (d["dataset"], d["spec"], d["augment"]) == ("digits", get_preset("fashion_cnn"), {"preset": "none"})
+    assert d["train"]["epochs"] == 2 and d["train"]["lr"] == 0.1  # free settings stay the student's
+
+
+def test_an_unlocked_build_keeps_the_students_model(exercise_file):
+    exercise_file(DIGITS.replace('locked = ["build"]', "locked = []"))
+    d = starting_draft(default_draft(), current_exercise())
+    d["spec"]["layers"][0]["filters"] = 12
+    assert current_exercise().apply(d)["spec"]["layers"][0]["filters"] == 12
+
+
+def test_a_students_run_must_keep_to_the_exercise_a_teachers_need_not(exercise_file, tmp_path):
+    exercise_file(DIGITS)
+    manager = JobManager(tmp_path / "runs")
+    good = dict(spec=get_preset("fashion_cnn"), dataset="digits", epochs=2, batch_size=64, augment={"preset": "none"},
+                device="cpu", train_limit=64)
+    student, teacher = Visitor(), Visitor(teacher=True)
+    for change, fragment in [({"epochs": 3}, "fixes epochs at 2"), ({"dataset": "shapes"}, "trains on digits"),
+                             ({"spec": get_preset("lenet5")}, "fashion_cnn, gap_cam"),
+                             ({"augment": {"preset": "strong"}}, "augmentation none")]:
+        with pytest.raises(ConfigError, match=fragment):
+            manager.submit(TrainConfig.from_dict(good | change), by=student)
+    assert manager.store.list() == []
+    run_id = manager.submit(TrainConfig.from_dict(good | {"epochs": 3}), by=teacher)
+    assert manager.wait(run_id, 120).status == "finished"
+    manager.wait(manager.submit(TrainConfig.from_dict(good), by=student), 120)
+
+
+def test_leaderboard_ranks_best_first_one_row_per_student_on_the_exercise_dataset(tmp_path, exercise_file):
+    exercise_file(DIGITS)
+    store = RunStore(tmp_path / "runs")
+    made = {}
+    for owner, name, accs, dataset in [("anna", "a1", [0.5, 0.7], "digits"), ("anna", "a2", [0.9], "digits"),
+                                       ("ben", "b1", [0.8], "digits"), ("", "anon", [0.6], "digits"),
+                                       ("", "anon2", [0.4], "digits"), ("carl", "c1", [0.99], "shapes"),
+                                       ("dana", "d1", [], "digits")]:
+        run_id = fake_run(store, name, accs, dataset=dataset)
+        store.set_status(run_id, "finished", owner=owner)
+        made[name] = run_id
+    board = leaderboard(store.list(), current_exercise())
+    assert [(r["rank"], r["name"]) for r in board] == [(1, "a2"), (2, "b1"), (3, "anon"), (4, "anon2"), (None, "d1")]
+    every = leaderboard(store.list(), current_exercise(), best_per_student=False)
+    assert [r["name"] for r in every][:5] == ["a2", "b1", "a1", "anon", "anon2"]
+    assert "c1" in [r["name"] for r in leaderboard(store.list())]  # no exercise: every dataset
+
+
+def app(tmp_path, **query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params.update(query)
+    return at.run()
+
+
+def test_the_train_page_shows_fixed_settings_locked(exercise_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    exercise_file(DIGITS)
+    at = app(tmp_path)
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception
+    epochs, lr = at.number_input(key="train.epochs"), at.number_input(key="train.lr")
+    assert epochs.value == 2 and epochs.disabled and not lr.disabled
+    assert any("Exercise: Digits, two models" in link.proto.label for link in at.sidebar.get("page_link"))
+
+
+def test_a_share_link_cannot_undo_the_exercise(exercise_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    exercise_file(DIGITS)
+    other = default_draft()
+    other["train"]["epochs"] = 5
+    at = app(tmp_path, setup=encode_setup(other))
+    assert not at.exception
+    d = at.session_state["draft"]
+    assert (d["dataset"], d["train"]["epochs"], d["spec"]) == ("digits", 2, get_preset("fashion_cnn"))
+
+
+def test_the_class_page_ranks_the_runs(exercise_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    exercise_file(DIGITS)
+    store = RunStore(tmp_path / "runs")
+    for owner, accs in [("anna", [0.7]), ("ben", [0.9])]:
+        store.set_status(fake_run(store, f"{owner}-run", accs, dataset="digits"), "finished", owner=owner)
+    at = app(tmp_path)
+    at.switch_page("app_pages/gallery.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Digits, two models" and "Beat 90%." in at.markdown[0].value
+    table = at.dataframe[0].value
+    assert list(table["owner"]) == ["ben", "anna"] and list(table["rank"]) == [1, 2]
+    assert at.metric[0].value == "90.0%"
+
+
+def test_a_broken_exercise_file_is_one_message_on_every_page(exercise_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    exercise_file(DIGITS.replace("gap_cam", "vgg19"))
+    at = app(tmp_path)
+    assert not at.exception
+    assert len(at.error) == 1 and "preset 'vgg19' does not exist" in at.error[0].value
+
+
+def test_visitor_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Visitor().teacher = True  # a session cannot promote itself
