@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from lab import access
 from lab.access import Visitor
 from lab.classroom import current_exercise
+from lab.device import return_freed_memory
 from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
 from lab.insight.probe import insight_callbacks
 from lab.runs import RunStore
@@ -173,6 +174,7 @@ class JobManager:
             self._end(job, "failed", f"{type(err).__name__}: {err}")
         finally:
             job.trainer = None  # drop the model and data references once the run is on disk
+            return_freed_memory()
 
     def _end(self, job: _Job, status: str, message: str) -> None:
         """Record the end of a run that its Trainer did not (or could not) report itself."""

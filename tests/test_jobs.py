@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import threading
 import weakref
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from lab.bench_live import rss_mb
+from lab.device import return_freed_memory
 from lab.engine import Callback, ConfigError, Trainer, TrainConfig
 from lab.insight.probe import CAMS_DIR, ProbeRecorder
 from lab.jobs import JobManager
@@ -162,6 +167,15 @@ def test_out_of_memory_fails_the_run_with_advice_frees_it_and_the_queue_goes_on(
     assert manager.wait(behind, WAIT_S).status == "finished"
     gc.collect()
     assert oom.model() is None  # the failed run's model (and data) are gone from memory
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
+def test_freed_memory_goes_back_to_the_system_after_a_run():
+    chunks = [np.ones(1000) for _ in range(40_000)]  # 320 MB in pieces small enough for the heap
+    held = rss_mb(os.getpid())
+    del chunks
+    return_freed_memory()
+    assert rss_mb(os.getpid()) < held - 200  # without the trim glibc keeps nearly all of it
 
 
 @pytest.mark.parametrize("event", ["epoch", "end"])
