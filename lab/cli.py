@@ -142,6 +142,30 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """One file a student takes away from a run: its code, weights, ONNX model, config or report."""
+    from pathlib import Path
+
+    from lab.export import ExportError, export_file_name, export_run
+    from lab.insight.errors import InsightError
+    from lab.runs import open_run
+
+    store, run_id = open_run(args.run, args.runs_dir)
+    run = store.get(run_id)
+    name = export_file_name(run, args.what, args.checkpoint)
+    out = Path(args.out or name)
+    if out.is_dir() or (args.out or "").endswith("/"):
+        out = out / name
+    try:
+        data = export_run(run, args.what, args.checkpoint, args.data_dir)
+    except (ExportError, InsightError) as err:
+        raise UsageError(str(err)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data):,} bytes)")
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from lab.compare import rows_to_csv, run_row
     from lab.runs import RunStore
@@ -303,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=None, help="recorded epoch, 0 = untrained (default: the last)")
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("export", help="a run as PyTorch code, weights, ONNX, config JSON or an HTML report")
+    p.add_argument("run", help="run id, id prefix or name, or a run folder")
+    p.add_argument("--what", required=True, choices=("code", "weights", "onnx", "config", "report"),
+                   help="code: model + training loop (.py); weights: state_dict (.pt); onnx; "
+                        "config: the run's settings (.json); report: one offline HTML page")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                   help="for weights, onnx and report (default best)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="file or existing folder (default: a file named after the run, here)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

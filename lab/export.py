@@ -10,12 +10,25 @@ and a checkpoint trained in the lab loads into it unchanged.
 from __future__ import annotations
 
 import inspect
+import io
 import json
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
 from typing import Any
 
+import torch
 from torch import nn
 
+from lab.augment import get_augment
+from lab.data.registry import FOLDER_PREFIX, normalise
+from lab.engine import TrainConfig, lr_factor
+from lab.insight.load import checkpoint_path
 from lab.layers import ResidualBlock, Shape, format_shape
+from lab.runs import RunInfo
 from lab.spec import Summary, build_model, summarize
 
 INDENT = "    "
@@ -118,6 +131,35 @@ if __name__ == "__main__":
     print(f"output shape: {tuple(out.shape)}")
 '''
 
+MODEL_IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
+
+
+def _model_code(summary: Summary, model: nn.Module) -> list[str]:
+    """Top-level blocks: INPUT_SHAPE and NUM_CLASSES, the ResidualBlock class when the net uses it, ``Net``."""
+    blocks = [f"INPUT_SHAPE = {tuple(summary.input_shape)}  # (channels, height, width)\n"
+              f"NUM_CLASSES = {summary.num_classes}"]
+    if any(isinstance(m, ResidualBlock) for m in model.modules()):
+        blocks.append(inspect.getsource(ResidualBlock))
+    blocks.append(
+        "class Net(nn.Module):\n"
+        f'{INDENT}"""{summary.name}: {len(summary.rows)} layers, run in order."""\n\n'
+        f"{INDENT}def __init__(self) -> None:\n"
+        f"{INDENT * 2}super().__init__()\n"
+        f"{INDENT * 2}self.layers = nn.Sequential(OrderedDict([\n"
+        f"{_layers_code(summary, model)}\n"
+        f"{INDENT * 2}]))\n\n"
+        f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        f"{INDENT * 2}return self.layers(x)  # (B, {', '.join(map(str, summary.input_shape))}) "
+        f"-> (B, {summary.num_classes}) logits"
+    )
+    return blocks
+
+
+def _join(header: str, imports: str, *blocks: str) -> str:
+    """A module's text: docstring, imports, then top-level blocks two blank lines apart (PEP 8)."""
+    body = "\n\n\n".join(block.strip("\n") for block in blocks)
+    return f"{header.strip()}\n\n{imports.strip()}\n\n{body}\n"
+
 
 def pytorch_code(spec: dict, input_shape: Shape | None = None, num_classes: int | None = None) -> str:
     """Source of a Python file defining ``class Net(nn.Module)`` for this spec and data.
@@ -127,29 +169,7 @@ def pytorch_code(spec: dict, input_shape: Shape | None = None, num_classes: int 
     """
     summary = summarize(spec, input_shape, num_classes)
     model = build_model(spec, input_shape, num_classes)
-    uses_residual = any(isinstance(m, ResidualBlock) for m in model.modules())
-    parts = [
-        _header(summary),
-        "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n",
-        f"INPUT_SHAPE = {tuple(summary.input_shape)}  # (channels, height, width)",
-        f"NUM_CLASSES = {summary.num_classes}\n",
-    ]
-    if uses_residual:
-        parts.append("\n" + inspect.getsource(ResidualBlock))
-    parts.append(
-        "\nclass Net(nn.Module):\n"
-        f'{INDENT}"""{summary.name}: {len(summary.rows)} layers, run in order."""\n\n'
-        f"{INDENT}def __init__(self) -> None:\n"
-        f"{INDENT * 2}super().__init__()\n"
-        f"{INDENT * 2}self.layers = nn.Sequential(OrderedDict([\n"
-        f"{_layers_code(summary, model)}\n"
-        f"{INDENT * 2}]))\n\n"
-        f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-        f"{INDENT * 2}return self.layers(x)  # (B, {', '.join(map(str, summary.input_shape))}) "
-        f"-> (B, {summary.num_classes}) logits\n"
-    )
-    parts.append(_MAIN)
-    return "\n".join(parts)
+    return _join(_header(summary), MODEL_IMPORTS, *_model_code(summary, model), _MAIN)
 
 
 def spec_json(spec: dict, input_shape: Shape | None = None, num_classes: int | None = None) -> str:
@@ -164,3 +184,400 @@ def spec_json(spec: dict, input_shape: Shape | None = None, num_classes: int | N
     if num_classes is not None:
         out["num_classes"] = num_classes
     return json.dumps(out, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- a trained run
+
+
+class ExportError(ValueError):
+    """An export this run or this machine cannot make; the message says what is missing."""
+
+
+TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+NOT_IN_TORCHVISION = ("cutout", "brightness", "contrast", "cutmix", "mixup")  # augmentations the file leaves out
+
+RUN_IMPORTS = ("import argparse\nimport math\nfrom collections import OrderedDict\nfrom pathlib import Path\n\n"
+               "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+               "from torch.utils.data import DataLoader\n")
+
+_TORCHVISION_DATA = '''
+def load_data(root: str = DATA_ROOT):
+    """$title's train and test splits through torchvision, downloaded into ``root`` when missing."""
+    from torchvision import datasets
+
+    train = datasets.$cls(root, train=True, download=True, transform=transforms(train=True))
+    val = datasets.$cls(root, train=False, download=True, transform=transforms(train=False))
+    return train, val
+'''
+
+_FOLDER_DATA = '''
+def load_data(root: str = DATA_ROOT):
+    """Class folders through ImageFolder: ROOT/train/<class>/ with ROOT/test/ (or val/) when
+    both exist, else ROOT/<class>/ with a random 20% of the images held out."""
+    from torch.utils.data import Subset
+    from torchvision import datasets
+
+    root = Path(root)
+    val_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
+    if (root / "train").is_dir() and val_dir is not None:
+        return (datasets.ImageFolder(root / "train", transforms(train=True)),
+                datasets.ImageFolder(val_dir, transforms(train=False)))
+    train, val = datasets.ImageFolder(root, transforms(train=True)), datasets.ImageFolder(root, transforms(train=False))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).tolist()
+    cut = len(order) - len(order) // 5
+    return Subset(train, order[:cut]), Subset(val, order[cut:])
+'''
+
+_LAB_DATA = '''
+def load_data(root: str = DATA_ROOT):
+    """"$name" is made by CNN Lab itself, so this one function needs the lab importable
+    (run from the lab's folder, or add it to sys.path); the model and the loop do not."""
+    from lab.data import load_dataset
+
+    ds = load_dataset("$name", root)
+    return Images(ds.train_x, ds.train_y, transforms(train=True)), Images(ds.val_x, ds.val_y, transforms(train=False))
+
+
+class Images(torch.utils.data.Dataset):
+    """uint8 images (N, C, H, W) with labels, transformed one at a time like a torchvision dataset."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.images[i]), int(self.labels[i])
+'''
+
+_LOOP = '''
+
+def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return $optimizer
+
+
+def run_epoch(model: nn.Module, loader: DataLoader, device: str, optimizer=None, scheduler=None) -> tuple[float, float]:
+    """Mean loss and accuracy over ``loader``: trains when given an optimizer, else only evaluates
+    (eval mode, no gradients, no label smoothing, as the lab evaluates)."""
+    training = optimizer is not None
+    model.train(training)
+    loss_sum, correct, seen = 0.0, 0, 0
+    with torch.set_grad_enabled(training):
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)  # (B, NUM_CLASSES)
+            loss = F.cross_entropy(logits, y, label_smoothing=LABEL_SMOOTHING if training else 0.0)
+            if training:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+    return loss_sum / seen, correct / seen
+
+
+def fit(model: nn.Module, train_set, val_set, epochs: int = EPOCHS, device: str = "cpu") -> list[dict]:
+    """Train ``model`` with the run's optimizer, lr schedule and batch size; one line per epoch."""
+    model.to(device)
+    train_loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True)
+    val_loader = DataLoader(val_set, batch_size=1024)
+    optimizer = make_optimizer(model)
+    total = epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(SCHEDULE, step, total))
+    history = []
+    for epoch in range(1, epochs + 1):
+        train_loss, train_acc = run_epoch(model, train_loader, device, optimizer, scheduler)
+        val_loss, val_acc = run_epoch(model, val_loader, device)
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                        "val_loss": val_loss, "val_acc": val_acc})
+        print(f"epoch {epoch}/{epochs}  train_loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
+              f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}", flush=True)
+    return history
+
+
+def find_weights() -> Path | None:
+    """The run's weights file next to this one (best, else last), when it was downloaded too."""
+    here = Path(__file__).resolve().parent
+    return next((here / name for name in WEIGHTS if (here / name).exists()), None)
+
+
+def load_net(weights: str | Path | None = None) -> Net:
+    """``Net`` with the given state_dict file, else the run's own (:func:`find_weights`), else fresh weights."""
+    model = Net()
+    path = weights or find_weights()
+    if path:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Continue training the run's model.")
+    parser.add_argument("--data", default=DATA_ROOT, help=f"dataset folder (default {DATA_ROOT})")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--weights", default=None, help="state_dict to start from (default: the run's, if here)")
+    parser.add_argument("--save", default="continued.pt", help="where to write the new state_dict")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_net(args.weights)
+    print(f"starting from {args.weights or find_weights() or 'fresh weights'}, on {device}")
+    fit(model, *load_data(args.data), epochs=args.epochs, device=device)
+    torch.save(model.state_dict(), args.save)
+    print(f"saved {args.save}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# torch.optim expression per optimizer, with the arguments lab.engine.make_optimizer passes.
+_OPTIMIZER_CODE = {
+    "adam": "torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
+    "adamw": "torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
+    "sgd": "torch.optim.SGD(model.parameters(), lr=LR, momentum=$momentum, nesterov=$nesterov, "
+           "weight_decay=WEIGHT_DECAY)",
+    "rmsprop": "torch.optim.RMSprop(model.parameters(), lr=LR, momentum=$momentum, weight_decay=WEIGHT_DECAY)",
+}
+
+
+def _optimizer_code(config: dict) -> str:
+    momentum = config.get("momentum", 0.9)
+    nesterov = bool(config.get("nesterov", True)) and momentum > 0  # torch refuses nesterov without momentum
+    return Template(_OPTIMIZER_CODE[config.get("optimizer", "adam")]).substitute(momentum=momentum,
+                                                                                nesterov=nesterov)
+
+
+def _augment_code(augment: dict, shape: Shape) -> tuple[list[str], list[str]]:
+    """(torchvision v2 transforms for the run's flips, affine warp and crop; the augmentations left out)."""
+    steps = []
+    if augment.get("hflip"):
+        steps.append(f"v2.RandomHorizontalFlip(p={augment['hflip']})")
+    if augment.get("vflip"):
+        steps.append(f"v2.RandomVerticalFlip(p={augment['vflip']})")
+    rotation, shift, zoom = (augment.get(key, 0) for key in ("rotation", "shift", "zoom"))
+    if rotation or shift or zoom:
+        steps.append(f"v2.RandomAffine(degrees={rotation}, translate={(shift, shift) if shift else None}, "
+                     f"scale={(1 - zoom, 1 + zoom) if zoom else None})")
+    if augment.get("crop_padding"):
+        steps.append(f"v2.RandomCrop({tuple(shape[1:])}, padding={augment['crop_padding']})")
+    return steps, [key for key in NOT_IN_TORCHVISION if augment.get(key)]
+
+
+def _transforms_code(config: dict, folder: bool) -> str:
+    """``transforms(train)``: what the lab did to each image, as torchvision v2 steps."""
+    shape = tuple(config["resolved"]["input"])
+    augment, left_out = _augment_code(get_augment(config.get("augment")).to_dict(), shape)
+    # A folder's images come in any size and mode: the lab resized them (and made them grey when all were).
+    prepare = [f"v2.Resize({shape[1:]}, antialias=True)"] + (["v2.Grayscale(1)"] if shape[0] == 1 else [])
+    steps = ["v2.ToImage(),  # a PIL image or a uint8 tensor -> (C, H, W) uint8", *(f"{s}," for s in prepare),
+             "*augment,", "v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]", "v2.Normalize(MEAN, STD),"]
+    note = (f"\n\n{INDENT}Left out: the run's {', '.join(left_out)} (the lab applies them to whole batches "
+            f"on the device).") if left_out else ""
+    if augment:
+        listed = "".join(f"{INDENT * 2}{step},\n" for step in augment)
+        augment_line = f"augment = [\n{listed}{INDENT}] if train else []"
+    else:
+        augment_line = "augment: list = []  # the run trained without augmentation"
+    listed_steps = "".join(f"{INDENT * 2}{step}\n" for step in steps)
+    return (f"def transforms(train: bool):\n"
+            f'{INDENT}"""Per image: a float tensor in [0, 1], normalised by MEAN and STD as in the lab; '
+            f"training adds\n{INDENT}the run's augmentation where torchvision has it.{note}\n{INDENT}\"\"\"\n"
+            f"{INDENT}from torchvision.transforms import v2\n\n"
+            f"{INDENT}{augment_line}\n"
+            f"{INDENT}return v2.Compose([\n{listed_steps}{INDENT}])\n")
+
+
+def _is_folder(dataset: str) -> bool:
+    return dataset.strip().lower().startswith(FOLDER_PREFIX)
+
+
+def _data_code(dataset: str) -> tuple[str, str]:
+    """(DATA_ROOT's value, ``load_data`` source) for the run's dataset."""
+    if _is_folder(dataset):
+        folder = Path(dataset.strip()[len(FOLDER_PREFIX):])
+        return (folder.stem if folder.suffix.lower() == ".zip" else folder.name), _FOLDER_DATA
+    name = normalise(dataset)
+    if name in TORCHVISION_DATASETS:
+        return "data", Template(_TORCHVISION_DATA).substitute(title=name, cls=TORCHVISION_DATASETS[name])
+    return "data", Template(_LAB_DATA).substitute(name=name)
+
+
+def _floats(values: list[float], low: float = 0.0) -> str:
+    return "(" + ", ".join(f"{max(v, low):.6g}" for v in values) + ("," if len(values) == 1 else "") + ")"
+
+
+def _run_header(summary: Summary, config: dict, stem: str, data_root: str) -> str:
+    dataset = f"the image folder {data_root}" if _is_folder(config["dataset"]) else config["dataset"]
+    return (
+        f'"""{summary.name} trained on {dataset} in CNN Lab, with a loop to go on training it.\n\n'
+        f"Input {format_shape(summary.input_shape)}, {summary.num_classes} classes, {summary.total_params:,} "
+        "parameters. ``load_net()`` is the model\n"
+        f"with the run's weights when {stem}_best.pt (or _last.pt) lies next to this file; "
+        "``load_data()``\nand ``fit()`` continue training with the run's settings and plain torchvision "
+        "data loading:\n\n"
+        f"    python {stem}.py --epochs 5                     # or, in a notebook:\n"
+        f"    from {stem} import fit, load_data, load_net\n"
+        "    model = load_net(); fit(model, *load_data())\n\n"
+        "The model takes normalised images: (pixels / 255 - MEAN) / STD, per channel.\n"
+        '"""\n'
+    )
+
+
+def run_code(config: dict, stem: str = "model") -> str:
+    """A standalone .py for a run: its model, its data as torchvision loads it, and a training
+    loop with its hyperparameters, for a student to continue in a notebook.
+
+    ``config`` is the run's config.json (its ``resolved`` facts give the input shape,
+    classes and normalisation); ``stem`` names the weights files the code looks for
+    (``<stem>_best.pt``, ``<stem>_last.pt``, as :func:`export_file_name` names them).
+    Importing the file trains nothing: training runs under ``__main__`` or when
+    ``fit`` is called.
+    """
+    resolved = config["resolved"]
+    shape, classes = tuple(resolved["input"]), list(resolved["classes"])
+    summary = summarize(config["spec"], shape, len(classes))
+    model = build_model(config["spec"], shape, len(classes))
+    data_root, load_data = _data_code(config["dataset"])
+    settings_code = "\n".join([
+        "# ---------------------------------------------------------------- training, as the run was set up\n",
+        f"CLASSES = {json.dumps(classes)}",
+        f"DATA_ROOT = {json.dumps(data_root)}  # where load_data() finds (or downloads) the images",
+        f"MEAN = {_floats(resolved['mean'])}  # per channel, of the training images on the [0, 1] scale",
+        f"STD = {_floats(resolved['std'], low=1e-3)}",
+        f"EPOCHS = {config['epochs']}",
+        f"BATCH_SIZE = {config['batch_size']}",
+        f"LR = {config['lr']!r}",
+        f"WEIGHT_DECAY = {config.get('weight_decay', 0.0)!r}",
+        f"LABEL_SMOOTHING = {config.get('label_smoothing', 0.0)!r}",
+        f"SCHEDULE = {json.dumps(config.get('schedule', 'none'))}  # none | step | cosine | onecycle: see lr_factor",
+        f'WEIGHTS = ("{stem}_best.pt", "{stem}_last.pt")  # looked for next to this file, in this order',
+    ])
+    return _join(_run_header(summary, config, stem, data_root), RUN_IMPORTS, *_model_code(summary, model), settings_code,
+                 _transforms_code(config, _is_folder(config["dataset"])), load_data, inspect.getsource(lr_factor),
+                 Template(_LOOP).substitute(optimizer=_optimizer_code(config)))
+
+
+def config_json(config: dict) -> str:
+    """The run's settings (config.json without the facts it resolved) as pretty JSON.
+
+    It goes through :class:`lab.engine.TrainConfig`, so what comes out is exactly what
+    ``TrainConfig.from_dict(json.load(f))`` takes back to train the same run again.
+    """
+    settings = TrainConfig.from_dict({k: v for k, v in config.items() if k != "resolved"})
+    return json.dumps(settings.to_dict(), indent=2) + "\n"
+
+
+def _checkpoint_state(run: RunInfo, checkpoint: str) -> dict:
+    """The model's state_dict at 'best', 'last' or an epoch; InsightError naming what exists."""
+    path = checkpoint_path(run.path, checkpoint)
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def state_dict_bytes(run: RunInfo, checkpoint: str = "best") -> bytes:
+    """The weights as a plain ``state_dict`` file: tensors only, so ``torch.load(f, weights_only=True)``
+    reads it and ``Net().load_state_dict`` (from :func:`run_code`) takes it as is."""
+    buffer = io.BytesIO()
+    torch.save(_checkpoint_state(run, checkpoint), buffer)
+    return buffer.getvalue()
+
+
+ONNX_OPSET = 17  # onnxruntime, onnxruntime-web and OpenCV's dnn all run it
+
+
+def onnx_bytes(run: RunInfo, checkpoint: str = "best") -> bytes:
+    """The trained model as ONNX, input ``image`` (batch, C, H, W) normalised, output ``logits``.
+
+    Exported with the TorchScript exporter (``dynamo=False``): the dynamo exporter,
+    torch's default since 2.9, also needs ``onnxscript``, while this path needs only
+    ``onnx`` (here, to write the metadata) and traces a SpecNet, plain layers run in
+    order, exactly. The batch size is free; the classes, MEAN and STD ride along as
+    metadata, so the file alone says how to feed it.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
+    resolved = run.config["resolved"]
+    shape, classes = tuple(resolved["input"]), list(resolved["classes"])
+    model = build_model(run.config["spec"], shape, len(classes))
+    model.load_state_dict(_checkpoint_state(run, checkpoint))
+    buffer = io.BytesIO()
+    # torch before 2.5 has only the TorchScript exporter, and no ``dynamo`` argument to choose it.
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), buffer, opset_version=ONNX_OPSET,
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **legacy)
+    proto = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(proto, {
+        "classes": json.dumps(classes), "mean": json.dumps(resolved["mean"]),
+        "std": json.dumps([max(s, 1e-3) for s in resolved["std"]]),
+        "input": "float32 (batch, C, H, W): (pixels / 255 - mean) / std, per channel",
+        "run": run.id,
+    })
+    return proto.SerializeToString()
+
+
+def _report_html(run: RunInfo, checkpoint: str, data_dir) -> str:
+    from lab.report import run_report  # plotly and the insight tools: only when a report is asked for
+
+    return run_report(run, checkpoint, data_dir)
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """One kind of file a run can be downloaded as."""
+
+    title: str  # what a button calls it
+    description: str  # what the file is for, one sentence
+    ending: str  # after the run's stem; {checkpoint} is filled in
+    mime: str
+    make: Callable[[RunInfo, str, Any], str | bytes]  # (run, checkpoint, data dir) -> the file's content
+
+
+EXPORTS: dict[str, ExportKind] = {
+    "code": ExportKind("PyTorch code + training loop",
+                       "Net, torchvision data loading and a training loop with the run's settings; importing it "
+                       "trains nothing.", ".py", "text/x-python",
+                       lambda run, checkpoint, data_dir: run_code(run.config, export_stem(run))),
+    "weights": ExportKind("Weights", "The state_dict: plain tensors, torch.load(f, weights_only=True) reads it.",
+                          "_{checkpoint}.pt", "application/octet-stream",
+                          lambda run, checkpoint, data_dir: state_dict_bytes(run, checkpoint)),
+    "onnx": ExportKind("ONNX", "The trained model for onnxruntime and other runtimes; classes and "
+                       "normalisation in its metadata.", "_{checkpoint}.onnx", "application/octet-stream",
+                       lambda run, checkpoint, data_dir: onnx_bytes(run, checkpoint)),
+    "config": ExportKind("Config JSON", "The run's settings: TrainConfig.from_dict(json.load(f)) trains it again.",
+                         "_config.json", "application/json",
+                         lambda run, checkpoint, data_dir: config_json(run.config)),
+    "report": ExportKind("Report", "One HTML page that works offline: settings, curves, feature space, CAM "
+                         "samples, confusion matrix.", "_report_{checkpoint}.html", "text/html", _report_html),
+}
+
+
+def get_export(what: str) -> ExportKind:
+    """The export called ``what`` (case ignored); ExportError listing the valid ones."""
+    key = what.strip().lower()
+    if key not in EXPORTS:
+        raise ExportError(f"unknown export {what!r}; use one of: {', '.join(EXPORTS)}")
+    return EXPORTS[key]
+
+
+def export_stem(run: RunInfo) -> str:
+    """The run's name as a Python module name ("gap_cam on shapes" -> gap_cam_on_shapes), so the
+    code file can be imported in a notebook and finds its weights files by name."""
+    stem = re.sub(r"\W+", "_", run.name, flags=re.ASCII).strip("_").lower() or "model"
+    return f"run_{stem}" if stem[0].isdigit() else stem
+
+
+def export_file_name(run: RunInfo, what: str, checkpoint: str = "best") -> str:
+    tag = checkpoint if checkpoint in ("best", "last") else f"epoch{checkpoint}"
+    return export_stem(run) + get_export(what).ending.format(checkpoint=tag)
+
+
+def export_run(run: RunInfo, what: str, checkpoint: str = "best", data_dir=None) -> bytes:
+    """The file ``what`` (a key of ``EXPORTS``) of a run at a checkpoint, as bytes to write or serve."""
+    content = get_export(what).make(run, checkpoint, data_dir)
+    return content.encode("utf-8") if isinstance(content, str) else content

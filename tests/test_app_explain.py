@@ -138,3 +138,31 @@ def test_a_net_without_convolutions_says_why_there_is_nothing_to_see(runs_dir):
     missing = [c.value for c in at.caption if c.value.startswith("Not available:")]
     assert len(missing) == len(CAM_METHODS)  # CAM, Grad-CAM ... all need feature maps
     assert any("no convolution layer" in c.value for c in at.caption)
+
+
+EXPORT_LABELS = ["PyTorch code + training loop", "Config JSON", "Report (best)", "Weights (best)", "Weights (last)",
+                 "ONNX (best)"]
+
+
+def test_a_finished_run_offers_its_downloads(runs_dir, copy_gap_cam_run):
+    pytest.importorskip("onnx")
+    copy_gap_cam_run(runs_dir)
+    at = page()
+    buttons = at.download_button
+    assert [b.label for b in buttons] == EXPORT_LABELS
+    assert [b.key for b in buttons] == ["export.code.best", "export.config.best", "export.report.best",
+                                        "export.weights.best", "export.weights.last", "export.onnx.best"]
+    assert not any(b.disabled for b in buttons)
+    assert all(b.proto.ignore_rerun for b in buttons)  # a click downloads; the page does not run again
+    assert "weights_only=True" in at.download_button(key="export.weights.best").help
+    at.selectbox(key="explain.checkpoint").set_value("last").run()
+    assert [b.label for b in ok(at).download_button][-1] == "ONNX (last)"
+
+
+def test_a_run_without_its_last_checkpoint_says_why_that_download_waits(runs_dir, copy_gap_cam_run):
+    run_id = copy_gap_cam_run(runs_dir)
+    (runs_dir / run_id / "last.pt").unlink()
+    at = page()
+    last = at.download_button(key="export.weights.last")
+    assert last.disabled and "when the run ends" in last.help
+    assert not at.download_button(key="export.weights.best").disabled

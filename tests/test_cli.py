@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,33 @@ def test_bench_quick_runs_both_configs_and_prints_the_speedup(tmp_path):
 def test_time_to_accuracy_refuses_what_it_cannot_time(tmp_path, args, fragment):
     out = lab("bench", "--time-to-accuracy", *args, runs_dir=tmp_path)
     assert out.returncode == 2 and fragment in out.stderr
+
+
+def test_export_writes_each_kind_of_file_named_after_the_run(tmp_path, copy_gap_cam_run):
+    runs_dir = tmp_path / "runs"
+    run_id = copy_gap_cam_run(runs_dir)
+    out = tmp_path / "out"
+    expected = {"code": "run_.*\\.py", "weights": "run_.*_last\\.pt", "onnx": "run_.*_last\\.onnx",
+                "config": "run_.*_config\\.json", "report": "run_.*_report_last\\.html"}
+    for what, pattern in expected.items():
+        done = lab("export", run_id[:12], "--what", what, "--checkpoint", "last", "--out", f"{out}/",
+                   runs_dir=runs_dir)
+        assert done.returncode == 0, done.stderr
+        match = re.fullmatch(r"wrote (\S+) \(([\d,]+) bytes\)", done.stdout.strip())
+        path = match and Path(match[1])
+        assert path and path.parent == out and re.fullmatch(pattern, path.name)
+        assert path.stat().st_size == int(match[2].replace(",", "")) > 0
+    single = lab("export", run_id, "--what", "config", "--out", str(tmp_path / "c.json"), runs_dir=runs_dir)
+    assert single.returncode == 0 and json.loads((tmp_path / "c.json").read_text())["dataset"] == "shapes"
+
+
+def test_export_of_a_checkpoint_not_written_exits_2(tmp_path, copy_gap_cam_run):
+    runs_dir = tmp_path / "runs"
+    run_id = copy_gap_cam_run(runs_dir)
+    (runs_dir / run_id / "last.pt").unlink()
+    out = lab("export", run_id, "--what", "weights", "--checkpoint", "last", "--out", str(tmp_path / "w.pt"),
+              runs_dir=runs_dir)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: the run has no last.pt yet (it saves best after its first "
+                                               "epoch, last when it ends)"]
+    assert not (tmp_path / "w.pt").exists()

@@ -5,7 +5,8 @@ validation image, one of the model's surest mistakes, or a file of your own. The
 shows the class probabilities, every CAM method's heatmap side by side for a target
 class, the feature maps of every conv layer and the first layer's filters; below, the
 confusion matrix on the validation set and a gallery of the most confident mistakes,
-each one click from being explained. ``?run=<id>`` preselects a run.
+each one click from being explained. ``?run=<id>`` preselects a run. A folded panel
+offers the run's downloads (:mod:`lab.ui.export_view`).
 
 A model is loaded once per (run, checkpoint, file version) for the whole server and
 used under a lock: CAM methods hook its layers, and two sessions hooking the same
@@ -37,6 +38,7 @@ from lab.insight.validation import Evaluation, confident_mistakes, confusion_mat
 from lab.insight_plots import confusion_figure, probability_figure
 from lab.runs import RunInfo
 from lab.ui.compare_view import run_labels
+from lab.ui.export_view import render_exports
 from lab.ui.state import job_manager
 
 QUERY_KEY = "run"
@@ -281,6 +283,8 @@ def render_explain_page() -> None:
     except InsightError as err:
         st.error(f"Cannot load this checkpoint: {err}")
         return
+    with st.expander("Download: code, weights, ONNX, config, report", icon=":material/download:"):
+        render_exports(run, checkpoint, job_manager().data_dir)
     stats, dataset = loaded.stats, run.config.get("dataset", "")
     try:
         ds = load_dataset(dataset, job_manager().data_dir)
