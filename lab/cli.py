@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 from lab import settings
@@ -95,8 +96,22 @@ def run_training(config, runs_dir, data_dir) -> tuple[str, "RunResult"]:
     return run_id, trainer.run()
 
 
+def _config_file(path: str) -> "TrainConfig":
+    """The settings of ``lab export --what config`` (or any TrainConfig JSON), checked."""
+    from lab.engine import ConfigError, TrainConfig
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--config {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of run settings")
+    return TrainConfig.from_dict(data)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    run_id, result = run_training(_train_config(args), args.runs_dir, args.data_dir)
+    config = _config_file(args.config) if args.config else _train_config(args)
+    run_id, result = run_training(config, args.runs_dir, args.data_dir)
     best = result.best
     acc, epoch = (f"{best['val_acc']:.4f}", best["epoch"]) if best else ("nan", 0)
     print(f"run {run_id} {result.status} best_val_acc={acc} epoch={epoch}")
@@ -278,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a spec on a dataset, one line per epoch")
     _add_train_options(p)
+    p.add_argument("--config", default=None,
+                   help="a run's settings as JSON (lab export --what config); the other options are ignored")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="engine vs a plain PyTorch loop: images/s, time split, memory")

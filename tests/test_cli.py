@@ -131,3 +131,22 @@ def test_export_of_a_checkpoint_not_written_exits_2(tmp_path, copy_gap_cam_run):
     assert out.stderr.strip().splitlines() == ["error: the run has no last.pt yet (it saves best after its first "
                                                "epoch, last when it ends)"]
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_an_exported_config_trains_the_same_run_again(tmp_path):
+    first = lab("train", "--spec", "gap_cam", "--dataset", "digits", "--epochs", "1", "--batch-size", "32",
+                "--lr", "0.004", "--device", "cpu", "--seed", "3", "--name", "original", runs_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split("run ")[-1].split()[0]
+    config = tmp_path / "config.json"
+    assert lab("export", run_id, "--what", "config", "--out", str(config), runs_dir=tmp_path).returncode == 0
+    again = lab("train", "--config", str(config), runs_dir=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert first.stdout.split("best_val_acc=")[1] == again.stdout.split("best_val_acc=")[1]  # same seed, same numbers
+
+
+def test_a_config_file_that_is_not_settings_exits_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('["not", "settings"]')
+    out = lab("train", "--config", str(bad), runs_dir=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().startswith("error: --config") and "Traceback" not in out.stderr
