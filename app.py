@@ -4,6 +4,7 @@
 
 import streamlit as st
 
+from lab.ui.i18n import t
 from lab.ui.sidebar import render_sidebar
 from lab.ui.state import embedding_worker
 
@@ -11,14 +12,14 @@ st.set_page_config(page_title="CNN Lab", page_icon="🧪", layout="wide")
 embedding_worker()  # once per server: its child compiles UMAP now, not on a user's first click
 
 PAGES = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/data.py", title="Data", icon=":material/image:"),
-    st.Page("app_pages/build.py", title="Build", icon=":material/layers:"),
-    st.Page("app_pages/augment.py", title="Augment", icon=":material/casino:"),
-    st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
-    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
-    st.Page("app_pages/gallery.py", title="Class", icon=":material/leaderboard:"),
+    st.Page("app_pages/home.py", title=t("nav.home"), icon=":material/home:", default=True),
+    st.Page("app_pages/data.py", title=t("nav.data"), icon=":material/image:"),
+    st.Page("app_pages/build.py", title=t("nav.build"), icon=":material/layers:"),
+    st.Page("app_pages/augment.py", title=t("nav.augment"), icon=":material/casino:"),
+    st.Page("app_pages/train.py", title=t("nav.train"), icon=":material/monitoring:"),
+    st.Page("app_pages/compare.py", title=t("nav.compare"), icon=":material/compare:"),
+    st.Page("app_pages/explain.py", title=t("nav.explain"), icon=":material/visibility:"),
+    st.Page("app_pages/gallery.py", title=t("nav.class"), icon=":material/leaderboard:"),
 ]
 
 page = st.navigation(PAGES)

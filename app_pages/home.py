@@ -1,7 +1,5 @@
 """Home: what the lab does, the device, the datasets, and where to start."""
 
-import streamlit as st
-
 from lab.ui.home import render_home
 
 render_home()

@@ -20,6 +20,7 @@ from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, CUSTOM, AugmentConfig,
                          canonical, get_augment, preview)
 from lab.data import Dataset, DatasetError, examples_per_class, load_dataset
 from lab.images import display_scale, to_hwc, upscale
+from lab.ui.i18n import t
 from lab.ui.state import draft
 
 PREVIEW_IMAGES = 6
@@ -29,32 +30,32 @@ PRESET_KEY, SEED_KEY = "aug.preset", "aug.seed"
 
 
 class Control(NamedTuple):
-    """How one AugmentConfig key is shown: its label, slider step and the value a switch turns on."""
+    """How one AugmentConfig key's slider moves; its label is the text ``augment.control.<key>``."""
 
-    label: str
     step: float
     on_value: float  # what the slider starts at when the switch is first turned on
     ui_max: float = 0.0  # slider end for open or unbounded ranges (0 = the range's own end)
 
 
 # Grouped as the pipeline runs (see lab.augment): geometry, crop, photometric + cutout, mixing.
+# A group's title is the text ``augment.group.<name>``.
 GROUPS: dict[str, dict[str, Control]] = {
-    "Geometry": {
-        "hflip": Control("Flip left-right (probability)", 0.05, 0.5),
-        "vflip": Control("Flip up-down (probability)", 0.05, 0.5),
-        "rotation": Control("Rotate (max degrees)", 1.0, 15.0),
-        "shift": Control("Shift (max fraction of size)", 0.01, 0.1, ui_max=0.5),
-        "zoom": Control("Zoom (max fraction)", 0.01, 0.1, ui_max=0.5),
-        "crop_padding": Control("Pad and crop (pixels)", 1, 4),
+    "geometry": {
+        "hflip": Control(0.05, 0.5),
+        "vflip": Control(0.05, 0.5),
+        "rotation": Control(1.0, 15.0),
+        "shift": Control(0.01, 0.1, ui_max=0.5),
+        "zoom": Control(0.01, 0.1, ui_max=0.5),
+        "crop_padding": Control(1, 4),
     },
-    "Colour and erasing": {
-        "brightness": Control("Brightness (max shift)", 0.05, 0.2),
-        "contrast": Control("Contrast (max fraction)", 0.05, 0.2),
-        "cutout": Control("Cutout (square side, pixels)", 1, 8),
+    "colour": {
+        "brightness": Control(0.05, 0.2),
+        "contrast": Control(0.05, 0.2),
+        "cutout": Control(1, 8),
     },
-    "Mixing images": {
-        "cutmix": Control("CutMix (Beta alpha)", 0.1, 1.0, ui_max=2.0),
-        "mixup": Control("MixUp (Beta alpha)", 0.05, 0.2, ui_max=2.0),
+    "mixing": {
+        "cutmix": Control(0.1, 1.0, ui_max=2.0),
+        "mixup": Control(0.05, 0.2, ui_max=2.0),
     },
 }
 CONTROLS: dict[str, Control] = dict(chain.from_iterable(g.items() for g in GROUPS.values()))
@@ -119,11 +120,11 @@ def _slider_max(key: str, value: float, image_side: int) -> float:
 
 def _control(key: str, image_side: int) -> None:
     """One switch with its slider beneath it, disabled while the switch is off."""
-    control = CONTROLS[key]
-    on = st.toggle(control.label, key=_on_key(key), on_change=_store_widgets, help=f"{key}: {AUGMENT_RANGES[key]}")
+    control, label = CONTROLS[key], t(f"augment.control.{key}")
+    on = st.toggle(label, key=_on_key(key), on_change=_store_widgets, help=f"{key}: {AUGMENT_RANGES[key]}")
     value = st.session_state[_value_key(key)]
     cast = int if key in PIXEL_KEYS else float
-    st.slider(control.label, min_value=cast(min(control.step, value)),
+    st.slider(label, min_value=cast(min(control.step, value)),
               max_value=cast(_slider_max(key, value, image_side)),
               step=cast(control.step), key=_value_key(key), on_change=_store_widgets, disabled=not on,
               label_visibility="collapsed")
@@ -131,15 +132,15 @@ def _control(key: str, image_side: int) -> None:
 
 def _controls(cfg: AugmentConfig, image_side: int) -> None:
     """The settings: preset box, then one column per group of keys."""
-    st.selectbox("Preset", [*AUGMENT_PRESETS, CUSTOM], key=PRESET_KEY, on_change=_store_preset,
-                 help="A preset sets every switch below; changing any of them makes the settings 'custom'.")
-    for column, (title, controls) in zip(st.columns(len(GROUPS)), GROUPS.items()):
+    st.selectbox(t("common.preset"), [*AUGMENT_PRESETS, CUSTOM], key=PRESET_KEY, on_change=_store_preset,
+                 help=t("augment.preset.help"))
+    for column, (group, controls) in zip(st.columns(len(GROUPS)), GROUPS.items()):
         with column:
-            st.markdown(f"**{title}**")
+            st.markdown(f"**{t(f'augment.group.{group}')}**")
             for key in controls:
                 _control(key, image_side)
-            if title == "Mixing images":
-                st.slider("Share of batches mixed", 0.0, 1.0, step=0.05, key=_value_key("mix_prob"),
+            if group == "mixing":
+                st.slider(t("augment.mix_share"), 0.0, 1.0, step=0.05, key=_value_key("mix_prob"),
                           on_change=_store_widgets, disabled=not (cfg.cutmix or cfg.mixup),
                           help=f"mix_prob: {AUGMENT_RANGES['mix_prob']}")
 
@@ -168,13 +169,13 @@ def _preview(ds: Dataset, cfg: AugmentConfig) -> None:
     pixels, targets = preview(images, labels, cfg, ds.num_classes, draws=PREVIEW_DRAWS,
                               seed=st.session_state.setdefault(SEED_KEY, 0))
     head, button = st.columns([4, 1], vertical_alignment="bottom")
-    head.subheader("Preview")
-    button.button("Redraw", icon="🎲", on_click=_redraw, help="New random draws of the same images")
-    st.caption("Original")
+    head.subheader(t("augment.preview"))
+    button.button(t("augment.redraw"), icon="🎲", on_click=_redraw, help=t("augment.redraw.help"))
+    st.caption(t("augment.original"))
     _row(images, [ds.classes[int(y)] for y in labels])
     for draw in range(PREVIEW_DRAWS):
-        st.caption(f"Random draw {draw + 1}")
-        captions = [mixed_label(t, ds.classes) for t in targets[draw]] if cfg.mixes_labels else None
+        st.caption(t("augment.draw", number=draw + 1))
+        captions = [mixed_label(target, ds.classes) for target in targets[draw]] if cfg.mixes_labels else None
         _row(pixels[draw], captions)
 
 
@@ -185,20 +186,19 @@ def _redraw() -> None:
 def render_augment_page() -> None:
     """Draw the page: settings bound to the draft, then the preview on the draft's dataset."""
     d = draft()
-    st.title("Augment")
-    st.caption("Random changes to each training image, drawn anew every batch: the model sees more variety "
-               "than the dataset holds. The switches write straight into your draft.")
+    st.title(t("nav.augment"))
+    st.caption(t("augment.caption"))
     try:
         cfg = get_augment(d["augment"])
     except AugmentError as err:
-        st.error(f"The draft's augmentation cannot be used ({err}); it was reset to none.")
+        st.error(t("augment.reset", error=err))
         d["augment"] = {"preset": "none"}
         cfg = get_augment(d["augment"])
     try:
         ds = load_dataset(d["dataset"])
     except DatasetError as err:
         ds = None
-        st.error(f"Dataset {d['dataset']!r}: {err}")
+        st.error(t("augment.dataset_error", name=repr(d["dataset"]), error=err))
     _sync_widgets(cfg)
     _controls(cfg, ds.shape[-1] if ds else 32)
     if ds is not None:

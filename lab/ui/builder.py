@@ -27,7 +27,8 @@ from lab.export import pytorch_code, spec_json
 from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.presets import PRESETS, get_preset, get_preset_info
 from lab.spec import LayerRow, Summary, load_spec
-from lab.teach import explain
+from lab.teach import TEMPLATES, explain
+from lab.ui.i18n import language, t
 from lab.ui.state import dataset_label, draft, draft_summary
 
 VERSION, SEEN, OPEN = "build.version", "build.seen", "build.open"
@@ -162,50 +163,47 @@ def _import_json(text_key: str, file_key: str) -> None:
 
 def render_start() -> None:
     """Preset, imported JSON or an empty model: three ways to begin."""
-    preset_tab, json_tab, empty_tab = st.tabs(["From a preset", "Import JSON", "Empty"])
+    preset_tab, json_tab, empty_tab = st.tabs([t("build.tab.preset"), t("build.tab.json"), t("build.tab.empty")])
     with preset_tab:
         names = list(PRESETS)
         current = draft().get("preset")
-        choice = st.selectbox("Preset", names, index=names.index(current) if current in names else 0,
+        choice = st.selectbox(t("common.preset"), names, index=names.index(current) if current in names else 0,
                               key="build.preset")
         st.caption(get_preset_info(choice).description)
-        st.button("Load preset", key="build.load_preset", on_click=_load_preset, args=("build.preset",),
-                  help="Replaces the layers below with the preset's.")
+        st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
+                  help=t("build.load_preset.help"))
     with json_tab:
-        st.file_uploader("Spec file (.json)", type="json", key="build.json_file")
-        st.text_area("...or paste the JSON", key="build.json_text", height=120,
+        st.file_uploader(t("build.json_file"), type="json", key="build.json_file")
+        st.text_area(t("build.json_text"), key="build.json_text", height=120,
                      placeholder='{"name": "my_cnn", "layers": [{"type": "conv2d", "filters": 32}]}')
-        st.button("Load JSON", key="build.load_json", on_click=_import_json,
+        st.button(t("build.load_json"), key="build.load_json", on_click=_import_json,
                   args=("build.json_text", "build.json_file"))
         if st.session_state.get("build.import_error"):
-            st.error(f"Could not import the spec: {st.session_state['build.import_error']}")
+            st.error(t("build.import_error", error=st.session_state["build.import_error"]))
     with empty_tab:
-        st.write("No layers: the lab adds the flatten and output layer, so even this trains.")
-        st.button("Start empty", key="build.empty", on_click=_start_empty)
+        st.write(t("build.empty_text"))
+        st.button(t("build.start_empty"), key="build.empty", on_click=_start_empty)
 
 
 def render_header(summary: Summary, dataset: str, version: int, batch_size: int) -> None:
     """Name field and the numbers that matter at a glance."""
-    st.text_input("Model name", value=_spec().get("name", "model"), key=f"b{version}.name",
+    st.text_input(t("build.model_name"), value=_spec().get("name", "model"), key=f"b{version}.name",
                   on_change=_set_name, args=(f"b{version}.name",))
     cols = st.columns(5)
-    cols[0].metric("Input", format_shape(summary.input_shape) if summary.input_shape else "?",
-                   help=f"the image shape of dataset '{dataset_label(dataset)}'")
-    cols[1].metric("Classes", summary.num_classes)
-    cols[2].metric("Parameters", f"{summary.total_params:,}" if summary.ok else "—")
-    cols[3].metric("MACs per image", f"{summary.total_macs:,}" if summary.ok else "—",
-                   help="multiply-accumulates for one forward pass: the cost of a prediction")
+    cols[0].metric(t("build.input"), format_shape(summary.input_shape) if summary.input_shape else "?",
+                   help=t("build.input.help", dataset=dataset_label(dataset)))
+    cols[1].metric(t("common.classes"), summary.num_classes)
+    cols[2].metric(t("build.params"), f"{summary.total_params:,}" if summary.ok else "—")
+    cols[3].metric(t("build.macs"), f"{summary.total_macs:,}" if summary.ok else "—", help=t("build.macs.help"))
     memory = summary.activation_bytes(batch_size) / MB
-    cols[4].metric(f"Activation memory (batch {batch_size})", f"{memory:,.1f} MB" if summary.ok else "—",
-                   help="what one training step keeps per batch (the batch size is set on the Train page): "
-                        "the outputs of the conv, dense and batchnorm layers and their gradients, in float32, "
-                        "as torchinfo's 'Forward/backward pass size' counts them")
+    cols[4].metric(t("build.memory", batch=batch_size), f"{memory:,.1f} MB" if summary.ok else "—",
+                   help=t("build.memory.help"))
 
 
 def render_problems(summary: Summary) -> None:
     """The summary of what is wrong; each problem is also shown at its layer."""
     if summary.ok:
-        st.success("The model is valid for this dataset.", icon=":material/check_circle:")
+        st.success(t("build.valid"), icon=":material/check_circle:")
         return
     for problem in summary.problems:
         st.error(str(problem), icon=":material/error:")
@@ -217,36 +215,43 @@ def _row_for(summary: Summary, position: int, layer: dict) -> LayerRow | None:
     return row if row is not None and row.layer["type"] == layer.get("type") else None
 
 
+def type_title(kind: str) -> str:
+    """A layer type's name in the session's language, from lab.teach, which names every type in each language."""
+    return TEMPLATES[language()][f"type.{kind}"]
+
+
 def _label(position: int, layer: dict, row: LayerRow | None, problem: SpecError | None) -> str:
-    kind = LAYER_TYPES.get(str(layer.get("type")))
-    title = kind.title if kind else str(layer.get("type"))
+    kind = str(layer.get("type"))
+    title = type_title(kind) if kind in LAYER_TYPES else kind
     if problem is not None:
-        return f"{position}. {title} — problem"
+        return t("build.layer.problem", position=position, title=title)
     if row is None:
         return f"{position}. {title}"
-    role = " · output" if row.name == "output" else ""
-    return f"{position}. {title} · {format_shape(row.out_shape)} · {row.params:,} params{role}"
+    key = "build.layer.output" if row.name == "output" else "build.layer.label"
+    return t(key, position=position, title=title, shape=format_shape(row.out_shape), params=row.params)
 
 
 def _param_widget(name: str, param: Param, value: Any, key: str, index: int) -> None:
     """One widget for one parameter, chosen by the parameter's kind in the registry."""
+    label = t(f"build.param.{name}")
     common = {"key": key, "help": param.help, "on_change": _set_value, "args": (index, name, key)}
     if param.kind == "activation":
         choice = value if value in ACTIVATION_CHOICES else "none"
-        st.selectbox(name, ACTIVATION_CHOICES, index=ACTIVATION_CHOICES.index(choice), **common)
+        st.selectbox(label, ACTIVATION_CHOICES, index=ACTIVATION_CHOICES.index(choice),
+                     format_func=lambda v: t("build.none") if v == "none" else v, **common)
     elif param.kind == "padding":
         options = PADDING_CHOICES if value in PADDING_CHOICES else [*PADDING_CHOICES, value]
-        st.selectbox(name, options, index=options.index(value),
+        st.selectbox(label, options, index=options.index(value),
                      format_func=lambda v: f"{v} px" if isinstance(v, int) else v, **common)
     elif param.kind == "int":
         low = int(param.low) if param.low is not None else None
         high = int(param.high) if param.high is not None else None
-        st.number_input(name, min_value=low, max_value=high, value=value, step=1,
-                        placeholder="default", **common)
+        st.number_input(label, min_value=low, max_value=high, value=value, step=1,
+                        placeholder=t("build.default"), **common)
     else:  # float; its upper bound is exclusive, so the widget stops one step below it
         high = param.high - FLOAT_STEP if param.high is not None else None
         value = float(value) if high is None else min(float(value), high)
-        st.number_input(name, min_value=param.low, max_value=high, value=value, step=FLOAT_STEP,
+        st.number_input(label, min_value=param.low, max_value=high, value=value, step=FLOAT_STEP,
                         format="%.2f", **common)
 
 
@@ -254,17 +259,16 @@ def _layer_buttons(index: int, count: int, version: int) -> None:
     """Move, duplicate, insert after and delete: icon buttons in one wrapping row."""
     key = f"b{version}.{index}"
     with st.container(horizontal=True, gap="small"):
-        st.button(":material/arrow_upward:", key=f"{key}.up", help="move up", disabled=index == 0,
+        st.button(":material/arrow_upward:", key=f"{key}.up", help=t("build.move_up"), disabled=index == 0,
                   on_click=_move, args=(index, -1))
-        st.button(":material/arrow_downward:", key=f"{key}.down", help="move down",
+        st.button(":material/arrow_downward:", key=f"{key}.down", help=t("build.move_down"),
                   disabled=index == count - 1, on_click=_move, args=(index, 1))
-        st.button(":material/content_copy:", key=f"{key}.dup", help="duplicate", on_click=_duplicate,
+        st.button(":material/content_copy:", key=f"{key}.dup", help=t("build.duplicate"), on_click=_duplicate,
                   args=(index,))
-        with st.popover("Insert after", icon=":material/add:"):
-            st.selectbox("Layer type", list(LAYER_TYPES), key=f"{key}.newtype",
-                         format_func=lambda t: LAYER_TYPES[t].title)
-            st.button("Insert", key=f"{key}.insert", on_click=_insert, args=(index + 1, f"{key}.newtype"))
-        st.button(":material/delete:", key=f"{key}.del", help="delete", on_click=_delete, args=(index,))
+        with st.popover(t("build.insert_after"), icon=":material/add:"):
+            st.selectbox(t("build.layer_type"), list(LAYER_TYPES), key=f"{key}.newtype", format_func=type_title)
+            st.button(t("build.insert"), key=f"{key}.insert", on_click=_insert, args=(index + 1, f"{key}.newtype"))
+        st.button(":material/delete:", key=f"{key}.del", help=t("build.delete"), on_click=_delete, args=(index,))
 
 
 def _shown_value(kind: LayerType, name: str, raw: Any) -> Any:
@@ -285,7 +289,7 @@ def _layer_editor(index: int, layer: dict, summary: Summary, version: int) -> No
     with st.expander(_label(position, layer, row, problem), expanded=opened, key=f"b{version}.{index}.box",
                      icon=":material/error:" if problem else None):
         if problem is not None:
-            st.error(f"Layer {position} ({problem.layer_type}): {problem.reason}")
+            st.error(t("build.layer.error", position=position, type=problem.layer_type, reason=problem.reason))
         params = list(kind.params.items()) if kind else []  # unknown type: only the buttons (delete)
         for start in range(0, len(params), PARAMS_PER_ROW):
             for col, (name, param) in zip(st.columns(PARAMS_PER_ROW), params[start:start + PARAMS_PER_ROW]):
@@ -293,7 +297,7 @@ def _layer_editor(index: int, layer: dict, summary: Summary, version: int) -> No
                     value = _shown_value(kind, name, layer.get(name, param.default))
                     _param_widget(name, param, value, f"b{version}.{index}.{name}", index)
         if kind and not params:
-            st.caption("No parameters.")
+            st.caption(t("build.no_params"))
         if row is not None and row.note:
             st.caption(row.note)
         _layer_buttons(index, count, version)
@@ -303,13 +307,13 @@ def render_layers(summary: Summary, version: int) -> None:
     """One expander per layer, with its parameters as widgets built from the registry."""
     layers = _layers()
     if not layers:
-        st.info("No layers yet: add one below, or start from a preset.")
+        st.info(t("build.no_layers"))
     for index, layer in enumerate(layers):
         _layer_editor(index, layer, summary, version)
     cols = st.columns([2, 1], vertical_alignment="bottom")
-    cols[0].selectbox("New layer", list(LAYER_TYPES), key="build.add_type",
-                      format_func=lambda t: f"{LAYER_TYPES[t].title} ({t})")
-    cols[1].button("Add layer", key="build.add", icon=":material/add:", type="primary", width="stretch",
+    cols[0].selectbox(t("build.new_layer"), list(LAYER_TYPES), key="build.add_type",
+                      format_func=lambda kind: f"{type_title(kind)} ({kind})")
+    cols[1].button(t("build.add"), key="build.add", icon=":material/add:", type="primary", width="stretch",
                    on_click=_insert, args=(len(layers), "build.add_type"))
 
 
@@ -322,24 +326,28 @@ def table_rows(summary: Summary, batch_size: int) -> list[dict]:
     ]
     rows += [
         {"#": p.index, "name": "", "type": p.layer_type or "", "output shape": "?", "params": None,
-         "MACs": None, "memory (MB)": None, "note": f"problem: {p.reason}"}
+         "MACs": None, "memory (MB)": None, "note": t("build.table.problem", reason=p.reason)}
         for p in summary.problems
     ]
     return rows
 
 
 def render_table(summary: Summary, batch_size: int) -> None:
+    """The table of table_rows; its column names stay the data's, the headers shown are translated."""
     st.dataframe(table_rows(summary, batch_size), hide_index=True, width="stretch", column_config={
         "#": st.column_config.NumberColumn(width=30),
-        "params": st.column_config.NumberColumn(format="localized", width="small"),
-        "MACs": st.column_config.NumberColumn(format="localized", width="small",
-                                              help="multiply-accumulates per image"),
-        "memory (MB)": st.column_config.NumberColumn(format="%.2f", width="small",
-                                                     help=f"activation memory for a batch of {batch_size}"),
-        "note": st.column_config.TextColumn(width="medium"),
+        "name": t("build.col.name"),
+        "type": t("build.col.type"),
+        "output shape": t("build.col.output_shape"),
+        "params": st.column_config.NumberColumn(t("build.col.params"), format="localized", width="small"),
+        "MACs": st.column_config.NumberColumn(t("build.col.macs"), format="localized", width="small",
+                                              help=t("build.col.macs.help")),
+        "memory (MB)": st.column_config.NumberColumn(t("build.col.memory"), format="%.2f", width="small",
+                                                     help=t("build.col.memory.help", batch=batch_size)),
+        "note": st.column_config.TextColumn(t("build.col.note"), width="medium"),
     })
     for note in summary.notes:
-        st.caption(f"Note: {note}")
+        st.caption(t("build.note", note=note))
 
 
 def render_arithmetic(summary: Summary) -> None:
@@ -347,10 +355,10 @@ def render_arithmetic(summary: Summary) -> None:
     if not summary.rows:
         return
     rows = {r.name: r for r in summary.rows}
-    name = st.selectbox("Explain a layer", list(rows), key="build.explain",
+    name = st.selectbox(t("build.explain"), list(rows), key="build.explain",
                         format_func=lambda n: f"{rows[n].index}. {n} ({rows[n].layer['type']})")
     with st.container(border=True):
-        st.markdown(explain(rows[name]).markdown())
+        st.markdown(explain(rows[name], lang=language()).markdown())
 
 
 def render_diagram(summary: Summary) -> None:
@@ -363,14 +371,14 @@ def render_export(summary: Summary) -> None:
     shape, classes = summary.input_shape, summary.num_classes
     name = summary.name or "model"
     cols = st.columns(2)
-    cols[0].download_button("Spec JSON", data=spec_json(spec, shape, classes), file_name=f"{name}.json",
+    cols[0].download_button(t("build.spec_json"), data=spec_json(spec, shape, classes), file_name=f"{name}.json",
                             mime="application/json", icon=":material/download:", on_click="ignore",
                             width="stretch")
-    cols[1].download_button("PyTorch code", data=functools.partial(pytorch_code, spec, shape, classes),
+    cols[1].download_button(t("build.pytorch_code"), data=functools.partial(pytorch_code, spec, shape, classes),
                             file_name=f"{name}.py", mime="text/x-python", icon=":material/download:",
                             on_click="ignore", disabled=not summary.ok, width="stretch",
-                            help=None if summary.ok else "fix the problems above first")
-    if summary.ok and st.toggle("Show the PyTorch code", key="build.show_code"):
+                            help=None if summary.ok else t("build.pytorch_code.help"))
+    if summary.ok and st.toggle(t("build.show_code"), key="build.show_code"):
         st.code(pytorch_code(spec, shape, classes), language="python")
 
 
@@ -379,24 +387,23 @@ def build_page() -> None:
     d = draft()
     version = _version()  # notices outside edits before any widget is drawn
     summary = draft_summary()
-    st.title("Build")
-    st.caption(f"Layer by layer. Shapes and counts follow the dataset **{dataset_label(d['dataset'])}** "
-               "(change it on the Data page); every edit updates the table and the picture.")
-    with st.expander("Start from", icon=":material/restart_alt:"):
+    st.title(t("nav.build"))
+    st.caption(t("build.caption", dataset=dataset_label(d["dataset"])))
+    with st.expander(t("build.start_from"), icon=":material/restart_alt:"):
         render_start()
     batch_size = d["train"]["batch_size"]
     render_header(summary, d["dataset"], version, batch_size)
     render_problems(summary)
     left, right = st.columns([1, 1.25], gap="medium")
     with left:
-        st.subheader("Layers")
+        st.subheader(t("build.layers"))
         render_layers(summary, version)
     with right:
-        st.subheader("Summary")
+        st.subheader(t("build.summary"))
         render_table(summary, batch_size)
-        st.subheader("Layer arithmetic")
+        st.subheader(t("build.arithmetic"))
         render_arithmetic(summary)
-    st.subheader("Architecture")
+    st.subheader(t("build.architecture"))
     render_diagram(summary)
-    st.subheader("Export")
+    st.subheader(t("build.export"))
     render_export(summary)

@@ -18,6 +18,7 @@ from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_co
 from lab.images import tile
 from lab.layers import format_shape
 from lab.plots import class_counts_figure
+from lab.ui.i18n import t
 from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe, visitor
 
 PICK, REPORT = "data.pick", "data.report"
@@ -52,8 +53,10 @@ def _option_label(name: str, infos: dict[str, DatasetInfo]) -> str:
     info = infos.get(name)
     if info is None:
         return dataset_label(name)
-    status = "built in" if info.offline else "ready" if info.available else "not on this server"
-    return f"{info.title} · {format_shape(info.shape)} · {info.num_classes} classes · {status}"
+    status = (t("common.built_in") if info.offline else t("common.ready") if info.available
+              else t("data.status.missing"))
+    return t("data.option", title=info.title, shape=format_shape(info.shape), classes=info.num_classes,
+             status=status)
 
 
 def render_picker() -> DatasetInfo | None:
@@ -63,7 +66,7 @@ def render_picker() -> DatasetInfo | None:
     options = list(infos) if current in infos else [*infos, current]
     if st.session_state.get(PICK) not in options:
         st.session_state[PICK] = current
-    choice = st.selectbox("Dataset", options, key=PICK, on_change=_pick_changed,
+    choice = st.selectbox(t("data.dataset"), options, key=PICK, on_change=_pick_changed,
                           format_func=lambda n: _option_label(n, infos))
     return infos.get(choice)
 
@@ -72,14 +75,14 @@ def _render_overview(ds: Dataset, info: DatasetInfo | None) -> None:
     if info is not None:
         st.caption(info.description)
     cols = st.columns(4)
-    cols[0].metric("Image shape", format_shape(ds.shape))
-    cols[1].metric("Classes", ds.num_classes)
-    cols[2].metric("Train images", f"{len(ds.train_y):,}")
-    cols[3].metric("Validation images", f"{len(ds.val_y):,}")
+    cols[0].metric(t("data.image_shape"), format_shape(ds.shape))
+    cols[1].metric(t("common.classes"), ds.num_classes)
+    cols[2].metric(t("data.train_images"), f"{len(ds.train_y):,}")
+    cols[3].metric(t("data.val_images"), f"{len(ds.val_y):,}")
 
 
 def _render_examples(name: str, ds: Dataset) -> None:
-    st.subheader("Examples of every class")
+    st.subheader(t("data.examples"))
     grids = sample_grids(name, _fingerprint(ds))
     cols = st.columns(2)
     for i, (label, grid) in enumerate(grids):
@@ -87,7 +90,7 @@ def _render_examples(name: str, ds: Dataset) -> None:
 
 
 def _render_balance(ds: Dataset) -> None:
-    st.subheader("Images per class")
+    st.subheader(t("data.balance"))
     train = class_counts(ds.train_y, ds.num_classes)
     val = class_counts(ds.val_y, ds.num_classes)
     st.plotly_chart(class_counts_figure(ds.classes, train, val), config={"displayModeBar": False})
@@ -96,14 +99,14 @@ def _render_balance(ds: Dataset) -> None:
 def render_dataset(name: str, info: DatasetInfo | None) -> None:
     """Overview, examples and balance of a dataset, or why it cannot be shown."""
     if info is not None and not info.available:
-        st.warning(f"**{info.title}** is not on this server yet, so the draft keeps "
-                   f"**{dataset_label(draft()['dataset'])}**. {markdown_safe(info.how_to_get)}")
+        st.warning(t("data.not_here", title=info.title, draft=dataset_label(draft()["dataset"]),
+                     how=markdown_safe(info.how_to_get)))
         return
     try:
-        with st.spinner(f"Loading {dataset_label(name)} ..."):
+        with st.spinner(t("data.loading", name=dataset_label(name))):
             ds = load_dataset(name)
     except DatasetError as err:
-        st.error(f"Cannot load {dataset_label(name)}: {err}")
+        st.error(t("data.load_error", name=dataset_label(name), error=err))
         return
     _render_overview(ds, info)
     _render_examples(name, ds)
@@ -118,37 +121,37 @@ def _use_import() -> None:
 
 def _import(upload) -> None:
     """Import the uploaded zip with a progress bar; keeps the report for the summary."""
-    bar = st.progress(0.0, text="Reading the zip ...")
+    bar = st.progress(0.0, text=t("data.reading_zip"))
     try:
         report = import_zip(upload, owner=visitor().key,  # this session's folder: classmates' uploads stay theirs
                             progress=lambda fraction, message: bar.progress(fraction, text=message))
     except DatasetError as err:
         bar.empty()
-        st.error(f"Import failed: {markdown_safe(str(err))}")
+        st.error(t("data.import_failed", error=markdown_safe(str(err))))
         return
     bar.empty()
     st.session_state[REPORT] = report
 
 
 def _render_report(report: ImportReport) -> None:
-    st.success(f"Imported **{report.name}**: {len(report.classes)} classes, {report.total_kept:,} images kept.")
-    st.dataframe([{"class": c, "images kept": report.kept[c]} for c in report.classes], hide_index=True)
+    st.success(t("data.imported", name=report.name, classes=len(report.classes), kept=report.total_kept))
+    st.dataframe([{"class": c, "images kept": report.kept[c]} for c in report.classes], hide_index=True,
+                 column_config={"class": t("data.col.class"), "images kept": t("data.col.kept")})
     if report.skipped:
-        st.warning("Skipped: " + "; ".join(f"{n:,} × {why}" for why, n in sorted(report.skipped.items())))
+        st.warning(t("data.skipped", items="; ".join(f"{n:,} × {why}" for why, n in sorted(report.skipped.items()))))
     if report.dropped_classes:
-        st.warning(f"Folders without a usable image (left out): {', '.join(report.dropped_classes)}")
-    st.button("Use this dataset", key="data.use_import", type="primary", on_click=_use_import,
+        st.warning(t("data.dropped", folders=", ".join(report.dropped_classes)))
+    st.button(t("data.use_import"), key="data.use_import", type="primary", on_click=_use_import,
               icon=":material/check:")
 
 
 def render_upload() -> None:
     """Upload a zip of class folders (cat/*.jpg, dog/*.jpg, ...) and import it."""
-    st.subheader("Your own images")
-    st.caption("A .zip with one folder per class (for example `cat/*.jpg` and `dog/*.jpg`), or `train/` and "
-               "`test/` folders holding the class folders. Images are resized to a common size of at most 64 px.")
+    st.subheader(t("data.upload.heading"))
+    st.caption(t("data.upload.caption"))
     limit_mb = max(1, settings.limits().max_upload_bytes // 2**20)
-    upload = st.file_uploader("Zip of class folders", type="zip", key="data.upload", max_upload_size=limit_mb)
-    if upload is not None and st.button("Import", key="data.import", icon=":material/upload:"):
+    upload = st.file_uploader(t("data.upload.label"), type="zip", key="data.upload", max_upload_size=limit_mb)
+    if upload is not None and st.button(t("data.import"), key="data.import", icon=":material/upload:"):
         _import(upload)
     report = st.session_state.get(REPORT)
     if report is not None:
@@ -157,7 +160,7 @@ def render_upload() -> None:
 
 def data_page() -> None:
     """The whole Data page; app_pages/data.py only calls this."""
-    st.title("Data")
+    st.title(t("nav.data"))
     info = render_picker()
     render_dataset(st.session_state[PICK], info)
     st.divider()

@@ -27,6 +27,7 @@ from lab.insight.errors import InsightError
 from lab.insight.probe import CAMS_DIR, load_cams, probe_summary, recorded_epochs
 from lab.insight_plots import METHOD_TITLES, feature_space_figure, knn_figure, spread
 from lab.runs import RunInfo, read_json
+from lab.ui.i18n import t
 from lab.ui.state import embedding_worker, job_manager, markdown_safe
 
 CHART_CONFIG = {"displayModeBar": False}
@@ -83,18 +84,16 @@ def _knn_figure(run_dir: str, epochs: tuple[int, ...]) -> go.Figure:
 
 def method_choice(key: str) -> str:
     """The map method radio (PCA is instant; t-SNE and UMAP are computed in the background)."""
-    return st.radio("Map", METHODS, format_func=METHOD_TITLES.get, horizontal=True, key=key,
-                    help="PCA: instant, linear. t-SNE and UMAP: non-linear, better at showing clusters; "
-                         "made in the background, a second or so per epoch.")
+    return st.radio(t("insight.map"), METHODS, format_func=METHOD_TITLES.get, horizontal=True, key=key,
+                    help=t("insight.map.help"))
 
 
 def _computing(method: str, ready: int, recorded: int, error: str | None) -> None:
     """Under the map: the worker's failure, or how many maps are still to come."""
     if error:
-        st.error(f"The {METHOD_TITLES[method]} map failed: {error}")
+        st.error(t("insight.map_failed", method=METHOD_TITLES[method], error=error))
     elif ready < recorded:
-        st.caption(f"computing… the {METHOD_TITLES[method]} maps of {recorded - ready} more epoch(s), in the "
-                   f"background; PCA is instant.")
+        st.caption(t("insight.computing", method=METHOD_TITLES[method], count=recorded - ready))
 
 
 def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str = "insight") -> None:
@@ -102,8 +101,7 @@ def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str 
     epochs whose map the worker has not made yet (the caller polls while ``maps_pending``)."""
     recorded = recorded_epochs(run.path)
     if not recorded:
-        st.caption("The feature space appears when training starts (epoch 0 is the untrained net); runs "
-                   "trained with insight off have none.")
+        st.caption(t("insight.no_probe"))
         return
     ready = ready_epochs(run.path, method)
     shown = spread(ready) if epoch is None else [e for e in ready if e == epoch]
@@ -119,8 +117,7 @@ def knn_chart(run: RunInfo, key: str = "insight") -> None:
     recorded = recorded_epochs(run.path)
     if recorded:
         st.plotly_chart(_knn_figure(str(run.path), tuple(recorded)), config=CHART_CONFIG, key=f"{key}.knn")
-        st.caption("Share of probe images whose 5 nearest neighbours in the full feature space mostly share "
-                   "their class: how well the classes separate, which a 2-D map only suggests.")
+        st.caption(t("insight.knn"))
 
 
 def _val_images(dataset: str, indices):
@@ -142,15 +139,14 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
     images = _val_images(run.config.get("dataset", ""), cams.indices)
     if images is None:
-        st.caption("The run's dataset is not available on this server: heatmaps only.")
+        st.caption(t("insight.no_dataset"))
         images = torch.zeros((len(cams.heatmaps), 3, *cams.heatmaps.shape[1:]), dtype=torch.uint8)
     scale = display_scale(cams.heatmaps.shape[1], CAM_SIDE)
     pictures = overlay_samples(images, cams.heatmaps, alpha, scale)
-    captions = [f"{'✓' if p == t else '✗'} {name(t)} → {name(p)} {c:.0%}"
-                for t, p, c in zip(cams.labels, cams.preds, cams.confidence)]
+    captions = [f"{'✓' if pred == true else '✗'} {name(true)} → {name(pred)} {conf:.0%}"
+                for true, pred, conf in zip(cams.labels, cams.preds, cams.confidence)]
     st.image(pictures, caption=captions, width=CAM_SIDE)
-    st.caption(f"{get_cam_method(cams.method).title} at layer `{cams.layer}`, epoch {cams.epoch}: where the net "
-               f"finds each image's true class (caption: true → predicted, confidence).")
+    st.caption(t("insight.cam", method=get_cam_method(cams.method).title, layer=cams.layer, epoch=cams.epoch))
 
 
 def cam_epochs(run: RunInfo) -> list[int]:
@@ -161,5 +157,4 @@ def cam_epochs(run: RunInfo) -> list[int]:
 def no_cams_reason(run: RunInfo) -> str:
     """Why a run has no CAM samples: the recorder's note (e.g. no feature maps to explain), or none yet."""
     note = (read_json(run.path / "probe" / "meta.json", {}) or {}).get("cam_note", "")
-    return markdown_safe(note or "No CAM samples recorded yet: they appear when training starts, unless the run "
-                                 "was trained with insight off.")
+    return markdown_safe(note or t("insight.no_cams"))
