@@ -160,8 +160,8 @@ def app(tmp_path, **query) -> AppTest:
     return at.run()
 
 
-def test_the_train_page_shows_fixed_settings_locked(exercise_file, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+@pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager
+def test_the_train_page_shows_fixed_settings_locked(exercise_file, tmp_path):
     exercise_file(DIGITS)
     at = app(tmp_path)
     at.switch_page("app_pages/train.py").run()
@@ -171,10 +171,10 @@ def test_the_train_page_shows_fixed_settings_locked(exercise_file, tmp_path, mon
     assert any("Exercise: Digits, two models" in link.proto.label for link in at.sidebar.get("page_link"))
 
 
-def test_a_share_link_cannot_undo_the_exercise(exercise_file, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+@pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager
+def test_a_share_link_cannot_undo_the_exercise(exercise_file, tmp_path):
     exercise_file(DIGITS)
-    other = default_draft()
+    other = default_draft() | {"spec": get_preset("lenet5")}  # not one the exercise offers
     other["train"]["epochs"] = 5
     at = app(tmp_path, setup=encode_setup(other))
     assert not at.exception
@@ -182,8 +182,8 @@ def test_a_share_link_cannot_undo_the_exercise(exercise_file, tmp_path, monkeypa
     assert (d["dataset"], d["train"]["epochs"], d["spec"]) == ("digits", 2, get_preset("fashion_cnn"))
 
 
-def test_the_class_page_ranks_the_runs(exercise_file, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+@pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager
+def test_the_class_page_ranks_the_runs(exercise_file, tmp_path):
     exercise_file(DIGITS)
     store = RunStore(tmp_path / "runs")
     for owner, accs in [("anna", [0.7]), ("ben", [0.9])]:
@@ -197,8 +197,8 @@ def test_the_class_page_ranks_the_runs(exercise_file, tmp_path, monkeypatch):
     assert at.metric[0].value == "90.0%"
 
 
-def test_a_broken_exercise_file_is_one_message_on_every_page(exercise_file, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+@pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager
+def test_a_broken_exercise_file_is_one_message_on_every_page(exercise_file, tmp_path):
     exercise_file(DIGITS.replace("gap_cam", "vgg19"))
     at = app(tmp_path)
     assert not at.exception
