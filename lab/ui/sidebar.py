@@ -13,6 +13,7 @@ from lab.classroom import Exercise, current_exercise
 from lab.settings import ExerciseFileError
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
+from lab.ui.i18n import language_picker
 from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor
 
@@ -27,6 +28,7 @@ def render_sidebar() -> None:
     open_shared_setup()  # before anything shows the draft
     d = draft()
     with st.sidebar:
+        language_picker()
         if exercise is not None:
             st.page_link("app_pages/gallery.py", label=f"Exercise: {exercise.title or 'this class'}",
                          icon=":material/assignment:")
