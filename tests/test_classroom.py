@@ -208,3 +208,29 @@ def test_a_broken_exercise_file_is_one_message_on_every_page(exercise_file, tmp_
 def test_visitor_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Visitor().teacher = True  # a session cannot promote itself
+
+
+@pytest.mark.usefixtures("isolated_lab")
+def test_locked_pages_offer_only_what_the_exercise_allows(exercise_file, tmp_path):
+    exercise_file(DIGITS.replace('locked = ["build"]', 'locked = ["build", "augment"]'))
+    at = app(tmp_path)
+    at.switch_page("app_pages/data.py").run()
+    assert not at.exception and "digits" in at.info[0].value
+    assert not [s for s in at.selectbox if s.key == "data.pick"] and not at.get("file_uploader")
+    at.switch_page("app_pages/build.py").run()
+    assert not at.exception
+    assert at.selectbox(key="build.preset").options == ["fashion_cnn", "gap_cam"]
+    assert not [b for b in at.button if b.key == "build.add"]  # no layer editor
+    at.switch_page("app_pages/augment.py").run()
+    assert not at.exception
+    box = at.selectbox(key="aug.preset")
+    assert box.options == ["none"] and box.disabled and not at.toggle
+
+
+@pytest.mark.usefixtures("isolated_lab")
+def test_an_open_build_keeps_the_editor_and_offers_the_exercise_presets(exercise_file, tmp_path):
+    exercise_file(DIGITS.replace('locked = ["build"]', "locked = []"))
+    at = app(tmp_path)
+    at.switch_page("app_pages/build.py").run()
+    assert at.selectbox(key="build.preset").options == ["fashion_cnn", "gap_cam"]
+    assert [b for b in at.button if b.key == "build.add"]

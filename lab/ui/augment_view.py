@@ -18,6 +18,7 @@ import torch
 
 from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, CUSTOM, AugmentConfig, AugmentError, augment_label,
                          canonical, get_augment, preview)
+from lab.classroom import current_exercise
 from lab.data import Dataset, DatasetError, examples_per_class, load_dataset
 from lab.images import display_scale, to_hwc, upscale
 from lab.ui.i18n import t
@@ -131,9 +132,16 @@ def _control(key: str, image_side: int) -> None:
 
 
 def _controls(cfg: AugmentConfig, image_side: int) -> None:
-    """The settings: preset box, then one column per group of keys."""
-    st.selectbox(t("common.preset"), [*AUGMENT_PRESETS, CUSTOM], key=PRESET_KEY, on_change=_store_preset,
-                 help=t("augment.preset.help"))
+    """The settings: preset box, then one column per group of keys. A class's exercise may
+    offer only some presets (then no hand-made settings) or fix the first one."""
+    exercise = current_exercise()
+    offered = exercise.augment_presets if exercise is not None else ()
+    st.selectbox(t("common.preset"), list(offered) or [*AUGMENT_PRESETS, CUSTOM], key=PRESET_KEY,
+                 on_change=_store_preset, help=t("augment.preset.help"), disabled=exercise is not None
+                 and exercise.locks("augment"))
+    if offered:
+        st.caption(t("augment.exercise_presets"))
+        return
     for column, (group, controls) in zip(st.columns(len(GROUPS)), GROUPS.items()):
         with column:
             st.markdown(f"**{t(f'augment.group.{group}')}**")

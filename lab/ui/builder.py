@@ -25,6 +25,7 @@ import streamlit as st
 from lab.diagram import architecture_figure
 from lab.export import pytorch_code, spec_json
 from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
+from lab.classroom import Exercise, current_exercise
 from lab.presets import PRESETS, get_preset, get_preset_info
 from lab.spec import LayerRow, Summary, load_spec
 from lab.teach import TEMPLATES, explain
@@ -161,17 +162,15 @@ def _import_json(text_key: str, file_key: str) -> None:
 # ---------------------------------------------------------------- rendering
 
 
-def render_start() -> None:
-    """Preset, imported JSON or an empty model: three ways to begin."""
+def render_start(exercise: Exercise | None) -> None:
+    """Preset, imported JSON or an empty model: three ways to begin (only the exercise's
+    presets when the class has one, and only presets when it locks the model)."""
+    if exercise is not None and exercise.locks("build"):
+        _preset_picker(exercise.presets)
+        return
     preset_tab, json_tab, empty_tab = st.tabs([t("build.tab.preset"), t("build.tab.json"), t("build.tab.empty")])
     with preset_tab:
-        names = list(PRESETS)
-        current = draft().get("preset")
-        choice = st.selectbox(t("common.preset"), names, index=names.index(current) if current in names else 0,
-                              key="build.preset")
-        st.caption(get_preset_info(choice).description)
-        st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
-                  help=t("build.load_preset.help"))
+        _preset_picker(exercise.presets if exercise and exercise.presets else tuple(PRESETS))
     with json_tab:
         st.file_uploader(t("build.json_file"), type="json", key="build.json_file")
         st.text_area(t("build.json_text"), key="build.json_text", height=120,
@@ -183,6 +182,16 @@ def render_start() -> None:
     with empty_tab:
         st.write(t("build.empty_text"))
         st.button(t("build.start_empty"), key="build.empty", on_click=_start_empty)
+
+
+def _preset_picker(names: tuple[str, ...]) -> None:
+    names = list(names)
+    current = draft().get("preset")
+    choice = st.selectbox(t("common.preset"), names, index=names.index(current) if current in names else 0,
+                          key="build.preset")
+    st.caption(get_preset_info(choice).description)
+    st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
+              help=t("build.load_preset.help"))
 
 
 def render_header(summary: Summary, dataset: str, version: int, batch_size: int) -> None:
@@ -389,15 +398,20 @@ def build_page() -> None:
     summary = draft_summary()
     st.title(t("nav.build"))
     st.caption(t("build.caption", dataset=dataset_label(d["dataset"])))
-    with st.expander(t("build.start_from"), icon=":material/restart_alt:"):
-        render_start()
+    exercise = current_exercise()
+    locked = exercise is not None and exercise.locks("build")
+    if locked:
+        st.info(t("build.exercise_locked", presets=", ".join(exercise.presets)), icon=":material/lock:")
+    with st.expander(t("build.start_from"), icon=":material/restart_alt:", expanded=locked):
+        render_start(exercise)
     batch_size = d["train"]["batch_size"]
     render_header(summary, d["dataset"], version, batch_size)
     render_problems(summary)
     left, right = st.columns([1, 1.25], gap="medium")
     with left:
         st.subheader(t("build.layers"))
-        render_layers(summary, version)
+        if not locked:
+            render_layers(summary, version)
     with right:
         st.subheader(t("build.summary"))
         render_table(summary, batch_size)

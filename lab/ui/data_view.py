@@ -19,6 +19,7 @@ from lab.images import tile
 from lab.layers import format_shape
 from lab.plots import class_counts_figure
 from lab.ui.i18n import t
+from lab.classroom import current_exercise
 from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe, visitor
 
 PICK, REPORT = "data.pick", "data.report"
@@ -159,8 +160,15 @@ def render_upload() -> None:
 
 
 def data_page() -> None:
-    """The whole Data page; app_pages/data.py only calls this."""
+    """The whole Data page; app_pages/data.py only calls this. A class's exercise that fixes
+    the dataset shows that one, with no picker and no upload."""
     st.title(t("nav.data"))
+    exercise = current_exercise()
+    if exercise is not None and exercise.locks("data"):
+        st.info(t("data.exercise_locked", dataset=exercise.dataset or dataset_label(draft()["dataset"])),
+                icon=":material/lock:")
+        render_dataset(draft()["dataset"], dataset_info(draft()["dataset"]))
+        return
     info = render_picker()
     render_dataset(st.session_state[PICK], info)
     st.divider()
