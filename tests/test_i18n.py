@@ -1,7 +1,7 @@
 """The UI text in English and Korean (lab.ui.i18n, lab/ui/locales/*.json): both files hold the
 same keys and placeholders, every key the code asks for exists and every key is asked for,
-Korean is really Korean, the language is chosen as documented, and the converted pages render
-in Korean with the same widget keys and draft values as in English."""
+Korean is really Korean, the language is chosen as documented, and every page and the sidebar
+render in both languages, with the same widget keys, draft values and stored run values."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.layers import LAYER_TYPES
+from lab.runs import RunStore
 from lab.teach import LANGUAGES as TEACH_LANGUAGES, TEMPLATES
 from lab.ui import i18n
+from lab.ui.state import job_manager
+from test_app_train import WAIT_S, tiny_draft
+from test_sweep import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -218,7 +222,120 @@ def test_server_language_makes_a_fresh_session_korean(tmp_path, monkeypatch):
     assert [s.value for s in at.subheader][-1] == "안내"
 
 
-@pytest.mark.parametrize("path", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py")))
-def test_every_page_renders_in_korean(korean, path):
-    """Pages not translated yet still render in a Korean session (their own text in English)."""
-    page(korean, path)  # asserts no exception
+def app_in(lang: str, draft: dict | None = None) -> AppTest:
+    """The app on its Home page in a session speaking ``lang``; runs and data as ``isolated_lab``
+    (tests/conftest.py) sets them. A test that selects from a translated option list sets
+    LAB_LANGUAGE as well (see ``korean``)."""
+    at = AppTest.from_file(APP, default_timeout=WAIT_S)
+    at.session_state["lang"] = lang
+    if draft is not None:
+        at.session_state["draft"] = draft
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def korean_lab(isolated_lab, monkeypatch) -> RunStore:
+    """A Korean server (LAB_LANGUAGE) on its own runs folder and a fresh job manager; the store of that folder."""
+    monkeypatch.setenv("LAB_LANGUAGE", "ko")
+    return job_manager().store
+
+
+def test_the_sidebar_in_korean(korean_lab, monkeypatch):
+    monkeypatch.setenv("LAB_TEACHER_PASSWORD", "secret")
+    at = app_in("ko")
+    assert at.sidebar.selectbox(key="lang.picker").label == "Language · 언어"  # the same in every language
+    assert at.sidebar.text_input(key="owner").label == "이름"
+    assert any(m.value.startswith("**초안**  \n데이터셋: `shapes`") for m in at.sidebar.markdown)
+    assert any(c.value.startswith("장치: ") for c in at.sidebar.caption)
+    assert "안내: 페이지별로 하는 일" in [link.proto.label for link in at.sidebar.get("page_link")]
+    assert [e.label for e in at.sidebar.expander] == ["선생님"]
+    password = next(i for i in at.sidebar.text_input if i.label == "선생님 비밀번호")
+    password.input("wrong")
+    next(b for b in at.sidebar.button if b.label == "로그인").click().run()
+    assert at.error[0].value == "이 서버의 선생님 비밀번호가 아닙니다."
+    password = next(i for i in at.sidebar.text_input if i.label == "선생님 비밀번호")
+    password.input("secret")
+    next(b for b in at.sidebar.button if b.label == "로그인").click().run()
+    assert not at.exception and at.session_state["visitor"].teacher
+    assert any("선생님으로 로그인했습니다" in c.value for c in at.sidebar.caption)
+
+
+def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
+    at = page(app_in("ko", draft=tiny_draft()), "app_pages/train.py")
+    assert at.title[0].value == "학습" and at.number_input(key="train.epochs").label == "에폭 수"
+    next(b for b in at.button if b.label == "학습 시작").click().run()
+    assert not at.exception, at.exception
+    run_id = at.query_params["run"]
+    job_manager().wait(run_id, WAIT_S)
+    at.run()  # as the fragment would, once the run has ended
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith("**완료**: 최고 검증 정확도 ")
+    assert [s.value for s in at.subheader][:3] == ["실행 tiny-digits-1", "특징 공간", "신경망이 보는 곳"]
+    assert at.selectbox(key="train.insight.cam_epoch").options[0] == "최신 (에폭 1)"
+    assert any(m.value == "완료" for m in at.markdown)  # the recent runs' status column
+    assert job_manager().state(run_id).status == "finished"  # the run keeps the English word
+    assert korean_lab.get(run_id).state == "finished"
+
+
+def test_compare_page_in_korean_shows_statuses_in_korean_and_filters_on_the_stored_ones(korean_lab):
+    a, b = fake_run(korean_lab, "a", [0.5, 0.7]), fake_run(korean_lab, "b", [0.6])
+    at = page(app_in("ko"), "app_pages/compare.py")
+    assert at.title[0].value == "비교" and [tab.label for tab in at.tabs] == ["실행", "스윕"]
+    assert list(at.dataframe[0].value["status"]) == ["완료", "완료"]
+    status = at.multiselect(key="compare.status")
+    assert status.label == "상태" and status.options == ["완료"]
+    status.select("finished").run()  # the stored value; its label is found through LAB_LANGUAGE
+    assert not at.exception, at.exception
+    assert at.session_state["compare.status"] == ["finished"] and len(at.dataframe[0].value) == 2
+    at.multiselect(key="compare.selected").set_value([a, b]).run()
+    assert not at.exception, at.exception
+    assert at.radio(key="compare.x").options == ["에폭", "학습 시간 (초)"]
+    assert {d.label for d in at.get("download_button")} >= {"표 내려받기 (CSV)", "그래프 내려받기 (HTML)"}
+
+
+def test_explain_page_in_korean(korean_lab, copy_gap_cam_run):
+    copy_gap_cam_run(korean_lab.root)
+    at = page(app_in("ko"), "app_pages/explain.py")
+    assert at.title[0].value == "모델 해석"
+    assert at.selectbox(key="explain.checkpoint").options[:2] == ["최고 (에폭 3)", "마지막"]
+    assert at.radio(key="explain.source").options == ["검증 이미지", "가장 확신한 오답 중 하나", "내 이미지"]
+    assert {"신경망이 보는 곳", "신경망의 속", "검증 세트 전체"} <= {s.value for s in at.subheader}
+    captions = [c for img in at.image for c in img.captions]
+    assert captions[0].startswith("정답: ") and " · 예측: " in captions[0]
+    assert any(c.startswith("첫 합성곱 층: 3×3 필터 32개") for c in captions)
+    assert [b.label for b in at.download_button][:3] == ["PyTorch 코드 + 학습 루프", "설정 JSON", "보고서 (최고)"]
+    at.radio(key="explain.source").set_value("mistake").run()
+    assert not at.exception, at.exception
+    mistake = at.selectbox(key="explain.mistake")
+    assert mistake.label == "오답" and "확신도" in mistake.options[0]
+
+
+def test_class_page_in_korean(korean_lab):
+    for owner, accs in [("anna", [0.7]), ("ben", [0.9])]:
+        korean_lab.set_status(fake_run(korean_lab, f"{owner}-run", accs), "finished", owner=owner)
+    at = page(app_in("ko"), "app_pages/gallery.py")
+    assert at.title[0].value == "우리 반" and at.toggle(key="class.best_per_student").label == "학생마다 가장 좋은 실행만"
+    assert at.metric[0].label == "지금까지 최고" and at.metric[0].value == "90.0%"
+    table = at.dataframe[0].value
+    assert list(table["owner"]) == ["ben", "anna"] and list(table["status"]) == ["완료", "완료"]
+
+
+PAGE_TITLES = {"home": None, "data": "nav.data", "build": "nav.build", "augment": "nav.augment",
+               "train": "nav.train", "compare": "nav.compare", "explain": "nav.explain", "gallery": "nav.class"}
+
+
+def test_the_title_table_names_every_page():
+    assert set(PAGE_TITLES) == {p.stem for p in (ROOT / "app_pages").glob("*.py")}
+
+
+@pytest.mark.parametrize("lang", sorted(i18n.LANGUAGES))
+@pytest.mark.parametrize("name", sorted(PAGE_TITLES))
+def test_every_page_renders_in_every_language(isolated_lab, monkeypatch, lang, name):
+    monkeypatch.setenv("LAB_LANGUAGE", lang)
+    at = page(app_in(lang), f"app_pages/{name}.py")  # asserts no exception
+    key = PAGE_TITLES[name]
+    assert at.title[0].value == ("CNN Lab" if key is None else i18n.strings(lang)[key])
+    sidebar = [i.label for i in at.sidebar.text_input]
+    assert sidebar == [i18n.strings(lang)["sidebar.name"]]

@@ -31,8 +31,9 @@ from lab.runs import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
 from lab.spec import SpecError
 from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
     plan_sweep, summarize_sweep, sweep_of
+from lab.ui.i18n import t
 from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
-from lab.ui.state import draft, draft_summary, job_manager, visitor
+from lab.ui.state import draft, draft_summary, job_manager, status_label, visitor
 from lab.ui.train_view import build_config
 
 POLL_SECONDS = 1.0
@@ -46,17 +47,24 @@ TABLE_ORDER = ["name", "owner", "tags", "dataset", "spec", "params", "augment", 
                "epochs", "epochs_done", "best_val_acc", "best_epoch", "final_val_acc", "train_val_gap",
                "seconds_per_epoch", "images_per_sec", "status", "sweep", "created", "note"]
 Number = st.column_config.NumberColumn
-COLUMN_CONFIG = {
-    "spec": "model", "params": Number("params", format="localized"), "lr": Number("lr", format="%g"),
-    "batch_size": "batch", "epochs_done": "done", "best_epoch": "best epoch", "created": "date",
-    "best_val_acc": Number("best val acc", format="percent"),
-    "final_val_acc": Number("final val acc", format="percent"),
-    "train_val_gap": Number("train−val gap", format="percent",
-                            help="Last epoch's train minus validation accuracy; large means overfitting. Train "
-                                 "accuracy is averaged over the epoch while the model learns, so early gaps "
-                                 "can be negative."),
-    "seconds_per_epoch": Number("s/epoch", format="%.2f"), "images_per_sec": Number("images/s", format="%.0f"),
-}
+NUMBER_FORMATS = {"params": "localized", "lr": "%g", "best_val_acc": "percent", "final_val_acc": "percent",
+                  "train_val_gap": "percent", "seconds_per_epoch": "%.2f", "images_per_sec": "%.0f"}
+
+
+def column_config() -> dict:
+    """The run tables' headers in the session's language: the columns keep their names (filters, CSV)."""
+    config = {column: t(f"compare.col.{column}") for column in TABLE_ORDER}
+    config.update({column: Number(config[column], format=fmt) for column, fmt in NUMBER_FORMATS.items()})
+    config["train_val_gap"] = Number(config["train_val_gap"], format="percent",
+                                     help=t("compare.col.train_val_gap.help"))
+    return config
+
+
+def run_frame(rows: list[dict], columns: Sequence[str] = RUN_COLUMNS) -> pd.DataFrame:
+    """Rows as a table to show: the status column in the session's language, the rows as they were."""
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["status"] = frame["status"].map(status_label)
+    return frame
 
 
 # ---------------------------------------------------------------- shared
@@ -80,8 +88,7 @@ def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
 
 
 def _table(rows: list[dict], columns: Sequence[str] = TABLE_ORDER) -> None:
-    st.dataframe(pd.DataFrame(rows, columns=RUN_COLUMNS), hide_index=True, column_order=columns,
-                 column_config=COLUMN_CONFIG)
+    st.dataframe(run_frame(rows), hide_index=True, column_order=columns, column_config=column_config())
 
 
 # ---------------------------------------------------------------- runs tab
@@ -90,9 +97,10 @@ def _table(rows: list[dict], columns: Sequence[str] = TABLE_ORDER) -> None:
 def _filtered(rows: list[dict]) -> list[dict]:
     """The filter widgets above the table, applied to ``rows``."""
     text_col, status_col, dataset_col = st.columns([3, 2, 2])
-    text = text_col.text_input("Filter", key=FILTER_KEY, placeholder="words in name, owner, tags, model, note…")
-    statuses = status_col.multiselect("Status", sorted({r["status"] for r in rows}), key=STATUS_KEY)
-    datasets = dataset_col.multiselect("Dataset", sorted({r["dataset"] for r in rows}), key=DATASET_KEY)
+    text = text_col.text_input(t("compare.filter"), key=FILTER_KEY, placeholder=t("compare.filter.placeholder"))
+    statuses = status_col.multiselect(t("compare.status"), sorted({r["status"] for r in rows}), key=STATUS_KEY,
+                                      format_func=status_label)
+    datasets = dataset_col.multiselect(t("data.dataset"), sorted({r["dataset"] for r in rows}), key=DATASET_KEY)
     return filter_rows(rows, text, statuses, datasets)
 
 
@@ -101,16 +109,17 @@ def _selection(shown: list[dict], labels: dict[str, str]) -> list[str]:
     chosen = [run_id for run_id in st.session_state.get(SELECT_KEY, []) if run_id in labels]
     st.session_state[SELECT_KEY] = chosen  # deleted runs leave the selection before the widget is drawn
     options = [r["id"] for r in shown] + [run_id for run_id in chosen if run_id not in {r["id"] for r in shown}]
-    return st.multiselect("Runs to compare", options, key=SELECT_KEY, format_func=labels.get,
-                          placeholder="Choose runs from the table")
+    return st.multiselect(t("compare.selected"), options, key=SELECT_KEY, format_func=labels.get,
+                          placeholder=t("compare.selected.placeholder"))
 
 
 def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
     """Curves overlaid, best accuracies, generalisation gaps, and the HTML export of all four."""
     empty = [labels[r.id] for r in runs if not r.metrics]
     if empty:
-        st.caption(f"No completed epoch yet: {', '.join(empty)}.")
-    x = st.radio("Curves against", list(X_AXES), format_func=X_AXES.get, horizontal=True, key=X_KEY)
+        st.caption(t("compare.no_epoch_yet", runs=", ".join(empty)))
+    x = st.radio(t("compare.x"), list(X_AXES), format_func=lambda axis: t(f"compare.x.{axis}"), horizontal=True,
+                 key=X_KEY)
     series = [(labels[r.id], r.metrics) for r in runs]
     figures = {"Accuracy": curves_figure(series, "acc", x), "Loss": curves_figure(series, "loss", x),
                "Best validation accuracy": best_acc_figure(series), "Generalisation gap": gap_figure(series)}
@@ -118,10 +127,11 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
     for pair in (titles[:2], titles[2:]):
         for column, title in zip(st.columns(2), pair):
             column.plotly_chart(figures[title], config=CHART_CONFIG, key=f"compare.chart.{title}")
-    st.download_button("Download the charts (HTML)", data=lambda: figures_html(figures),
+    # The figures and their headings in the HTML keep the plots' (English) titles, like the charts themselves.
+    st.download_button(t("compare.download_charts"), data=lambda: figures_html(figures),
                        file_name="cnn-lab-comparison.html", mime="text/html", on_click="ignore",
-                       help="One interactive page with all four charts; it opens offline.")
-    st.caption("To save one chart as PNG, use the camera icon in its toolbar (top right of the chart).")
+                       help=t("compare.download_charts.help"))
+    st.caption(t("compare.png_hint"))
     _insight_side_by_side(runs, labels)
 
 
@@ -129,13 +139,13 @@ def _insight_side_by_side(runs: list[RunInfo], labels: dict[str, str]) -> None:
     """Each run's feature-space map and CAM strip at one common epoch, two runs to a row.
 
     A fragment that polls while a t-SNE/UMAP map of these runs is still being made."""
-    st.subheader("Feature space and CAMs, same epoch")
+    st.subheader(t("compare.insight"))
     recorded = [r for r in runs if recorded_epochs(r.path)]
     if not recorded:
-        st.caption("None of these runs recorded its feature space (trained with insight off).")
+        st.caption(t("compare.insight.none"))
         return
     if len(recorded) < len(runs):
-        st.caption(f"No feature space recorded: {', '.join(labels[r.id] for r in runs if r not in recorded)}.")
+        st.caption(t("compare.insight.missing", runs=", ".join(labels[r.id] for r in runs if r not in recorded)))
     polling = any(maps_pending(r.path, st.session_state.get(INSIGHT_METHOD_KEY, "pca")) for r in recorded)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_insight_panel)(recorded, labels, polling)
 
@@ -148,9 +158,9 @@ def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -
     common = sorted(set.intersection(*(set(recorded_epochs(r.path)) for r in runs)))
     epoch = common[-1]
     if len(common) > 1:
-        epoch = epoch_col.select_slider("Epoch", common, value=common[-1], key="compare.insight.epoch",
-                                        help="Epochs every chosen run has recorded; 0 is the untrained net.")
-    alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="compare.insight.alpha")
+        epoch = epoch_col.select_slider(t("common.epoch"), common, value=common[-1], key="compare.insight.epoch",
+                                        help=t("compare.insight.epoch.help"))
+    alpha = alpha_col.slider(t("common.heatmap_opacity"), 0.0, 1.0, 0.5, 0.05, key="compare.insight.alpha")
     for row in range(0, len(runs), 2):
         for column, run in zip(st.columns(2), runs[row:row + 2]):
             with column:
@@ -168,9 +178,9 @@ def _save(run_id: str, name: str, tags: str, note: str) -> None:
     try:
         job_manager().store.annotate(run_id, name=name, tags=tags.split(","), note=note, by=visitor())
     except (AnnotationError, RunNotFound, AccessDenied) as err:
-        st.error(f"Not saved: {err}")
+        st.error(t("compare.not_saved", error=err))
         return
-    _flash("success", f"Saved: {name.strip()}")
+    _flash("success", t("compare.saved", name=name.strip()))
     st.rerun()
 
 
@@ -190,58 +200,58 @@ def _delete(run_id: str, label: str) -> None:
     try:
         job_manager().store.delete(run_id, by=visitor())
     except (RunNotFound, AccessDenied) as err:
-        _flash("error", f"Not deleted: {err}")
+        _flash("error", t("compare.not_deleted", error=err))
         return
-    _flash("success", f"Deleted {label}.")
+    _flash("success", t("compare.deleted", run=label))
 
 
 def _delete_controls(run: RunInfo, label: str) -> None:
     """Delete asks first; a live run cannot be deleted (its trainer still writes into the folder)."""
     if run.state in LIVE_STATUSES:
-        st.caption("A queued or running run cannot be deleted; stop it on the Train page first.")
+        st.caption(t("compare.live_no_delete"))
         return
     if st.session_state.get(DELETE_KEY) != run.id:
-        st.button("Delete this run…", key="compare.ask_delete", on_click=_ask_delete, args=(run.id,))
+        st.button(t("compare.ask_delete"), key="compare.ask_delete", on_click=_ask_delete, args=(run.id,))
         return
-    st.warning(f"Delete **{label}** for good? This removes its folder `{run.path}` (curves, checkpoints) "
-               f"and nothing else.")
+    st.warning(t("compare.confirm_delete.text", run=label, path=run.path))
     yes, no, _ = st.columns([1, 1, 4])
-    yes.button("Yes, delete", type="primary", key="compare.confirm_delete", on_click=_delete, args=(run.id, label))
-    no.button("Cancel", key="compare.cancel_delete", on_click=_cancel_delete)
+    yes.button(t("compare.confirm_delete"), type="primary", key="compare.confirm_delete", on_click=_delete,
+               args=(run.id, label))
+    no.button(t("compare.cancel_delete"), key="compare.cancel_delete", on_click=_cancel_delete)
 
 
 def _manage(runs: list[RunInfo], labels: dict[str, str]) -> None:
-    with st.expander("Rename, tag, note or delete a run"):
+    with st.expander(t("compare.manage")):
         by_id = {r.id: r for r in runs}
-        run = by_id[st.selectbox("Run", list(by_id), format_func=labels.get, key=EDIT_KEY)]
+        run = by_id[st.selectbox(t("compare.run"), list(by_id), format_func=labels.get, key=EDIT_KEY)]
         if not may_change(run.status, visitor()):
-            st.caption("Only the browser session that started this run, or a teacher, can change it.")
+            st.caption(t("compare.not_yours"))
             return
         with st.form(f"compare.form.{run.id}"):  # one form per run, so its fields start from that run's values
-            name = st.text_input("Name", value=run.name)
-            tags = st.text_input("Tags", value=", ".join(run.tags), help="Comma-separated, e.g. baseline, write-up")
-            note = st.text_area("Note", value=run.note, placeholder="What this run tried, what it showed")
-            if st.form_submit_button("Save"):
+            name = st.text_input(t("compare.form.name"), value=run.name)
+            tags = st.text_input(t("compare.form.tags"), value=", ".join(run.tags), help=t("compare.form.tags.help"))
+            note = st.text_area(t("compare.form.note"), value=run.note, placeholder=t("compare.form.note.placeholder"))
+            if st.form_submit_button(t("compare.form.save")):
                 _save(run.id, name, tags, note)
         _delete_controls(run, labels[run.id])
 
 
 def _runs_tab(runs: list[RunInfo]) -> None:
     if not runs:
-        st.info("No runs yet: train one on the Train page, or queue a sweep in the Sweep tab.")
+        st.info(t("compare.no_runs"))
         return
     labels = run_labels(runs)
     rows = [run_row(r) for r in runs]
     shown = _filtered(rows)
     _table(shown)
-    st.download_button("Download the table (CSV)", rows_to_csv(shown), file_name="cnn-lab-runs.csv",
-                       mime="text/csv", on_click="ignore")
+    st.download_button(t("compare.download_table"), rows_to_csv(shown), file_name="cnn-lab-runs.csv",
+                       mime="text/csv", on_click="ignore")  # the CSV keeps the stored values and column names
     selected = _selection(shown, labels)
     by_id = {r.id: r for r in runs}
     if selected:
         _comparison([by_id[run_id] for run_id in selected], labels)
     else:
-        st.caption("Choose runs above to overlay their curves.")
+        st.caption(t("compare.choose_runs"))
     _manage(runs, labels)
 
 
@@ -249,7 +259,8 @@ def _runs_tab(runs: list[RunInfo]) -> None:
 
 
 def _augment_choice(choice: str, d: dict) -> str:
-    return f"the draft's ({augment_label(get_augment(d['augment']))})" if choice == DRAFT_AUGMENT else choice
+    return (t("compare.sweep.draft_augment", augment=augment_label(get_augment(d["augment"])))
+            if choice == DRAFT_AUGMENT else choice)
 
 
 def _sweep_values(d: dict) -> dict[str, list]:
@@ -258,16 +269,16 @@ def _sweep_values(d: dict) -> dict[str, list]:
     bs, ep = train.get("batch_size", 64), train.get("epochs", 5)
     cols = st.columns(3)
     texts = {
-        "batch_size": cols[0].text_input("Batch sizes", f"{bs}, {bs * 2}", key="sweep.batch_size",
-                                         help="Comma-separated, e.g. 32, 50, 128"),
-        "epochs": cols[1].text_input("Epochs", f"{ep}, {ep * 2}", key="sweep.epochs",
-                                     help="Comma-separated, e.g. 30, 50; every run trains from scratch"),
-        "lr": cols[2].text_input("Learning rates", f"{train.get('lr', 1e-3):g}", key="sweep.lr",
-                                 help="Comma-separated, e.g. 0.001, 0.0003"),
+        "batch_size": cols[0].text_input(t("compare.sweep.batch_sizes"), f"{bs}, {bs * 2}", key="sweep.batch_size",
+                                         help=t("compare.sweep.batch_sizes.help")),
+        "epochs": cols[1].text_input(t("compare.sweep.epochs"), f"{ep}, {ep * 2}", key="sweep.epochs",
+                                     help=t("compare.sweep.epochs.help")),
+        "lr": cols[2].text_input(t("compare.sweep.lrs"), f"{train.get('lr', 1e-3):g}", key="sweep.lr",
+                                 help=t("compare.sweep.lrs.help")),
     }
-    optimizers = cols[0].multiselect("Optimizers", OPTIMIZERS, [train.get("optimizer", "adam")],
+    optimizers = cols[0].multiselect(t("compare.sweep.optimizers"), OPTIMIZERS, [train.get("optimizer", "adam")],
                                      key="sweep.optimizer")
-    augments = cols[1].multiselect("Augmentations", [DRAFT_AUGMENT, *AUGMENT_PRESETS], [DRAFT_AUGMENT],
+    augments = cols[1].multiselect(t("compare.sweep.augments"), [DRAFT_AUGMENT, *AUGMENT_PRESETS], [DRAFT_AUGMENT],
                                    key="sweep.augment", format_func=lambda c: _augment_choice(c, d))
     values = {axis: parse_values(axis, text) for axis, text in texts.items()}
     values["optimizer"] = optimizers
@@ -279,15 +290,15 @@ def _queue(configs: list[TrainConfig]) -> None:
     """Submit every combination to the shared job queue, then show the new sweep."""
     queued = []
     try:
-        with st.spinner(f"Queueing {len(configs)} runs…"):
+        with st.spinner(t("compare.sweep.queueing", count=len(configs))):
             for config in configs:
                 queued.append(job_manager().submit(config, by=visitor()))
     except (ConfigError, SpecError, DatasetError) as err:
-        done = f" ({len(queued)} of {len(configs)} runs were queued)" if queued else ""
-        st.error(f"Cannot queue the sweep: {err}{done}")
+        done = " " + t("compare.sweep.partly_queued", queued=len(queued), total=len(configs)) if queued else ""
+        st.error(t("compare.sweep.cannot_queue", error=err) + done)
         return
     st.session_state[SWEEP_KEY] = configs[0].sweep["id"]
-    _flash("success", f"Queued sweep {configs[0].sweep['name']}: {len(configs)} runs.")
+    _flash("success", t("compare.sweep.queued", name=configs[0].sweep["name"], count=len(configs)))
     st.rerun()
 
 
@@ -297,28 +308,28 @@ def _plan_form(d: dict) -> None:
     try:
         base = build_config(d, "")
     except ConfigError as err:
-        st.error(f"Fix the draft first (Train page): {err}")
+        st.error(t("compare.sweep.fix_draft", error=err))
         return
-    name = name_col.text_input("Sweep name", key="sweep.name", placeholder=default_sweep_name(base),
-                               help="Runs are named <sweep>-bs32-ep30 and so on.")
+    name = name_col.text_input(t("compare.sweep.name"), key="sweep.name", placeholder=default_sweep_name(base),
+                               help=t("compare.sweep.name.help"))
     try:
         configs = plan_sweep(base, _sweep_values(d), name)
     except ConfigError as err:
-        st.error(f"Cannot plan the sweep: {err}")
+        st.error(t("compare.sweep.cannot_plan", error=err))
         return
-    st.caption(f"{describe_plan(configs)}, queued one after another behind any runs already waiting.")
-    if st.button(f"Queue {len(configs)} runs", type="primary", key="sweep.queue"):
+    st.caption(t("compare.sweep.plan", plan=describe_plan(configs)))  # lab.sweep's words (English)
+    if st.button(t("compare.sweep.queue", count=len(configs)), type="primary", key="sweep.queue"):
         _queue(configs)
 
 
 def _sweep_label(runs: list[RunInfo]) -> str:
     record = sweep_of(runs[0])
-    return f"{record['name']} · {len(runs)} runs · {record.get('created', '')}"
+    return t("compare.sweep.label", name=record["name"], count=len(runs), created=record.get("created", ""))
 
 
 def _select_runs(run_ids: list[str]) -> None:
     st.session_state[SELECT_KEY] = run_ids
-    _flash("info", "The sweep's runs are selected in the Runs tab.")
+    _flash("info", t("compare.sweep.selected"))
 
 
 def _sweep_progress(runs: list[RunInfo]) -> bool:
@@ -327,16 +338,17 @@ def _sweep_progress(runs: list[RunInfo]) -> bool:
     live = [s for s in states if s.live]
     if live:
         running = [s for s in live if s.status == "running"]
-        now = (f"now {running[0].name}, epoch {max(running[0].epoch, 1)}/{running[0].epochs}" if running
-               else "waiting in the queue")
+        now = (t("compare.sweep.now", run=running[0].name, epoch=max(running[0].epoch, 1), epochs=running[0].epochs)
+               if running else t("compare.sweep.waiting"))
         done = len(states) - len(live)
-        st.progress(sum(s.progress for s in states) / len(states), text=f"{done} of {len(states)} runs done · {now}")
+        st.progress(sum(s.progress for s in states) / len(states),
+                    text=t("compare.sweep.progress", done=done, total=len(states), now=now))
         return True
     failed = [s.name for s in states if s.status != "finished"]
     if failed:
-        st.warning(f"Sweep ended; not finished: {', '.join(failed)}.")
+        st.warning(t("compare.sweep.unfinished", runs=", ".join(failed)))
     else:
-        st.success(f"Sweep done: all {len(states)} runs finished.")
+        st.success(t("compare.sweep.done", count=len(states)))
     return False
 
 
@@ -344,40 +356,39 @@ def _sweep_panel(sweep_id: str, polling: bool) -> None:
     """Body of the sweep fragment: progress, the summary table and its figure."""
     runs = group_sweeps(job_manager().store.list()).get(sweep_id, [])
     if not runs:
-        st.warning("This sweep's runs have all been deleted.")
+        st.warning(t("compare.sweep.all_deleted"))
         return
     live = _sweep_progress(runs)
     if polling and not live:
         st.rerun()  # ended since the last poll: a full rerun redraws the page without polling
     total = sweep_of(runs[0]).get("total", len(runs))
     if total > len(runs):
-        st.caption(f"{total - len(runs)} of its {total} runs have been deleted.")
+        st.caption(t("compare.sweep.some_deleted", deleted=total - len(runs), total=total))
     rows = summarize_sweep(runs)
     _table(rows, SUMMARY_COLUMNS[:-1])
     st.plotly_chart(sweep_figure(rows), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
-    st.download_button("Download the summary (CSV)", rows_to_csv(rows, SUMMARY_COLUMNS),
+    st.download_button(t("compare.sweep.download"), rows_to_csv(rows, SUMMARY_COLUMNS),
                        file_name=f"cnn-lab-sweep-{sweep_id}.csv", mime="text/csv", on_click="ignore")
 
 
 def _sweep_tab(runs: list[RunInfo]) -> None:
     d = draft()
-    st.caption(f"One complete run per combination of the values below, each training the current draft from "
-               f"scratch: model **{draft_summary().name}**, dataset **{d['dataset']}**, the other settings as "
-               f"on the Train page.")
+    st.caption(t("compare.sweep.caption", model=draft_summary().name, dataset=d["dataset"]))
     _plan_form(d)
     sweeps = group_sweeps(runs)
     if not sweeps:
-        st.caption("No sweeps yet.")
+        st.caption(t("compare.sweep.none"))
         return
-    st.subheader("Sweep results")
+    st.subheader(t("compare.sweep.results"))
     if st.session_state.get(SWEEP_KEY) not in sweeps:
         st.session_state.pop(SWEEP_KEY, None)
-    sweep_id = st.selectbox("Sweep", list(sweeps), key=SWEEP_KEY, format_func=lambda s: _sweep_label(sweeps[s]))
+    sweep_id = st.selectbox(t("compare.sweep"), list(sweeps), key=SWEEP_KEY,
+                            format_func=lambda s: _sweep_label(sweeps[s]))
     live = any(r.state in LIVE_STATUSES for r in sweeps[sweep_id])
     st.fragment(run_every=POLL_SECONDS if live else None)(_sweep_panel)(sweep_id, live)
     # Outside the fragment: a click inside one reruns only the fragment, and the Runs tab must redraw.
-    st.button("Compare these runs", key=f"sweep.select.{sweep_id}", on_click=_select_runs,
-              args=([r.id for r in sweeps[sweep_id]],), help="Selects them in the Runs tab: curves, gaps, bars.")
+    st.button(t("compare.sweep.compare"), key=f"sweep.select.{sweep_id}", on_click=_select_runs,
+              args=([r.id for r in sweeps[sweep_id]],), help=t("compare.sweep.compare.help"))
 
 
 # ---------------------------------------------------------------- page
@@ -385,12 +396,11 @@ def _sweep_tab(runs: list[RunInfo]) -> None:
 
 def render_compare_page() -> None:
     """Draw the page: the runs table and comparison, and the sweep planner and results."""
-    st.title("Compare")
-    st.caption("Every run in this lab, from the runs folder: sort by a column header, filter, pick runs to "
-               "overlay their curves. Sweeps queue a whole study (batch sizes × epochs …) in one click.")
+    st.title(t("nav.compare"))
+    st.caption(t("compare.caption"))
     _show_flash()
     runs = job_manager().store.list()
-    runs_tab, sweep_tab = st.tabs(["Runs", "Sweep"])
+    runs_tab, sweep_tab = st.tabs([t("compare.tab.runs"), t("compare.tab.sweep")])
     with runs_tab:
         _runs_tab(runs)
     with sweep_tab:

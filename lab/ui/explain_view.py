@@ -39,13 +39,14 @@ from lab.insight_plots import confusion_figure, probability_figure
 from lab.runs import RunInfo
 from lab.ui.compare_view import run_labels
 from lab.ui.export_view import render_exports
+from lab.ui.i18n import t
 from lab.ui.state import job_manager
 
 QUERY_KEY = "run"
 RUN_KEY, CHECKPOINT_KEY, SOURCE_KEY = "explain.run", "explain.checkpoint", "explain.source"
 VAL_KEY, MISTAKE_KEY, UPLOAD_KEY = "explain.val_index", "explain.mistake", "explain.upload"
 TARGET_KEY, ALPHA_KEY = "explain.target", "explain.alpha"
-SOURCES = {"val": "Validation image", "mistake": "One of its surest mistakes", "upload": "Your own image"}
+SOURCES = ("val", "mistake", "upload")  # labelled by the text keys explain.source.<source>
 DISPLAY_SIDE = 160  # on-screen pixels of the explained image and its heatmaps
 GALLERY_SIDE = 96
 GALLERY_SIZE, GALLERY_COLUMNS = 12, 6
@@ -62,7 +63,7 @@ class LoadedModel:
     lock: threading.Lock
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
+@st.cache_resource(max_entries=6, show_spinner=False)  # the page shows a spinner in the session's language
 def _loaded(run_dir: str, checkpoint: str, stamp: int) -> LoadedModel:
     """``stamp`` (the checkpoint file's mtime) reloads 'best' when a live run improves it."""
     model, _, stats = load_run_model(run_dir, checkpoint)
@@ -87,7 +88,7 @@ def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str) -
     return confusion_figure(confusion_matrix(evaluation.labels, evaluation.preds, len(classes)), classes)
 
 
-@st.cache_data(max_entries=32, show_spinner="Explaining the image…")
+@st.cache_data(max_entries=32, show_spinner=False)  # likewise
 def _explained(run_dir: str, checkpoint: str, stamp: int, image_key: str, target: str,
                _item: InputImage) -> tuple[MethodsAnswer, list[LayerMaps]]:
     """Every method's heatmap and every conv layer's maps; ``image_key`` names ``_item`` for the cache."""
@@ -110,7 +111,7 @@ def _sync_run_choice(ids: list[str]) -> None:
     """The URL's run preselects the picker (deep links, reloads); an unknown one is named, not fatal."""
     wanted = st.query_params.get(QUERY_KEY)
     if wanted and wanted not in ids:
-        st.warning(f"There is no run {wanted!r} with a checkpoint in this lab; pick one below.")
+        st.warning(t("explain.no_such_run", run=wanted))
     elif wanted and RUN_KEY not in st.session_state:
         st.session_state[RUN_KEY] = wanted
     if st.session_state.get(RUN_KEY) not in ids:
@@ -125,28 +126,26 @@ def _keep_valid(key: str, options: list) -> None:
 
 def _checkpoint_label(run: RunInfo, choice: str) -> str:
     if choice == "best" and run.best_epoch is not None:
-        return f"best (epoch {run.best_epoch})"
-    return choice if choice in ("best", "last") else f"epoch {choice}"
+        return t("explain.checkpoint.best_epoch", epoch=run.best_epoch)
+    return t(f"explain.checkpoint.{choice}") if choice in ("best", "last") else t("common.epoch_n", epoch=choice)
 
 
 def _choose_run() -> tuple[RunInfo, str] | None:
     """Run and checkpoint pickers; None (with a hint) when there is nothing to explain yet."""
     runs = explainable_runs()
     if not runs:
-        st.info("No trained runs yet. Train one on the Train page (its defaults train a CAM-ready net on "
-                "`shapes` in about a minute); a run can be explained as soon as its first checkpoint is saved.")
+        st.info(t("explain.no_runs"))
         return None
     by_id, labels = {r.id: r for r in runs}, run_labels(runs)
     _sync_run_choice(list(by_id))
     run_col, checkpoint_col = st.columns([3, 1])
-    run = by_id[run_col.selectbox("Run", list(by_id), format_func=labels.get, key=RUN_KEY)]
+    run = by_id[run_col.selectbox(t("explain.run"), list(by_id), format_func=labels.get, key=RUN_KEY)]
     st.query_params[QUERY_KEY] = run.id
     choices = checkpoint_choices(run.path)
     _keep_valid(CHECKPOINT_KEY, choices)
-    checkpoint = checkpoint_col.selectbox("Checkpoint", choices, key=CHECKPOINT_KEY,
+    checkpoint = checkpoint_col.selectbox(t("explain.checkpoint"), choices, key=CHECKPOINT_KEY,
                                           format_func=lambda c: _checkpoint_label(run, c),
-                                          help="best: the epoch with the highest validation accuracy; "
-                                               "an epoch: the weights right after it (0 = untrained).")
+                                          help=t("explain.checkpoint.help"))
     return run, checkpoint
 
 
@@ -161,41 +160,41 @@ def _pick_mistake(index: int) -> None:
 
 
 def _mistake_label(index: int, evaluation: Evaluation, classes: list[str]) -> str:
-    return (f"#{index}: a {classes[evaluation.labels[index]]} taken for a {classes[evaluation.preds[index]]} "
-            f"({evaluation.confidence[index]:.0%} sure)")
+    return t("explain.mistake.label", index=index, true=classes[evaluation.labels[index]],
+             predicted=classes[evaluation.preds[index]], confidence=evaluation.confidence[index])
 
 
 def _choose_image(ds, evaluation: Evaluation | None, stats: InputStats) -> tuple[InputImage, str] | None:
     """The image to explain and a key naming it, from the chosen source; None when there is none yet."""
     sources = list(SOURCES) if ds is not None else ["upload"]
     _keep_valid(SOURCE_KEY, sources)
-    source = st.radio("Image", sources, format_func=SOURCES.get, horizontal=True, key=SOURCE_KEY)
+    source = st.radio(t("explain.image"), sources, format_func=lambda s: t(f"explain.source.{s}"), horizontal=True,
+                      key=SOURCE_KEY)
     scale = display_scale(stats.shape[1], DISPLAY_SIDE)
     if source == "val":
         count = len(ds.val_y)
         number_col, random_col = st.columns([3, 1], vertical_alignment="bottom")
-        index = number_col.number_input(f"Validation image (0 to {count - 1})", 0, count - 1, key=VAL_KEY)
-        random_col.button("Random image", on_click=_random_val_image, args=(count,))
+        index = number_col.number_input(t("explain.val_index", last=count - 1), 0, count - 1, key=VAL_KEY)
+        random_col.button(t("explain.random"), on_click=_random_val_image, args=(count,))
         return dataset_image(ds, int(index), stats, scale), f"val:{index}"
     if source == "mistake":
         mistakes = confident_mistakes(evaluation, MISTAKES_LISTED).tolist()
         if not mistakes:
-            st.success("No mistakes on the validation set at this checkpoint.")
+            st.success(t("explain.no_mistakes_here"))
             return None
         _keep_valid(MISTAKE_KEY, mistakes)
-        index = st.selectbox("Mistake", mistakes, key=MISTAKE_KEY,
+        index = st.selectbox(t("explain.mistake"), mistakes, key=MISTAKE_KEY,
                              format_func=lambda i: _mistake_label(i, evaluation, stats.classes))
         return dataset_image(ds, index, stats, scale), f"val:{index}"
-    upload = st.file_uploader("Image file", type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key=UPLOAD_KEY)
+    upload = st.file_uploader(t("explain.upload"), type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key=UPLOAD_KEY)
     if upload is None:
-        st.caption(f"Upload a picture to see what the model makes of it; it is resized to the run's "
-                   f"{stats.shape[2]}×{stats.shape[1]} input.")
+        st.caption(t("explain.upload.caption", width=stats.shape[2], height=stats.shape[1]))
         return None
     data = upload.getvalue()
     try:
         return upload_image(upload.name, data, stats, DISPLAY_SIDE), f"upload:{hashlib.sha1(data).hexdigest()}"
     except InsightError as err:
-        st.error(f"Cannot explain this file. {err}")
+        st.error(t("explain.upload.error", error=err))
         return None
 
 
@@ -203,11 +202,11 @@ def _choose_target(item: InputImage, classes: list[str]) -> str:
     """'pred', 'true' (labelled images) or a class index as text, as ``explain_images`` takes it."""
     options = ["pred"] + (["true"] if item.label is not None else []) + [str(c) for c in range(len(classes))]
     _keep_valid(TARGET_KEY, options)
-    names = {"pred": "the predicted class", "true": f"the true class ({classes[item.label]})"
+    names = {"pred": t("explain.target.pred"), "true": t("explain.target.true", name=classes[item.label])
              if item.label is not None else ""}
-    return st.selectbox("Explain the evidence for", options, key=TARGET_KEY,
-                        format_func=lambda o: names.get(o) or f"class {classes[int(o)]}",
-                        help="Class-specific methods show where the net finds evidence for this class.")
+    return st.selectbox(t("explain.target"), options, key=TARGET_KEY,
+                        format_func=lambda o: names.get(o) or t("explain.target.class", name=classes[int(o)]),
+                        help=t("explain.target.help"))
 
 
 # ---------------------------------------------------------------- showing
@@ -215,9 +214,9 @@ def _choose_target(item: InputImage, classes: list[str]) -> str:
 
 def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha: float) -> None:
     """Every CAM method side by side; a method that does not apply says why instead."""
-    st.subheader("Where it looks")
+    st.subheader(t("common.where_it_looks"))
     if answer.target is not None:
-        st.caption(f"Evidence for **{classes[answer.target]}**, by each method (Eigen-CAM is not class specific).")
+        st.caption(t("explain.evidence", name=classes[answer.target]))
     for column, (name, method) in zip(st.columns(len(CAM_METHODS)), CAM_METHODS.items()):
         with column:
             if name in answer.heatmaps:
@@ -225,38 +224,38 @@ def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha
                          width=DISPLAY_SIDE)
             else:
                 st.markdown(f"**{method.title}**")
-                st.caption(f"Not available: {answer.missing[name]}")
+                st.caption(t("explain.not_available", reason=answer.missing[name]))  # the reason: lab's (English)
 
 
 def _inside(model: torch.nn.Module, maps: list[LayerMaps]) -> None:
     """The feature maps of every conv layer for this image, and the first layer's filters."""
-    st.subheader("Inside the network")
+    st.subheader(t("explain.inside"))
     if not maps:
-        st.caption("This model has no convolution layer: it sees the image as one flat vector, with no "
-                   "feature maps or filters to show.")
+        st.caption(t("explain.no_conv"))
         return
     maps_col, filters_col = st.columns([3, 1])
     with maps_col:
         for layer in maps:
             k, h, w = layer.maps.shape
-            shown = f", the first {k} shown" if k < layer.channels else ""
-            st.image(maps_grid(layer.maps), caption=f"{layer.name}: {layer.channels} feature maps of {h}×{w}{shown}")
+            caption = t("explain.maps", layer=layer.name, channels=layer.channels, height=h, width=w)
+            if k < layer.channels:
+                caption = t("explain.maps.first", maps=caption, shown=k)
+            st.image(maps_grid(layer.maps), caption=caption)
     with filters_col:
         conv = first_conv(model)
         kh, kw = conv.kernel_size
-        st.image(filters_grid(model), caption=f"First conv layer: {conv.out_channels} filters of {kh}×{kw}, "
-                                              f"each stretched to its own range (bright = large weight)")
+        st.image(filters_grid(model), caption=t("explain.filters", count=conv.out_channels, height=kh, width=kw))
 
 
 def _validation(ds, evaluation: Evaluation, figure: go.Figure, stats: InputStats) -> None:
     """The confusion matrix and a gallery of the surest mistakes, each with a button to explain it."""
-    st.subheader("On the whole validation set")
+    st.subheader(t("explain.validation"))
     st.plotly_chart(figure, config=CHART_CONFIG, key="explain.confusion")
     mistakes = confident_mistakes(evaluation, GALLERY_SIZE).tolist()
     if not mistakes:
-        st.success("No mistakes on the validation set.")
+        st.success(t("explain.no_mistakes"))
         return
-    st.markdown("**Its surest mistakes** (caption: true → predicted, confidence)")
+    st.markdown(t("explain.surest_mistakes"))
     scale = display_scale(stats.shape[1], GALLERY_SIDE)
     for row in range(0, len(mistakes), GALLERY_COLUMNS):
         for column, index in zip(st.columns(GALLERY_COLUMNS), mistakes[row:row + GALLERY_COLUMNS]):
@@ -264,36 +263,35 @@ def _validation(ds, evaluation: Evaluation, figure: go.Figure, stats: InputStats
             column.image(upscale(to_hwc(ds.val_x[index]), scale),
                          caption=f"{classes[evaluation.labels[index]]} → {classes[evaluation.preds[index]]} "
                                  f"{evaluation.confidence[index]:.0%}", width=GALLERY_SIDE)
-            column.button("Explain", key=f"explain.pick.{index}", on_click=_pick_mistake, args=(index,))
+            column.button(t("explain.pick"), key=f"explain.pick.{index}", on_click=_pick_mistake, args=(index,))
 
 
 def render_explain_page() -> None:
     """Draw the page: run and checkpoint, image, probabilities, heatmaps, layers, validation set."""
-    st.title("Explain")
-    st.caption("Why does the network say what it says? Pick a run and an image: see its class probabilities, "
-               "where each CAM method finds the evidence, what every conv layer computes, and what the model "
-               "gets wrong on the validation set.")
+    st.title(t("nav.explain"))
+    st.caption(t("explain.caption"))
     chosen = _choose_run()
     if chosen is None:
         return
     run, checkpoint = chosen
     try:
         stamp = _stamp(run.path, checkpoint)
-        loaded = _loaded(str(run.path), checkpoint, stamp)
+        with st.spinner(t("explain.loading")):
+            loaded = _loaded(str(run.path), checkpoint, stamp)
     except InsightError as err:
-        st.error(f"Cannot load this checkpoint: {err}")
+        st.error(t("explain.load_error", error=err))
         return
-    with st.expander("Download: code, weights, ONNX, config, report", icon=":material/download:"):
+    with st.expander(t("explain.downloads"), icon=":material/download:"):
         render_exports(run, checkpoint, job_manager().data_dir)
     stats, dataset = loaded.stats, run.config.get("dataset", "")
     try:
         ds = load_dataset(dataset, job_manager().data_dir)
     except DatasetError as err:
-        st.warning(f"The run's dataset is not available on this server ({err}); you can still upload an image.")
+        st.warning(t("explain.no_dataset", error=err))
         ds = None
     evaluation = None
     if ds is not None:
-        with st.spinner(f"Classifying the {len(ds.val_y):,} validation images…"):
+        with st.spinner(t("explain.classifying", count=len(ds.val_y))):
             evaluation = _evaluation(str(run.path), checkpoint, stamp, dataset)
     chosen_image = _choose_image(ds, evaluation, stats)
     if chosen_image is not None:
@@ -301,13 +299,15 @@ def render_explain_page() -> None:
         target_col, alpha_col = st.columns(2)
         with target_col:
             target = _choose_target(item, stats.classes)
-        alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
-        answer, maps = _explained(str(run.path), checkpoint, stamp, image_key, target, item)
+        alpha = alpha_col.slider(t("common.heatmap_opacity"), 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
+        with st.spinner(t("explain.explaining")):
+            answer, maps = _explained(str(run.path), checkpoint, stamp, image_key, target, item)
         image_col, probs_col = st.columns([1, 2])
         pred = int(np.argmax(answer.probs))
-        truth = f"true: {stats.classes[item.label]} · " if item.label is not None else ""
-        image_col.image(item.original, caption=f"{truth}predicted: {stats.classes[pred]} ({answer.probs[pred]:.0%})",
-                        width=DISPLAY_SIDE)
+        caption = t("explain.predicted", name=stats.classes[pred], confidence=answer.probs[pred])
+        if item.label is not None:
+            caption = " · ".join([t("explain.true", name=stats.classes[item.label]), caption])
+        image_col.image(item.original, caption=caption, width=DISPLAY_SIDE)
         probs_col.plotly_chart(probability_figure(answer.probs, stats.classes, item.label), config=CHART_CONFIG,
                                key="explain.probs")
         _heatmaps(item, answer, stats.classes, alpha)

@@ -16,8 +16,7 @@ import streamlit as st
 
 from lab.export import EXPORTS, export_file_name, export_run
 from lab.runs import RunInfo, open_run
-
-ONNX_MISSING = "ONNX export needs the onnx package on the server: pip install onnx onnxruntime"
+from lab.ui.i18n import t
 
 
 def _fresh_export(run_dir: str, what: str, checkpoint: str, data_dir) -> bytes:
@@ -27,11 +26,13 @@ def _fresh_export(run_dir: str, what: str, checkpoint: str, data_dir) -> bytes:
 
 
 def _tag(checkpoint: str) -> str:
-    return checkpoint if checkpoint in ("best", "last") else f"epoch {checkpoint}"
+    return t(f"explain.checkpoint.{checkpoint}") if checkpoint in ("best", "last") else t("common.epoch_n",
+                                                                                           epoch=checkpoint)
 
 
 def _button(column, run: RunInfo, what: str, checkpoint: str, data_dir, label: str, why_not: str = "") -> None:
-    """One lazy download button; ``why_not`` disables it and says why."""
+    """One lazy download button; ``why_not`` disables it and says why. The help otherwise is lab.export's
+    description of the file (English)."""
     kind = EXPORTS[what]
     column.download_button(label, data=functools.partial(_fresh_export, str(run.path), what, checkpoint, data_dir),
                            file_name=export_file_name(run, what, checkpoint), mime=kind.mime,
@@ -45,16 +46,14 @@ def render_exports(run: RunInfo, checkpoint: str, data_dir=None) -> None:
     ``checkpoint`` (the page's pick). A checkpoint not written yet (last, while the run trains)
     disables its button and says so."""
     tag = _tag(checkpoint)
-    st.caption("Take the run home: continue training it in a notebook, run it anywhere with ONNX, or keep a "
-               "one-page report. Files are made when you click.")
+    st.caption(t("export.caption"))
     code_col, config_col, report_col = st.columns(3)
-    _button(code_col, run, "code", checkpoint, data_dir, "PyTorch code + training loop")
-    _button(config_col, run, "config", checkpoint, data_dir, "Config JSON")
-    _button(report_col, run, "report", checkpoint, data_dir, f"Report ({tag})")
+    _button(code_col, run, "code", checkpoint, data_dir, t("export.code"))
+    _button(config_col, run, "config", checkpoint, data_dir, t("export.config"))
+    _button(report_col, run, "report", checkpoint, data_dir, t("export.report", checkpoint=tag))
     best_col, last_col, onnx_col = st.columns(3)
     for column, which in ((best_col, "best"), (last_col, "last")):
-        missing = "" if (Path(run.path) / f"{which}.pt").exists() else f"No {which}.pt yet: it is written " + (
-            "after the first epoch." if which == "best" else "when the run ends.")
-        _button(column, run, "weights", which, data_dir, f"Weights ({which})", missing)
-    onnx_missing = "" if importlib.util.find_spec("onnx") else ONNX_MISSING
+        missing = "" if (Path(run.path) / f"{which}.pt").exists() else t(f"export.no_weights.{which}")
+        _button(column, run, "weights", which, data_dir, t("export.weights", checkpoint=_tag(which)), missing)
+    onnx_missing = "" if importlib.util.find_spec("onnx") else t("export.no_onnx")
     _button(onnx_col, run, "onnx", checkpoint, data_dir, f"ONNX ({tag})", onnx_missing)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lab.share import ShareError, decode_setup, encode_setup
+from lab.ui.i18n import t
 from lab.ui.state import draft, replace_draft
 
 QUERY_KEY = "setup"
@@ -24,9 +25,9 @@ def open_shared_setup() -> None:
     try:
         replace_draft(decode_setup(text))
     except ShareError as err:
-        st.error(f"Could not open the shared setup: {err}.")
+        st.error(t("share.open_failed", error=err))
         return
-    st.toast("Opened the shared setup: it is now your draft.", icon=":material/share:")
+    st.toast(t("share.opened"), icon=":material/share:")
 
 
 def share_link() -> str:
@@ -35,7 +36,6 @@ def share_link() -> str:
 
 
 def share_button() -> None:
-    with st.popover("Share this setup", icon=":material/share:", width="stretch"):
-        st.caption("Whoever opens this link gets a copy of your draft: dataset, model, augmentation and "
-                   "training settings. Your runs and uploads stay yours.")
+    with st.popover(t("share.button"), icon=":material/share:", width="stretch"):
+        st.caption(t("share.caption"))
         st.code(share_link(), language=None, wrap_lines=True)

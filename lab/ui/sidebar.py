@@ -13,7 +13,7 @@ from lab.classroom import Exercise, current_exercise
 from lab.settings import ExerciseFileError
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
-from lab.ui.i18n import language_picker
+from lab.ui.i18n import language_picker, t
 from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor
 
@@ -30,21 +30,18 @@ def render_sidebar() -> None:
     with st.sidebar:
         language_picker()
         if exercise is not None:
-            st.page_link("app_pages/gallery.py", label=f"Exercise: {exercise.title or 'this class'}",
-                         icon=":material/assignment:")
-        st.caption(f"Device: **{device_badge()}**")
-        st.text_input("Your name", key="owner", placeholder="shown on your runs",
-                      help="Typed once per browser session; every run you start carries it.")
+            title = exercise.title or t("sidebar.exercise.untitled")
+            st.page_link("app_pages/gallery.py", label=t("sidebar.exercise", title=title), icon=":material/assignment:")
+        st.caption(t("sidebar.device", device=device_badge()))
+        st.text_input(t("sidebar.name"), key="owner", placeholder=t("sidebar.name.placeholder"),
+                      help=t("sidebar.name.help"))
         summary = draft_summary()
-        model = f"{summary.name}, {summary.total_params:,} params" if summary.ok else f"{summary.name} (has problems)"
-        st.markdown(
-            f"**Draft**  \n"
-            f"Dataset: `{dataset_label(d['dataset'])}`  \n"
-            f"Model: `{model}`  \n"
-            f"Augment: `{augment_label(get_augment(d['augment']))}`"
-        )
+        model = (t("sidebar.model", name=summary.name, params=summary.total_params) if summary.ok
+                 else t("sidebar.model.problems", name=summary.name))
+        st.markdown(t("sidebar.draft", dataset=dataset_label(d["dataset"]), model=model,
+                      augment=augment_label(get_augment(d["augment"]))))
         share_button()
-        st.page_link("app_pages/home.py", label="Guide: what each page does", icon=":material/menu_book:")
+        st.page_link("app_pages/home.py", label=t("sidebar.guide"), icon=":material/menu_book:")
         if settings.teacher_password():
             _teacher_sign_in()
 
@@ -54,20 +51,20 @@ def _exercise_or_stop() -> Exercise | None:
     try:
         return current_exercise()
     except ExerciseFileError as err:
-        st.error(f"This lab cannot start: {err}. Whoever runs the server must fix the file named by LAB_EXERCISE.")
+        st.error(t("sidebar.broken_exercise", error=err))
         st.stop()
 
 
 def _teacher_sign_in() -> None:
     """A teacher may stop, rename and delete every run; the password is the server's, never in a URL."""
     if visitor().teacher:
-        st.caption(":material/school: Signed in as teacher: you can stop, rename and delete every run.")
+        st.caption(":material/school: " + t("sidebar.teacher.signed_in"))
         return
-    with st.expander("Teacher"), st.form("teacher.sign_in", border=False):
-        password = st.text_input("Teacher password", type="password")
-        if st.form_submit_button("Sign in"):
+    with st.expander(t("sidebar.teacher")), st.form("teacher.sign_in", border=False):
+        password = st.text_input(t("sidebar.teacher.password"), type="password")
+        if st.form_submit_button(t("sidebar.teacher.sign_in")):
             if is_teacher_password(password):
                 sign_in_teacher()
                 st.rerun()
             time.sleep(1)  # slows guessing down; a student's session waits, nobody else's
-            st.error("That is not the teacher password of this server.")
+            st.error(t("sidebar.teacher.wrong"))

@@ -22,7 +22,9 @@ from lab.insight.embed import EmbeddingWorker
 from lab.jobs import JobManager
 from lab.layers import Shape
 from lab.presets import get_preset, get_preset_info
+from lab.runs import STATUSES
 from lab.spec import Summary, analyze
+from lab.ui.i18n import t
 
 DEFAULT_PRESET = "gap_cam"
 VISITOR_KEY = "visitor"
@@ -67,8 +69,14 @@ def dataset_info(name: str) -> DatasetInfo | None:
 def dataset_label(name: str) -> str:
     """A dataset's name on screen: an upload by its folder's name, not its server path."""
     if name.lower().startswith(FOLDER_PREFIX):
-        return f"{Path(name[len(FOLDER_PREFIX):]).name} (your upload)"
+        return t("common.your_upload", name=Path(name[len(FOLDER_PREFIX):]).name)
     return name
+
+
+def status_label(status: str) -> str:
+    """A run status on screen ("finished" is "완료" in Korean); runs, tables and filters keep the
+    English value. "live" is the Train page's word for queued or running; any other word is shown as it is."""
+    return t(f"status.{status}") if status in (*STATUSES, "live") else status
 
 
 def markdown_safe(text: str) -> str:

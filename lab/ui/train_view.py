@@ -35,9 +35,10 @@ from lab.jobs import RunState
 from lab.plots import batch_loss_figure, epoch_figure
 from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
+from lab.ui.i18n import t
 from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, insight_stamp, knn_chart,
                                  maps_pending, method_choice, no_cams_reason)
-from lab.ui.state import draft, job_manager, owner, visitor
+from lab.ui.state import draft, job_manager, owner, status_label, visitor
 
 POLL_SECONDS = 1.0
 RECENT_RUNS = 10
@@ -62,25 +63,24 @@ class Setting(NamedTuple):
 
 
 def _settings() -> dict[str, Setting]:
-    """The widgets in page order; bounds mirror ``TrainConfig.validate`` and this server's limits."""
+    """The widgets in page order, labelled in the session's language; bounds mirror
+    ``TrainConfig.validate`` and this server's limits. Option values (adam, onecycle, auto) are
+    the config's own words in every language."""
     lim = settings.limits()
     return {
-        "epochs": Setting("Epochs", 1, lim.max_epochs, 1, help="Passes over the training images."),
-        "batch_size": Setting("Batch size", 1, lim.max_batch_size, 16, help="Images per optimizer step."),
-        "train_limit": Setting("Training images (0 = all)", 0, None, 500,
-                               help="Use only the first N training images: quicker runs for a demo."),
-        "seed": Setting("Seed", 0, 2**31 - 1, 1, help="Same seed, same settings: the same run (on CPU)."),
-        "optimizer": Setting("Optimizer", options=OPTIMIZERS),
-        "lr": Setting("Learning rate", 0.0, None, 1e-4, help="Base learning rate; the schedule scales it."),
-        "schedule": Setting("Schedule", options=SCHEDULES,
-                            help="step: x0.1 at 1/2 and 3/4 · cosine: smooth decay · onecycle: 25% warm-up, "
-                                 "then linear decay"),
-        "weight_decay": Setting("Weight decay", 0.0, 0.99, 1e-4),
-        "label_smoothing": Setting("Label smoothing", 0.0, 0.99, 0.05,
-                                   help="Share of each target spread over the other classes."),
-        "device": Setting("Device", options=DEVICE_CHOICES, help="auto: the GPU when there is one."),
-        "compile": Setting("torch.compile", help="Faster epochs on CUDA after a one-off compile; "
-                                                  "little gain on a CPU."),
+        "epochs": Setting(t("train.setting.epochs"), 1, lim.max_epochs, 1, help=t("train.setting.epochs.help")),
+        "batch_size": Setting(t("train.setting.batch_size"), 1, lim.max_batch_size, 16,
+                              help=t("train.setting.batch_size.help")),
+        "train_limit": Setting(t("train.setting.train_limit"), 0, None, 500, help=t("train.setting.train_limit.help")),
+        "seed": Setting(t("train.setting.seed"), 0, 2**31 - 1, 1, help=t("train.setting.seed.help")),
+        "optimizer": Setting(t("train.setting.optimizer"), options=OPTIMIZERS),
+        "lr": Setting(t("train.setting.lr"), 0.0, None, 1e-4, help=t("train.setting.lr.help")),
+        "schedule": Setting(t("train.setting.schedule"), options=SCHEDULES, help=t("train.setting.schedule.help")),
+        "weight_decay": Setting(t("train.setting.weight_decay"), 0.0, 0.99, 1e-4),
+        "label_smoothing": Setting(t("train.setting.label_smoothing"), 0.0, 0.99, 0.05,
+                                   help=t("train.setting.label_smoothing.help")),
+        "device": Setting(t("train.setting.device"), options=DEVICE_CHOICES, help=t("train.setting.device.help")),
+        "compile": Setting("torch.compile", help=t("train.setting.compile.help")),  # a function's name: not translated
     }
 
 
@@ -123,7 +123,7 @@ def _store_settings() -> None:
 
 def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
     """One setting's widget; a setting the class's exercise fixes is shown, locked."""
-    help_text = " ".join(filter(None, [setting.help, "Fixed by this class's exercise." if fixed else ""]))
+    help_text = " ".join(filter(None, [setting.help, t("train.fixed") if fixed else ""]))
     common = dict(key=_widget_key(key), on_change=_store_settings, help=help_text or None, disabled=fixed)
     if setting.options:
         st.selectbox(setting.label, setting.options, **common)
@@ -183,10 +183,10 @@ def attached_run() -> str | None:
 def _start(d: dict, name: str) -> None:
     """Submit the draft as a run and attach it; bad settings, specs or data become one error line."""
     try:
-        with st.spinner("Preparing the data and the model…"):
+        with st.spinner(t("train.preparing")):
             run_id = job_manager().submit(build_config(d, name), by=visitor())
     except (ConfigError, SpecError, DatasetError) as err:
-        st.error(f"Cannot start: {err}")
+        st.error(t("train.cannot_start", error=err))
         return
     st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
     attach(run_id)
@@ -201,26 +201,27 @@ def progress_text(state: RunState) -> str:
     """One line for the progress bar: where the run is, how fast, how long is left."""
     if state.status == "queued":
         if state.queue_position > 1:
-            return f"Queued: {state.queue_position - 1} run(s) ahead of this one"
+            return t("train.progress.queued", ahead=state.queue_position - 1)
         if state.queue_position == 1:
-            return "Queued: next to start"
-        return "Starting: moving the data and the model to the device…"
+            return t("train.progress.next")
+        return t("train.progress.starting")
     if not state.batch:
-        return f"Epoch {max(state.epoch, 1)}/{state.epochs}: first batches…"
-    parts = [f"Epoch {state.epoch}/{state.epochs}", f"batch {state.batch}/{state.batches}",
-             f"{state.images_per_sec:,.0f} images/s"]
+        return t("train.progress.first_batches", epoch=max(state.epoch, 1), epochs=state.epochs)
+    parts = [t("train.progress.epoch", epoch=state.epoch, epochs=state.epochs),
+             t("train.progress.batch", batch=state.batch, batches=state.batches),
+             t("train.progress.speed", speed=state.images_per_sec)]
     if state.eta_seconds is not None:
-        parts.append(f"about {_clock(state.eta_seconds)} left")
+        parts.append(t("train.progress.eta", left=_clock(state.eta_seconds)))
     return " · ".join(parts)
 
 
 def outcome_text(state: RunState) -> str:
     """What a run that has ended achieved: status, best validation accuracy and its epoch, the message."""
     best = max(state.metrics, key=lambda m: m["val_acc"], default=None)
-    result = (f"best validation accuracy {best['val_acc']:.1%} at epoch {best['epoch']} of {state.epochs}"
-              if best else "no epoch completed")
-    message = f" — {state.message}" if state.message else ""
-    return f"**{state.status.capitalize()}**: {result}{message}"
+    result = (t("train.outcome.best", acc=best["val_acc"], epoch=best["epoch"], epochs=state.epochs)
+              if best else t("train.outcome.none"))
+    message = f" — {state.message}" if state.message else ""  # the engine's words (English)
+    return t("train.outcome", status=status_label(state.status).capitalize(), result=result, message=message)
 
 
 OUTCOME_ELEMENT = {"finished": st.success, "stopped": st.warning, "interrupted": st.warning}  # else st.error
@@ -238,27 +239,28 @@ def _epoch_charts(state: RunState) -> None:
         acc_col.plotly_chart(epoch_figure(state.metrics, "acc"), config=CHART_CONFIG)
         loss_col.plotly_chart(epoch_figure(state.metrics, "loss"), config=CHART_CONFIG)
     elif state.live:
-        acc_col.caption("Accuracy and loss per epoch appear when epoch 1 ends.")
+        acc_col.caption(t("train.epoch_charts_soon"))
 
 
 def _insight(run: RunInfo) -> None:
     """Feature space with the k-NN accuracy beside it, then the CAM strip of the latest or a chosen epoch."""
-    st.subheader("Feature space")
+    st.subheader(t("train.feature_space"))
     method = method_choice(METHOD_KEY)
     map_col, knn_col = st.columns([3, 1])
     with map_col:
         feature_space(run, method, key=INSIGHT_KEY)
     with knn_col:
         knn_chart(run, INSIGHT_KEY)
-    st.subheader("Where it looks")
+    st.subheader(t("common.where_it_looks"))
     epochs = cam_epochs(run)
     if not epochs:
         st.caption(no_cams_reason(run))
         return
     epoch_col, alpha_col = st.columns(2)
-    choice = epoch_col.selectbox("Epoch", [LATEST, *reversed(epochs)], key=CAM_EPOCH_KEY,
-                                 format_func=lambda e: f"latest (epoch {epochs[-1]})" if e == LATEST else f"epoch {e}")
-    alpha = alpha_col.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
+    choice = epoch_col.selectbox(t("common.epoch"), [LATEST, *reversed(epochs)], key=CAM_EPOCH_KEY,
+                                 format_func=lambda e: t("train.cam_epoch.latest", epoch=epochs[-1]) if e == LATEST
+                                 else t("common.epoch_n", epoch=e))
+    alpha = alpha_col.slider(t("common.heatmap_opacity"), 0.0, 1.0, 0.5, 0.05, key=ALPHA_KEY)
     cam_strip(run, epochs[-1] if choice == LATEST else choice, alpha)
 
 
@@ -288,16 +290,17 @@ def _run_panel(run_id: str, polling: bool) -> None:
     """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves.
     A full rerun when the polling should change or new insight has landed."""
     state = job_manager().state(run_id)
-    st.subheader(f"Run {state.name or run_id}")
-    st.caption(f"id {run_id}" + (f" · by {state.owner}" if state.owner else ""))
+    st.subheader(t("train.run_title", name=state.name or run_id))
+    st.caption(" · ".join([t("train.run_id", id=run_id)] + ([t("train.run_by", owner=state.owner)] if state.owner
+                                                            else [])))
     if state.live:
         bar, stop = st.columns([5, 1], vertical_alignment="bottom")
         bar.progress(state.progress, text=progress_text(state))
         if access.may_change(job_manager().store.read_status(run_id), visitor()):
-            stop.button("Stop", key=f"stop-{run_id}", on_click=_stop, args=(run_id,),
-                        help="Ends the run after the current batch; what it learned so far is kept.")
+            stop.button(t("train.stop"), key=f"stop-{run_id}", on_click=_stop, args=(run_id,),
+                        help=t("train.stop.help"))
         else:
-            stop.caption("Only its own session or a teacher can stop it.")
+            stop.caption(t("train.not_yours"))
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
     _batch_loss(state)
@@ -311,7 +314,7 @@ def _attached_view(run_id: str) -> None:
     try:
         run = job_manager().store.get(run_id)
     except RunNotFound:
-        st.warning(f"There is no run {run_id!r} in this lab (any more); start one or open a recent run.")
+        st.warning(t("train.no_such_run", run=run_id))
         attach(None)
         return
     state = job_manager().state(run_id)
@@ -324,40 +327,41 @@ def _attached_view(run_id: str) -> None:
 
 def _recent_runs(runs: list[RunInfo], current: str | None) -> None:
     """The newest runs of everyone, each one click from being the attached run."""
-    st.subheader("Recent runs")
+    st.subheader(t("train.recent"))
     if not runs:
-        st.caption("No runs yet.")
+        st.caption(t("train.no_runs"))
         return
     widths = [4, 2, 2, 2, 1]
-    for column, title in zip(st.columns(widths), ("name", "owner", "status", "best val acc", "")):
-        column.caption(title)
+    for column, title in zip(st.columns(widths), ("name", "owner", "status", "best_val_acc", "")):
+        column.caption(t(f"compare.col.{title}") if title else "")  # the Compare table's headers
     mine = set(st.session_state.get(MY_RUNS_KEY, []))
     for run in runs[:RECENT_RUNS]:
         name, who, status, acc, button = st.columns(widths, vertical_alignment="center")
         name.markdown(f"**{run.name}**" if run.id == current else run.name)
-        who.write(run.status.get("owner") or ("you" if run.id in mine else "—"))
-        status.write("live" if run.state in LIVE_STATUSES else run.state)  # drawn once: queued/running go stale
+        who.write(run.status.get("owner") or (t("train.you") if run.id in mine else "—"))
+        # drawn once: queued/running would go stale
+        status.write(status_label("live" if run.state in LIVE_STATUSES else run.state))
         acc.write(f"{run.best_val_acc:.1%}" if run.best_val_acc is not None else "—")
-        button.button("Open", key=f"open-{run.id}", on_click=attach, args=(run.id,), disabled=run.id == current)
+        button.button(t("train.open"), key=f"open-{run.id}", on_click=attach, args=(run.id,),
+                      disabled=run.id == current)
 
 
 def render_train_page() -> None:
     """Draw the page: settings, Start, the attached run (live or ended), recent runs."""
     d = draft()
-    st.title("Train")
-    st.caption("Trains your draft (model, dataset and augmentation: see the sidebar; change them on the "
-               "Build, Data and Augment pages) with the settings below.")
+    st.title(t("nav.train"))
+    st.caption(t("train.caption"))
     _settings_form(d["train"])
     runs = job_manager().store.list()
     name_col, start_col = st.columns([4, 1], vertical_alignment="bottom")
-    name = name_col.text_input("Run name", key=NAME_KEY, placeholder=default_name(d, runs)).strip()
+    name = name_col.text_input(t("train.run_name"), key=NAME_KEY, placeholder=default_name(d, runs)).strip()
     try:
         build_config(d, name)
         problem = None
     except (ConfigError, SpecError) as err:
         problem = str(err)
-        st.error(f"Fix this setting first: {problem}")
-    if start_col.button("Start training", type="primary", disabled=problem is not None):
+        st.error(t("train.fix_first", problem=problem))
+    if start_col.button(t("train.start"), type="primary", disabled=problem is not None):
         _start(d, name or default_name(d, runs))
         runs = job_manager().store.list()
     current = attached_run()
