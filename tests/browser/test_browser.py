@@ -119,3 +119,34 @@ def test_a_trained_run_is_explained_and_a_mistake_one_click_away(page, app_url, 
     assert true != predicted
     assert page.locator(EXCEPTION).count() == 0
     snap(page, artifacts / "explain-mistake.png")
+
+
+def test_a_korean_browser_gets_every_page_in_korean(browser, app_url, artifacts):
+    context = browser.new_context(locale="ko-KR", viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        open_app(page, app_url)
+        titles = list(nav_links(page))
+        assert {"홈", "데이터", "모델 구성", "데이터 증강", "학습", "비교", "모델 해석", "우리 반"} <= set(titles)
+        for number, title in enumerate(titles):
+            go_to(page, title)
+            assert page.locator(EXCEPTION).count() == 0, f"{title}: {page.locator(EXCEPTION).first.inner_text()}"
+            assert re.search("[가-힣]", page.locator('[data-testid="stMainBlockContainer"]').inner_text()), title
+            snap(page, artifacts / f"page-ko-{number}.png")
+    finally:
+        context.close()
+
+
+def test_a_share_link_opens_its_setup_as_the_draft(page, app_url):
+    from lab.presets import get_preset
+    from lab.share import encode_setup
+    from lab.ui.state import default_draft
+
+    shared = default_draft() | {"dataset": "digits", "preset": "fashion_cnn", "spec": get_preset("fashion_cnn")}
+    open_app(page, app_url)
+    page.goto(f"{nav_links(page)['Build']}?setup={encode_setup(shared)}")
+    wait_idle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    assert page.get_by_label("Model name").input_value() == "fashion_cnn"
+    assert "digits" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "setup=" not in page.url  # opened once: a reload keeps the user's later edits
