@@ -71,12 +71,35 @@ def lower_browser_priority() -> None:
     """Nice the browser's processes to 19: in a classroom the browsers run on the students'
     machines, so on this one they should take only what training leaves (a renderer at normal
     priority took 26% of this 2-core machine drawing the Train page)."""
-    for pid in _children(os.getpid()):  # the streamlit server is a child too, and keeps its priority
+    for pid in browser_pids():  # the streamlit server is a child too, and keeps its priority
         try:
-            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
-                os.setpriority(os.PRIO_PROCESS, pid, 19)
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
         except OSError:
             pass  # the process ended meanwhile
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc; ended ones count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return total / ticks
+
+
+def browser_pids() -> list[int]:
+    return [pid for pid in _children(os.getpid()) if _is_browser(pid)]
+
+
+def _is_browser(pid: int) -> bool:
+    try:
+        return "chrom" in Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return False
 
 
 def rss_mb(pid: int) -> float:
@@ -146,20 +169,29 @@ def start_run(page, server: Server, epochs: int) -> str:
     return (server.run_ids() - before).pop()
 
 
-def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | None = None) -> None:
-    """Until the run ends; with ``samples``, the server's memory (seconds, MB) every 2 s meanwhile."""
-    started = time.monotonic()
+def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | None = None) -> dict:
+    """Until the run ends; with ``samples``, the server's memory (seconds, MB) every second meanwhile.
+    Returns the CPU seconds the server and the browser used meanwhile: where a watched run's
+    time goes (a browser process that ends counts up to its last sample)."""
+    started, server_cpu = time.monotonic(), cpu_seconds([server.proc.pid])
+    before = {pid: cpu_seconds([pid]) for pid in browser_pids()}
+    last = dict(before)
     while server.status(run_id) not in ("finished", "stopped", "failed", "diverged", "interrupted"):
         lower_browser_priority()  # chromium starts renderers, and sets their priority, as it goes
+        last.update({pid: cpu_seconds([pid]) for pid in browser_pids()})
         if samples is not None:
             samples.append((time.monotonic() - started, rss_mb(server.proc.pid)))
-        time.sleep(2)
+        time.sleep(1)
+    last.update({pid: cpu_seconds([pid]) for pid in browser_pids()})
+    return {"wall_s": time.monotonic() - started, "server_cpu_s": cpu_seconds([server.proc.pid]) - server_cpu,
+            "browser_cpu_s": sum(spent - before.get(pid, 0.0) for pid, spent in last.items())}
 
 
-def summarize_run(server: Server, run_id: str) -> dict:
-    """Train-only images/s (epochs after the first) and wall seconds per epoch, insight included."""
+def summarize_run(server: Server, run_id: str, cpu: dict) -> dict:
+    """Train-only images/s (epochs after the first) and wall seconds per epoch, insight included,
+    with the run's CPU accounting from :func:`wait_run`."""
     rows = server.metrics(run_id)[1:] or server.metrics(run_id)
-    return {"run": run_id, "status": server.status(run_id),
+    return {"run": run_id, "status": server.status(run_id), **cpu,
             "images_per_sec": sum(r["images_per_sec"] for r in rows) / len(rows),
             "seconds_per_epoch": sum(r["seconds"] for r in rows) / len(rows)}
 
@@ -176,8 +208,7 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             unwatched_id = start_run(context.new_page(), server, epochs)
             context.close()  # nobody watches: the session ends, the run trains on
-            wait_run(server, unwatched_id)
-            unwatched = summarize_run(server, unwatched_id)
+            unwatched = summarize_run(server, unwatched_id, wait_run(server, unwatched_id))
 
             samples: list[tuple[float, float]] = []
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -186,8 +217,7 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
             run_end_mb = []
             while not watched or time.monotonic() < deadline:
                 run_id = start_run(page, server, epochs)
-                wait_run(server, run_id, samples)
-                watched.append(summarize_run(server, run_id))
+                watched.append(summarize_run(server, run_id, wait_run(server, run_id, samples)))
                 run_end_mb.append(rss_mb(server.proc.pid))
         finally:
             browser.close()
@@ -202,13 +232,19 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
                           "per_run": [round(mb) for mb in run_end_mb]}}
 
 
+def _cpu_text(run: dict) -> str:
+    return (f"CPU: server {run['server_cpu_s']:.0f} s, browser {run['browser_cpu_s']:.0f} s "
+            f"in {run['wall_s']:.0f} s")
+
+
 def format_live(report: dict) -> str:
     un, first, mem = report["unwatched"], report["watched"][0], report["memory_mb"]
     return "\n".join([
         f"gap_cam on shapes, {report['epochs']} epochs, probe + CAM samples on, one server, one browser",
-        f"  unwatched  {un['images_per_sec']:>8,.0f} img/s   {un['seconds_per_epoch']:.2f} s/epoch with insight",
-        f"  watched    {first['images_per_sec']:>8,.0f} img/s   {first['seconds_per_epoch']:.2f} s/epoch with insight "
-        f"(Train page open, refreshing)",
+        f"  unwatched  {un['images_per_sec']:>8,.0f} img/s   {un['seconds_per_epoch']:.2f} s/epoch with insight   "
+        + _cpu_text(un),
+        f"  watched    {first['images_per_sec']:>8,.0f} img/s   {first['seconds_per_epoch']:.2f} s/epoch with insight   "
+        + _cpu_text(first) + " (Train page open, refreshing)",
         f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
         f"({len(report['watched'])} run(s), {mem['samples']} samples); after each run: "
         + ", ".join(map(str, mem["per_run"])) + " MB",
