@@ -178,13 +178,18 @@ def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | N
     last = dict(before)
     while server.status(run_id) not in ("finished", "stopped", "failed", "diverged", "interrupted"):
         lower_browser_priority()  # chromium starts renderers, and sets their priority, as it goes
-        last.update({pid: cpu_seconds([pid]) for pid in browser_pids()})
+        _sample_browser(last)
         if samples is not None:
             samples.append((time.monotonic() - started, rss_mb(server.proc.pid)))
         time.sleep(1)
-    last.update({pid: cpu_seconds([pid]) for pid in browser_pids()})
+    _sample_browser(last)
     return {"wall_s": time.monotonic() - started, "server_cpu_s": cpu_seconds([server.proc.pid]) - server_cpu,
             "browser_cpu_s": sum(spent - before.get(pid, 0.0) for pid, spent in last.items())}
+
+
+def _sample_browser(last: dict[int, float]) -> None:
+    for pid in browser_pids():  # max: a process may end between the listing and the reading
+        last[pid] = max(last.get(pid, 0.0), cpu_seconds([pid]))
 
 
 def summarize_run(server: Server, run_id: str, cpu: dict) -> dict:
