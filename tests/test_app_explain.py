@@ -106,6 +106,8 @@ def test_the_url_preselects_a_run_and_an_unknown_one_is_a_warning(runs_dir, copy
     assert ok(at).query_params["run"] == other
     at = page(run="20990101-000000-nosuch")
     assert "no run '20990101-000000-nosuch'" in at.warning[0].value
+    at = page(run="../" + run_id)  # a path out of the runs dir is no run at all
+    assert "no run" in at.warning[0].value
 
 
 def png(size=(48, 48)) -> bytes:

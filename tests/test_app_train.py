@@ -175,8 +175,9 @@ def test_open_in_recent_runs_attaches_that_run():
     assert fresh.query_params["run"] == run_id and "Finished" in fresh.success[0].value
 
 
-def test_an_unknown_run_in_the_url_is_a_warning_not_a_crash():
-    at = page("train", run="20990101-000000-abcdef")
+@pytest.mark.parametrize("run_id", ["20990101-000000-abcdef", "../../etc", "/etc/passwd", ".."])
+def test_an_unknown_run_in_the_url_is_a_warning_not_a_crash(run_id):
+    at = page("train", run=run_id)  # a typo, or a path someone hopes the page will read
     no_exception(at)
     assert "no run" in at.warning[0].value and "run" not in at.query_params
 
