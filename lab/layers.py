@@ -119,8 +119,9 @@ class LayerType:
     """Base: a layer type knows its parameters and how shapes, counts and modules follow.
 
     Subclasses override ``output_shape``, ``num_params`` and ``build``; ``macs``
-    defaults to zero (pooling, normalisation and activations are counted as free,
-    as torchinfo does).
+    defaults to zero: only weight x input products count, so pooling, normalisation
+    and activations are free (torchinfo also counts bias adds and batchnorm's 2*C;
+    ``Summary.total_macs`` says how the two differ).
     """
 
     name: str = ""
