@@ -4,7 +4,8 @@ Runs come in as ``(label, metrics)`` pairs, ``metrics`` being the per-epoch rows
 of metrics.jsonl, so the figures are the same for live, finished and
 pre-restart runs. One colour per run across every figure; in the curves the
 validation line is solid and the train line dashed, in the same colour, so a
-legend click hides or shows a run's pair together.
+legend click hides or shows a run's pair together. Words come from lab/locales in the
+``lang`` the page passes (English by default, as the exported HTML has always been).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from lab.compare import elapsed, overfit_epoch
+from lab.i18n import DEFAULT, text
 from lab.plots import EPOCH_METRICS
 from lab.sweep import AXES, varied_axes
 
 Series = Sequence[tuple[str, Sequence[dict]]]  # (run label, its metrics rows)
 COLORS = qualitative.Plotly
 HEIGHT = 340
-X_AXES = {"epoch": "epoch", "time": "training time (s)"}
+X_AXES = ("epoch", "time")  # what curves go against; named by compare.x.<axis> in lab/locales, as the page's radio
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -39,14 +41,16 @@ def color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
-def curves_figure(series: Series, metric: str, x: str = "epoch") -> go.Figure:
+def curves_figure(series: Series, metric: str, x: str = "epoch", lang: str = DEFAULT) -> go.Figure:
     """Every run's train (dashed) and validation (solid) ``metric`` ('acc' or 'loss') against
     epoch or cumulative training time (``x`` = 'epoch' or 'time')."""
     if metric not in EPOCH_METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(EPOCH_METRICS)}")
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; use one of: {', '.join(X_AXES)}")
-    train_key, val_key, label, y_range = EPOCH_METRICS[metric]
+    train_key, val_key, _, y_range = EPOCH_METRICS[metric]
+    label, x_title = text(f"plot.metric.{metric}", lang), text(f"compare.x.{x}", lang)
+    split = {val_key: text("plot.validation", lang), train_key: text("plot.train", lang)}
     fig = go.Figure()
     for i, (name, metrics) in enumerate(series):
         xs = [m["epoch"] for m in metrics] if x == "epoch" else elapsed(metrics)
@@ -54,29 +58,29 @@ def curves_figure(series: Series, metric: str, x: str = "epoch") -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=xs, y=[m[key] for m in metrics], mode="lines+markers", name=name, legendgroup=name,
                 showlegend=shown, line={"color": color(i), "dash": dash}, marker={"size": 5},
-                hovertemplate=f"{name}<br>{'validation' if key == val_key else 'train'} {label} %{{y:.4g}}"
-                              f"<br>{X_AXES[x]} %{{x:.4g}}<extra></extra>"))
-    _layout(fig, f"{label.capitalize()} (solid: validation, dashed: train)", X_AXES[x], label)
+                hovertemplate=f"{name}<br>{split[key]} {label} %{{y:.4g}}<br>{x_title} %{{x:.4g}}<extra></extra>"))
+    _layout(fig, text(f"plot.curves.title.{metric}", lang), x_title, label)
     if y_range:
         fig.update_yaxes(range=y_range, tickformat=".0%")
     return fig
 
 
-def best_acc_figure(series: Series) -> go.Figure:
+def best_acc_figure(series: Series, lang: str = DEFAULT) -> go.Figure:
     """Best validation accuracy of each run, labelled with the epoch it was reached at."""
     fig = go.Figure()
     for i, (name, metrics) in enumerate(series):
         best = max(metrics, key=lambda m: m["val_acc"], default=None)  # first on ties, as RunInfo.best
         acc = best["val_acc"] if best else None
         fig.add_trace(go.Bar(x=[name], y=[acc], name=name, marker_color=color(i), showlegend=False,
-                             text=[f"{acc:.1%} (epoch {best['epoch']})" if best else "no epoch"],
+                             text=[text("plot.best.bar", lang, acc=acc, epoch=best["epoch"]) if best
+                                   else text("plot.best.none", lang)],
                              textposition="outside", hovertemplate=f"{name}: %{{y:.2%}}<extra></extra>"))
-    _layout(fig, "Best validation accuracy", "", "accuracy")
+    _layout(fig, text("plot.best.title", lang), "", text("plot.metric.acc", lang))
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return fig
 
 
-def gap_figure(series: Series) -> go.Figure:
+def gap_figure(series: Series, lang: str = DEFAULT) -> go.Figure:
     """Train minus validation accuracy per epoch; a star marks the epoch after which each run overfits
     (its lowest validation loss, with every later epoch worse)."""
     fig = go.Figure()
@@ -85,15 +89,15 @@ def gap_figure(series: Series) -> go.Figure:
         gaps = {m["epoch"]: m["train_acc"] - m["val_acc"] for m in metrics}
         fig.add_trace(go.Scatter(x=list(gaps), y=list(gaps.values()), mode="lines+markers", name=name,
                                  legendgroup=name, line={"color": color(i)}, marker={"size": 5},
-                                 hovertemplate=f"{name}<br>epoch %{{x}}: gap %{{y:.1%}}<extra></extra>"))
+                                 hovertemplate=text("plot.gap.hover", lang, run=name, epoch="%{x}", gap="%{y:.1%}")
+                                 + "<extra></extra>"))
         start = overfit_epoch(metrics)
         if start is not None:
             fig.add_trace(go.Scatter(
                 x=[start], y=[gaps[start]], mode="markers", legendgroup=name, showlegend=False,
                 marker={"symbol": "star", "size": 14, "color": color(i), "line": {"width": 1, "color": "#333"}},
-                hovertemplate=f"{name}: overfitting starts after epoch {start} "
-                              f"(lowest validation loss)<extra></extra>"))
-    _layout(fig, "Generalisation gap: train − validation accuracy (★ overfitting starts)", "epoch", "gap")
+                hovertemplate=text("plot.gap.overfit", lang, run=name, epoch=start) + "<extra></extra>"))
+    _layout(fig, text("plot.gap.title", lang), text("plot.epoch", lang), text("plot.gap.axis", lang))
     fig.update_yaxes(tickformat=".0%")
     return fig
 
@@ -103,18 +107,18 @@ def _tag(axis: str, value) -> str:
     return f"aug-{value}" if axis == "augment" else AXES[axis].tag(value)
 
 
-def sweep_figure(rows: Sequence[dict]) -> go.Figure:
+def sweep_figure(rows: Sequence[dict], lang: str = DEFAULT) -> go.Figure:
     """Best validation accuracy per combination of a sweep summary (``lab.sweep.summarize_sweep``):
     a heat-map when exactly two settings vary (the classic batch size x epochs grid),
     grouped bars otherwise (first varied setting on x, the others as groups)."""
     varied = varied_axes(rows)
     if len(varied) == 2:
-        return _sweep_heatmap(rows, *varied)
+        return _sweep_heatmap(rows, *varied, lang=lang)
     fig = go.Figure()
     x_axis, groups = (varied[0], varied[1:]) if varied else (None, [])
     by_group: dict[str, list[dict]] = {}
     for row in rows:
-        key = " · ".join(_tag(axis, row[axis]) for axis in groups) or "best val acc"
+        key = " · ".join(_tag(axis, row[axis]) for axis in groups) or text("plot.sweep.best", lang)
         by_group.setdefault(key, []).append(row)
     for i, (group, members) in enumerate(by_group.items()):
         fig.add_trace(go.Bar(
@@ -122,31 +126,41 @@ def sweep_figure(rows: Sequence[dict]) -> go.Figure:
             y=[r["best_val_acc"] for r in members], name=group, marker_color=color(i),
             text=[f"{r['best_val_acc']:.1%}" if r["best_val_acc"] is not None else "" for r in members],
             textposition="outside"))
-    _layout(fig, "Best validation accuracy per combination", AXES[x_axis].label if x_axis else "", "accuracy")
+    _layout(fig, text("plot.sweep.title", lang), _axis_title(x_axis, lang) if x_axis else "",
+            text("plot.metric.acc", lang))
     fig.update_layout(barmode="group", showlegend=bool(groups))
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return fig
 
 
-def _sweep_heatmap(rows: Sequence[dict], y_axis: str, x_axis: str) -> go.Figure:
+def _axis_title(axis: str, lang: str) -> str:
+    """A swept setting's name ("batch sizes"): in English, ``lab.sweep.AXES[axis].label``."""
+    return text(f"plot.sweep.axis.{axis}", lang)
+
+
+def _sweep_heatmap(rows: Sequence[dict], y_axis: str, x_axis: str, lang: str = DEFAULT) -> go.Figure:
     ys = list(dict.fromkeys(r[y_axis] for r in rows))
     xs = list(dict.fromkeys(r[x_axis] for r in rows))
     grid = {(r[y_axis], r[x_axis]): r["best_val_acc"] for r in rows}
     z = [[grid.get((y, x)) for x in xs] for y in ys]
     fig = go.Figure(go.Heatmap(
         z=z, x=[_tag(x_axis, v) for v in xs], y=[_tag(y_axis, v) for v in ys], colorscale="Viridis",
-        colorbar={"tickformat": ".0%", "title": {"text": "best val acc"}},  # scaled to the sweep's own range
+        # the colours span the sweep's own range
+        colorbar={"tickformat": ".0%", "title": {"text": text("plot.sweep.best", lang)}},
         text=[["" if v is None else f"{v:.1%}" for v in line] for line in z], texttemplate="%{text}",
         hovertemplate="%{y} · %{x}: %{text}<extra></extra>"))
-    _layout(fig, "Best validation accuracy per combination", AXES[x_axis].label, AXES[y_axis].label)
+    _layout(fig, text("plot.sweep.title", lang), _axis_title(x_axis, lang), _axis_title(y_axis, lang))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category", autorange="reversed")
     return fig
 
 
-def figures_html(figures: dict[str, go.Figure]) -> str:
-    """One self-contained HTML page holding the figures (plotly.js inlined once): opens offline, stays interactive."""
+def figures_html(figures: dict[str, go.Figure], lang: str = DEFAULT) -> str:
+    """One self-contained HTML page holding the figures (plotly.js inlined once): opens offline, stays interactive.
+
+    ``figures`` maps each heading, already in ``lang``, to its figure."""
     parts = [f"<h2>{html.escape(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
              for i, (title, fig) in enumerate(figures.items())]
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CNN Lab comparison</title></head>"
+    title = html.escape(text("plot.html.title", lang))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
             f"<body style='font-family: sans-serif'>{''.join(parts)}</body></html>")

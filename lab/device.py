@@ -8,6 +8,8 @@ import os
 
 import torch
 
+from lab.i18n import DEFAULT, text
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -29,15 +31,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(key)
 
 
-def describe_device(device: torch.device | None = None) -> str:
-    """'NVIDIA H100 80GB HBM3 (79.1 GiB)' or 'CPU (2 threads)'."""
+def describe_device(device: torch.device | None = None, lang: str = DEFAULT) -> str:
+    """'NVIDIA H100 80GB HBM3 (79.1 GiB)' or 'CPU (2 threads of 2 cores)'; the CPU's words in ``lang``
+    (a GPU's name and size read the same in every language)."""
     device = device or resolve_device("auto")
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return f"{props.name} ({props.total_memory / 2**30:.1f} GiB)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+    return text("device.cpu", lang, threads=torch.get_num_threads(), cores=os.cpu_count())
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -7,7 +7,9 @@ their length. All three use log scales, so a 224-pixel map and a 7-pixel map,
 or 3 and 512 channels, still fit on one screen and stay comparable.
 
 A pure function of a :class:`lab.spec.Summary`: the builder calls it on every
-edit, tests call it without Streamlit.
+edit, tests call it without Streamlit. Its few words (the input's name, "params", where a
+broken spec stops) come from lab/locales in the ``lang`` the page passes; layer type names
+and shapes are the same in every language.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 
 import plotly.graph_objects as go
 
+from lab.i18n import DEFAULT, text
 from lab.layers import Shape, format_shape
 from lab.spec import Summary
 
@@ -97,7 +100,7 @@ def _block(fig: go.Figure, x: float, name: str, kind: str, shape: Shape, hover: 
     return right + GAP
 
 
-def architecture_figure(summary: Summary) -> go.Figure:
+def architecture_figure(summary: Summary, lang: str = DEFAULT) -> go.Figure:
     """One trace per layer (plus the input), named like the model's children.
 
     Layers after a problem have no known shape and are left out; the builder
@@ -105,17 +108,17 @@ def architecture_figure(summary: Summary) -> go.Figure:
     """
     fig = go.Figure()
     if len(summary.input_shape) == 3:  # unknown when the spec's header itself is invalid
-        x = _block(fig, 0.0, "input", "input", summary.input_shape,
-                   f"input<br>{format_shape(summary.input_shape)}")
+        name = text("diagram.input", lang)
+        x = _block(fig, 0.0, name, "input", summary.input_shape, f"{name}<br>{format_shape(summary.input_shape)}")
         for row in summary.rows:
-            hover = (f"{row.name} ({row.layer['type']})<br>{format_shape(row.out_shape)}"
-                     f"<br>{row.params:,} params")
+            hover = text("diagram.hover", lang, name=row.name, type=row.layer["type"],
+                         shape=format_shape(row.out_shape), params=row.params)
             x = _block(fig, x, row.name, row.layer["type"], row.out_shape, hover)
     fig.add_annotation(text=_legend(summary), showarrow=False, xref="paper", yref="paper",
                        x=0, y=1, yshift=80, xanchor="left", yanchor="top", align="left")
     if summary.problems:
-        fig.add_annotation(text=f"stops at {summary.problems[0]}", showarrow=False, xref="paper",
-                           yref="paper", x=0, y=0, yshift=-60, xanchor="left", yanchor="bottom",
+        fig.add_annotation(text=text("diagram.stops", lang, problem=summary.problems[0]), showarrow=False,
+                           xref="paper", yref="paper", x=0, y=0, yshift=-60, xanchor="left", yanchor="bottom",
                            font={"color": "#c0392b"})
     _fit(fig)
     return fig

@@ -5,7 +5,8 @@ image is), with misclassified points drawn as crosses; with several epochs it is
 plotly animation, one frame per epoch, its own slider and play button. Each point keeps
 its place in its trace, so plotly moves it from frame to frame instead of redrawing the
 cloud: with the maps aligned epoch to epoch, a student watches the classes pull apart.
-Arrays go in as numpy, which plotly sends as compact binary.
+Arrays go in as numpy, which plotly sends as compact binary. Words come from lab/locales in
+the ``lang`` the page passes (English by default).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from lab.i18n import DEFAULT, text
 from lab.insight.embed import MapFrame
 
 HEIGHT = 420
@@ -49,7 +51,7 @@ def _typed(array: np.ndarray) -> dict:
     return {"dtype": "u1", "bdata": base64.b64encode(np.ascontiguousarray(array, np.uint8).tobytes()).decode()}
 
 
-def _class_traces(frame: MapFrame, classes: Sequence[str], colors: Sequence[str]) -> list[go.Scatter]:
+def _class_traces(frame: MapFrame, classes: Sequence[str], colors: Sequence[str], lang: str) -> list[go.Scatter]:
     """One trace per class of the labels: the points, crosses where the prediction is wrong.
 
     A point keeps its place in its trace from frame to frame (the probe and its order are
@@ -66,17 +68,18 @@ def _class_traces(frame: MapFrame, classes: Sequence[str], colors: Sequence[str]
             legendgroup=str(c), showlegend=False, text=said[mine], customdata=frame.indices[mine].astype(np.int32),
             marker={"color": colors[c], "size": np.where(wrong, 9, 6).astype(np.uint8),
                     "symbol": _typed(np.where(wrong, WRONG, RIGHT)), "opacity": 0.8},
-            hovertemplate=f"true: {classes[c]}<br>predicted: %{{text}}<br>val image %{{customdata}}<extra></extra>"))
+            hovertemplate=text("plot.feature.hover", lang, true=classes[c], predicted="%{text}",
+                               image="%{customdata}") + "<extra></extra>"))
     return traces
 
 
-def _frame_title(frame: MapFrame, method: str) -> str:
+def _frame_title(frame: MapFrame, method: str, lang: str) -> str:
     wrong = int((frame.preds != frame.labels).sum())
-    return (f"Feature space ({METHOD_TITLES.get(method, method)}) · epoch {frame.epoch} · "
-            f"{wrong} of {len(frame.labels)} probe images wrong · k-NN accuracy {frame.knn_acc:.1%}")
+    return text("plot.feature.title", lang, method=METHOD_TITLES.get(method, method), epoch=frame.epoch,
+                wrong=wrong, total=len(frame.labels), acc=frame.knn_acc)
 
 
-def _animation(epochs: list[int]) -> dict:
+def _animation(epochs: list[int], lang: str) -> dict:
     """Layout entries for a play/pause button and an epoch slider over frames named by epoch."""
     move = {"frame": {"duration": 700, "redraw": True}, "transition": {"duration": 450, "easing": "cubic-in-out"},
             "mode": "immediate"}
@@ -84,18 +87,18 @@ def _animation(epochs: list[int]) -> dict:
     return {
         "updatemenus": [{"type": "buttons", "showactive": False, "x": 0, "y": -0.02, "xanchor": "left",
                          "yanchor": "top", "direction": "left", "pad": {"t": 30, "r": 10},
-                         "buttons": [{"label": "▶ Play", "method": "animate",
+                         "buttons": [{"label": text("plot.play", lang), "method": "animate",
                                       "args": [None, {**move, "fromcurrent": True}]},
-                                     {"label": "❚❚ Pause", "method": "animate",
+                                     {"label": text("plot.pause", lang), "method": "animate",
                                       "args": [[None], {**jump, "frame": {"duration": 0, "redraw": False}}]}]}],
         "sliders": [{"active": len(epochs) - 1, "x": 0.16, "len": 0.84, "y": -0.02, "yanchor": "top",
-                     "pad": {"t": 30}, "currentvalue": {"prefix": "epoch "},
+                     "pad": {"t": 30}, "currentvalue": {"prefix": text("plot.epoch_prefix", lang)},
                      "steps": [{"label": str(e), "method": "animate", "args": [[str(e)], jump]} for e in epochs]}],
     }
 
 
 def feature_space_figure(frames: Sequence[MapFrame], classes: Sequence[str], method: str = "pca",
-                         height: int = HEIGHT) -> go.Figure:
+                         height: int = HEIGHT, lang: str = DEFAULT) -> go.Figure:
     """The probe's 2-D map at the last frame's epoch; with several frames, an animation over them.
 
     Axes are fixed over all frames (the maps are standardised, so they share one
@@ -105,69 +108,74 @@ def feature_space_figure(frames: Sequence[MapFrame], classes: Sequence[str], met
         raise ValueError("no frames to draw")
     colors = class_colors(len(classes))
     last = frames[-1]
-    fig = go.Figure(_class_traces(last, classes, colors))
+    fig = go.Figure(_class_traces(last, classes, colors, lang))
     # The legend has traces of its own: a class trace's legend icon would copy its first point's symbol.
     for c, name in enumerate(classes):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(name), legendgroup=str(c),
                                  marker={"symbol": RIGHT, "color": colors[c], "size": 9}, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="misclassified",
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=text("plot.misclassified", lang),
                              marker={"symbol": WRONG, "color": "#555", "size": 9}, hoverinfo="skip"))
     every = np.concatenate([f.points for f in frames])
     pad = 0.05 * float(np.ptp(every, axis=0).max() or 1.0)
     low, high = every.min(axis=0) - pad, every.max(axis=0) + pad
-    fig.update_layout(title={"text": _frame_title(last, method), "x": 0, "xanchor": "left", "font": {"size": 14}},
+    fig.update_layout(title={"text": _frame_title(last, method, lang), "x": 0, "xanchor": "left",
+                             "font": {"size": 14}},
                       height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="closest",
-                      legend={"title": {"text": "true class"}, "itemsizing": "constant",
+                      legend={"title": {"text": text("plot.true_class", lang)}, "itemsizing": "constant",
                               "tracegroupgap": 0}, plot_bgcolor="#fafafa")
     fig.update_xaxes(range=[low[0], high[0]], showticklabels=False, zeroline=False, title_text="")
     fig.update_yaxes(range=[low[1], high[1]], showticklabels=False, zeroline=False, title_text="")
     if len(frames) > 1:
-        fig.frames = [go.Frame(name=str(f.epoch), data=_class_traces(f, classes, colors),
-                               traces=list(range(len(classes))), layout={"title": {"text": _frame_title(f, method)}})
+        fig.frames = [go.Frame(name=str(f.epoch), data=_class_traces(f, classes, colors, lang),
+                               traces=list(range(len(classes))),
+                               layout={"title": {"text": _frame_title(f, method, lang)}})
                       for f in frames]
-        fig.update_layout(**_animation([f.epoch for f in frames]))
+        fig.update_layout(**_animation([f.epoch for f in frames], lang))
         fig.update_layout(margin={"b": 90})
     return fig
 
 
-def knn_figure(rows: Sequence[dict], height: int = SMALL_HEIGHT) -> go.Figure:
+def knn_figure(rows: Sequence[dict], height: int = SMALL_HEIGHT, lang: str = DEFAULT) -> go.Figure:
     """k-NN accuracy of the probe per epoch (rows of ``probe/index.json``): how well the
     classes separate in the full feature space, which a 2-D map only suggests."""
     epochs = [r["epoch"] for r in rows]
     fig = go.Figure(go.Scatter(x=epochs, y=[r["knn_acc"] for r in rows], mode="lines+markers", name="k-NN",
-                               line={"color": PRED_COLOR}, hovertemplate="epoch %{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(title={"text": "k-NN accuracy per epoch", "x": 0, "xanchor": "left", "font": {"size": 14}},
+                               line={"color": PRED_COLOR},
+                               hovertemplate=text("plot.knn.hover", lang, epoch="%{x}", acc="%{y:.1%}")
+                               + "<extra></extra>"))
+    fig.update_layout(title={"text": text("plot.knn.title", lang), "x": 0, "xanchor": "left", "font": {"size": 14}},
                       height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
-    fig.update_xaxes(title_text="epoch", dtick=1 if len(epochs) <= 20 else None)
+    fig.update_xaxes(title_text=text("plot.epoch", lang), dtick=1 if len(epochs) <= 20 else None)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return fig
 
 
 def probability_figure(probs: np.ndarray, classes: Sequence[str], label: int | None = None,
-                       height: int = SMALL_HEIGHT) -> go.Figure:
+                       height: int = SMALL_HEIGHT, lang: str = DEFAULT) -> go.Figure:
     """The model's probability for every class, the predicted bar in orange and, when the
     image's class is known and the model missed it, the true class in green."""
     pred = int(np.argmax(probs))
     colors = [PRED_COLOR if c == pred else TRUE_COLOR if c == label else OTHER_COLOR for c in range(len(classes))]
     fig = go.Figure(go.Bar(x=np.asarray(probs, dtype=float), y=list(classes), orientation="h",
                            marker={"color": colors}, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(title={"text": "Class probabilities", "x": 0, "xanchor": "left", "font": {"size": 14}},
+    fig.update_layout(title={"text": text("plot.probs.title", lang), "x": 0, "xanchor": "left", "font": {"size": 14}},
                       height=max(height, 22 * len(classes) + 60), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def confusion_figure(matrix: np.ndarray, classes: Sequence[str]) -> go.Figure:
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str], lang: str = DEFAULT) -> go.Figure:
     """Counts of (true class, predicted class) as a heatmap with the numbers written in:
     the diagonal is what the model gets right, everything else what it confuses."""
     total, right = int(matrix.sum()), int(np.trace(matrix))
     fig = go.Figure(go.Heatmap(z=matrix, x=list(classes), y=list(classes), colorscale="Blues", showscale=False,
-                               texttemplate="%{z}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title={"text": f"Confusion matrix · {total:,} validation images · "
-                                     f"{right / max(total, 1):.1%} right", "x": 0, "xanchor": "left",
-                             "font": {"size": 14}},
+                               texttemplate="%{z}",
+                               hovertemplate=text("plot.confusion.hover", lang, true="%{y}", predicted="%{x}",
+                                                  count="%{z}") + "<extra></extra>"))
+    fig.update_layout(title={"text": text("plot.confusion.title", lang, total=total, right=right / max(total, 1)),
+                             "x": 0, "xanchor": "left", "font": {"size": 14}},
                       height=max(HEIGHT, 32 * len(classes) + 120), margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    fig.update_xaxes(title_text="predicted", side="bottom")
-    fig.update_yaxes(title_text="true", autorange="reversed")
+    fig.update_xaxes(title_text=text("plot.predicted", lang), side="bottom")
+    fig.update_yaxes(title_text=text("plot.true", lang), autorange="reversed")
     return fig

@@ -3,9 +3,10 @@
 The pages call these with what ``JobManager.state`` or ``RunStore`` returns
 (lists of dicts and tuples), so the same figure serves a live run, a finished
 run and a run from before a restart, and the builders are testable without
-Streamlit. Figures are compact (small height, tight margins) because the Train
-page shows them side by side, and cheap to build because it redraws the batch-loss
-curve every second.
+Streamlit. Their words come from lab/locales in the ``lang`` the page passes
+(English by default, as reports use them). Figures are compact (small height, tight
+margins) because the Train page shows them side by side, and cheap to build because it
+redraws the batch-loss curve every second.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from lab.i18n import DEFAULT, text
+
 MAX_LOSS_POINTS = 300  # batch-loss points drawn; more only costs bandwidth on each live redraw
 FIGURE_HEIGHT = 260
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
 
 # One entry per epoch metric the pages chart: (train key, val key, axis title, y range or None).
+# The axis title is the English one; a figure shows text(f"plot.metric.{metric}", lang).
 EPOCH_METRICS = {
     "acc": ("train_acc", "val_acc", "accuracy", [0, 1]),
     "loss": ("train_loss", "val_loss", "loss", None),
@@ -64,33 +68,38 @@ def _layout(title: str, x_title: str, y_title: str, **extra) -> dict:
     }
 
 
-def batch_loss_figure(points: Sequence[tuple[int, float]], max_points: int = MAX_LOSS_POINTS) -> go.Figure:
+def batch_loss_figure(points: Sequence[tuple[int, float]], max_points: int = MAX_LOSS_POINTS,
+                      lang: str = DEFAULT) -> go.Figure:
     """Training loss against optimizer step, thinned to ``max_points`` points."""
     shown = np.asarray(thin(points, max_points), dtype=float).reshape(-1, 2)  # arrays validate in one go
     mode = "lines" if len(shown) > 20 else "lines+markers"  # a lone first point must be visible
-    trace = go.Scatter(x=shown[:, 0], y=shown[:, 1], mode=mode, name="batch loss",
+    trace = go.Scatter(x=shown[:, 0], y=shown[:, 1], mode=mode, name=text("plot.batch_loss", lang),
                        line={"color": TRAIN_COLOR, "width": 1.5})
-    return go.Figure(trace, layout=_layout("Training loss per batch", "step", "loss"))
+    return go.Figure(trace, layout=_layout(text("plot.batch_loss.title", lang), text("plot.step", lang),
+                                           text("plot.metric.loss", lang)))
 
 
-def epoch_figure(metrics: Sequence[dict], metric: str) -> go.Figure:
+def epoch_figure(metrics: Sequence[dict], metric: str, lang: str = DEFAULT) -> go.Figure:
     """Train vs validation ``metric`` ('acc' or 'loss') per epoch, one marker per epoch."""
     if metric not in EPOCH_METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(EPOCH_METRICS)}")
-    train_key, val_key, label, y_range = EPOCH_METRICS[metric]
+    train_key, val_key, _, y_range = EPOCH_METRICS[metric]
+    label, epoch = text(f"plot.metric.{metric}", lang), text("plot.epoch", lang)
     epochs = [m["epoch"] for m in metrics]
     traces = [go.Scatter(x=epochs, y=[m[key] for m in metrics], mode="lines+markers", name=name,
                          line={"color": color})
-              for key, name, color in ((train_key, "train", TRAIN_COLOR), (val_key, "validation", VAL_COLOR))]
-    x_axis = {"title": {"text": "epoch"}, **({"dtick": 1} if len(epochs) <= 20 else {})}
+              for key, name, color in ((train_key, text("plot.train", lang), TRAIN_COLOR),
+                                       (val_key, text("plot.validation", lang), VAL_COLOR))]
+    x_axis = {"title": {"text": epoch}, **({"dtick": 1} if len(epochs) <= 20 else {})}
     y_axis = {"title": {"text": label}, **({"range": y_range, "tickformat": ".0%"} if y_range else {})}
-    return go.Figure(traces, layout=_layout(f"{label.capitalize()} per epoch", "epoch", label,
+    return go.Figure(traces, layout=_layout(text(f"plot.epoch.title.{metric}", lang), epoch, label,
                                             xaxis=x_axis, yaxis=y_axis))
 
 
-def class_counts_figure(classes: list[str], train: list[int], val: list[int]) -> go.Figure:
+def class_counts_figure(classes: list[str], train: list[int], val: list[int], lang: str = DEFAULT) -> go.Figure:
     """Grouped bars of images per class, so an unbalanced dataset is obvious at a glance."""
-    fig = go.Figure([go.Bar(name="train", x=classes, y=train), go.Bar(name="val", x=classes, y=val)])
+    fig = go.Figure([go.Bar(name=text("plot.train", lang), x=classes, y=train),
+                     go.Bar(name=text("plot.val", lang), x=classes, y=val)])
     fig.update_layout(barmode="group", height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      yaxis_title="images", legend={"orientation": "h", "y": 1.12})
+                      yaxis_title=text("plot.images", lang), legend={"orientation": "h", "y": 1.12})
     return fig

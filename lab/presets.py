@@ -1,14 +1,17 @@
 """Named model specs: the architectures students meet in write-ups and courses.
 
 Each preset is a plain spec dict (see :mod:`lab.spec`) plus a line saying where
-it comes from and training settings that suit it. ``input`` and ``num_classes``
+it comes from (``preset.<name>`` in lab/locales, in English and Korean) and training
+settings that suit it. ``input`` and ``num_classes``
 are the natural dataset's; training on another dataset replaces them.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from lab.i18n import DEFAULT, text
 
 
 def _conv(filters: int, kernel: int = 3, **extra) -> dict:
@@ -33,9 +36,9 @@ class Preset:
     """A named spec with its origin and the training settings it was tuned with."""
 
     spec: dict
-    description: str
     train: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"optimizer": "sgd"}
     augment: str = "none"
+    description: str = ""  # where it comes from: filled in by get_preset_info, in the language asked for
 
 
 PRESETS: dict[str, Preset] = {
@@ -53,7 +56,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "LeCun et al. (1998): two conv + average-pool stages, three dense layers, tanh.",
     ),
     "fashion_cnn": Preset(
         {
@@ -64,7 +66,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "The two-conv Fashion-MNIST CNN of the classic write-ups: 333,526 parameters.",
     ),
     "cifar_vgg": Preset(
         {
@@ -80,8 +81,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "VGG-style blocks (conv-conv-pool at 32/64/128) with batchnorm and dropout, "
-        "as the CIFAR-10 write-ups build it in Keras.",
         augment="keras_basic",
     ),
     "gap_cam": Preset(
@@ -95,8 +94,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "Conv blocks -> global average pooling -> dense: the architecture CAM "
-        "(Zhou et al., 2016) explains exactly.",
     ),
     "mini_resnet": Preset(
         {
@@ -110,7 +107,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "A small ResNet: three residual blocks with skip connections, then global average pooling.",
         train={"optimizer": "sgd", "lr": 0.05, "schedule": "onecycle", "weight_decay": 5e-4},
     ),
     "speedrun": Preset(
@@ -124,9 +120,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "dense", "units": 10},
             ],
         },
-        "The net of the airbench CIFAR-10 speed runs (Jordan, 2024): three blocks of conv-pool-batchnorm-GELU "
-        "and conv-batchnorm-GELU at 64/256/256 filters. Nesterov SGD, one-cycle, label smoothing 0.2, crop + "
-        "flip + cutout, flip averaging at evaluation. About 91% on CIFAR-10 in 15 s on a GPU.",
         train={"epochs": 40, "batch_size": 512, "optimizer": "sgd", "lr": 0.4, "momentum": 0.9, "nesterov": True,
                "weight_decay": 5e-4, "schedule": "onecycle", "label_smoothing": 0.2, "eval_flip": True},
         augment="speedrun",
@@ -139,7 +132,6 @@ PRESETS: dict[str, Preset] = {
                 {"type": "flatten"}, {"type": "dense", "units": 10},
             ],
         },
-        "TinyVGG of the CNN Explainer: two blocks of two 10-filter convs and a pool.",
     ),
 }
 
@@ -148,13 +140,15 @@ def _key(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def get_preset_info(name: str) -> Preset:
-    """The preset entry for a name ('fashion-cnn' and 'Fashion_CNN' both work)."""
+def get_preset_info(name: str, lang: str = DEFAULT) -> Preset:
+    """The preset entry for a name ('fashion-cnn' and 'Fashion_CNN' both work), its
+    description in ``lang``."""
     from lab.layers import SpecError
 
-    if _key(name) not in PRESETS:
+    key = _key(name)
+    if key not in PRESETS:
         raise SpecError(f"unknown preset {name!r}; use one of: {', '.join(PRESETS)}")
-    return PRESETS[_key(name)]
+    return replace(PRESETS[key], description=text(f"preset.{key}", lang))
 
 
 def get_preset(name: str) -> dict:

@@ -10,7 +10,8 @@ follow the class count and its activation is dropped (the loss applies softmax
 to the logits); otherwise a dense output layer is appended (with a flatten
 first when the last layer still gives feature maps). A trailing softmax
 activation layer, as Keras models often end, is dropped for the same reason.
-The :class:`Summary` says which of these happened.
+The :class:`Summary` says which of these happened, in the ``lang`` asked for (its notes
+are ``spec.note.*`` in lab/locales; English by default, as the CLI prints them).
 
 ``analyze`` never raises: it reports every problem it can find so the builder
 can show them at the offending layer. ``summarize`` and ``build_model`` raise
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from lab import settings
+from lab.i18n import DEFAULT, text
 from lab.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
 __all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
@@ -152,23 +154,24 @@ def _read_header(spec: Any, input_shape: Shape | None, num_classes: int | None) 
     return str(spec.get("name") or "model"), shape, classes, layers
 
 
-def _complete_output(layers: list[dict], num_classes: int, last_shape: Shape | None, notes: list[str]) -> list[dict]:
+def _complete_output(layers: list[dict], num_classes: int, last_shape: Shape | None, notes: list[str],
+                     lang: str = DEFAULT) -> list[dict]:
     """Apply the output-layer rule to already-normalised layers (see module docstring)."""
     layers = list(layers)
     while layers and layers[-1]["type"] == "activation" and layers[-1]["function"] == "softmax":
         layers.pop()
-        notes.append("trailing softmax removed: the loss applies softmax to the logits")
+        notes.append(text("spec.note.softmax", lang))
     if layers and layers[-1]["type"] == "dense":
         out = dict(layers[-1])
         if out["units"] != num_classes:
-            notes.append(f"output layer units set to {num_classes} to match the classes")
+            notes.append(text("spec.note.units", lang, classes=num_classes))
         out["units"], out["activation"] = num_classes, None
         return layers[:-1] + [out]
     if last_shape is not None and len(last_shape) == 3:
         layers.append(normalize_layer({"type": "flatten"}))
-        notes.append("flatten added before the output layer")
+        notes.append(text("spec.note.flatten", lang))
     layers.append(normalize_layer({"type": "dense", "units": num_classes, "activation": None}))
-    notes.append(f"dense output layer with {num_classes} units added")
+    notes.append(text("spec.note.dense", lang, classes=num_classes))
     return layers
 
 
@@ -188,11 +191,13 @@ def _walk(layers: list[dict], shape: Shape, problems: list[SpecError], first: in
     return walked, shape
 
 
-def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None) -> Summary:
+def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None = None,
+            lang: str = DEFAULT) -> Summary:
     """Validate a spec and infer every layer's shape, parameters and cost; never raises.
 
     ``input_shape`` and ``num_classes`` (a dataset's) replace the spec's own, so
-    every spec works on every dataset it fits.
+    every spec works on every dataset it fits. The notes (summary's and rows') are in
+    ``lang``; the problems stay English (SpecError).
     """
     try:
         name, shape, classes, raw_layers = _read_header(spec, input_shape, num_classes)
@@ -209,14 +214,15 @@ def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None
     if summary.problems:
         return summary
     walked, last = _walk(layers, shape, summary.problems)
-    completed = _complete_output(layers, classes, last if last is not None else shape, summary.notes)
+    completed = _complete_output(layers, classes, last if last is not None else shape, summary.notes, lang)
     if not summary.problems:  # shapes are known all the way: infer the completed tail too
         walked, _ = _walk(completed, shape, summary.problems)
     counts: dict[str, int] = {}
     for i, kind, layer, in_shape, out_shape in walked:
         is_output = i == len(completed)
         counts[kind.name] = counts.get(kind.name, 0) + 1
-        note = " ".join(filter(None, ["output layer" if is_output else "", "(added)" if i > len(raw_layers) else ""]))
+        note = " ".join(filter(None, [text("spec.row.output", lang) if is_output else "",
+                                      text("spec.row.added", lang) if i > len(raw_layers) else ""]))
         summary.rows.append(
             LayerRow(
                 index=i,

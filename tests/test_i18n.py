@@ -1,20 +1,37 @@
-"""The UI text in English and Korean (lab.ui.i18n, lab/ui/locales/*.json): both files hold the
-same keys and placeholders, every key the code asks for exists and every key is asked for,
-Korean is really Korean, the language is chosen as documented, and every page and the sidebar
+"""The text in English and Korean (lab/locales/*.json, read by lab.i18n for the engine and
+lab.ui.i18n for the pages): both files hold the same keys and placeholders, every key the code
+asks for exists and every key is asked for, Korean is really Korean, the language is chosen as
+documented, the engine's words that reach a page (charts, datasets, presets, the model summary's
+notes, the device) come in both languages with English unchanged, and every page and the sidebar
 render in both languages, with the same widget keys, draft values and stored run values."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import string
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+import lab.i18n
+from lab.compare_plots import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.data import list_datasets
+from lab.device import describe_device
+from lab.diagram import architecture_figure
+from lab.insight.embed import MapFrame
+from lab.insight_plots import confusion_figure, feature_space_figure, knn_figure, probability_figure
 from lab.layers import LAYER_TYPES
+from lab.plots import batch_loss_figure, class_counts_figure, epoch_figure
+from lab.presets import PRESETS, get_preset_info
 from lab.runs import RunStore
+from lab.spec import analyze
+from lab.sweep import AXES
 from lab.teach import LANGUAGES as TEACH_LANGUAGES, TEMPLATES
 from lab.ui import i18n
 from lab.ui.state import job_manager
@@ -23,22 +40,38 @@ from test_sweep import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-SOURCES = [ROOT / "app.py", *sorted((ROOT / "lab" / "ui").glob("*.py"))]
+UI_SOURCES = [ROOT / "app.py", *sorted((ROOT / "lab" / "ui").glob("*.py"))]  # where t() is the pages' lookup
+ENGINE_SOURCES = sorted((ROOT / "lab").rglob("*.py"))  # text() anywhere in lab (lab.teach's own t() is not ours)
 EN, KO = i18n.strings("en"), i18n.strings("ko")
-KEY_CALL = re.compile(r"""\bt\(\s*["']([\w.]+)["']""")  # t("build.add", ...)
-DYNAMIC_CALL = re.compile(r"""\bt\(\s*f["']([\w.]+\.)\{""")  # t(f"augment.control.{key}")
+NOT_A_METHOD = r"(?<![\w.])"  # text(...) but not st.text(...)
+KEY_CALLS = {"t": re.compile(NOT_A_METHOD + r"""t\(\s*["']([\w.-]+)["']"""),  # t("build.add", ...)
+             "text": re.compile(NOT_A_METHOD + r"""text\(\s*["']([\w.-]+)["']""")}  # text("plot.epoch", lang)
+DYNAMIC_CALLS = {"t": re.compile(NOT_A_METHOD + r"""t\(\s*f["']([\w.]+\.)\{"""),  # t(f"augment.control.{key}")
+                 "text": re.compile(NOT_A_METHOD + r"""text\(\s*f["']([\w.]+\.)\{""")}  # text(f"preset.{key}", lang)
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Names a Korean text keeps as they are; with them (and placeholders, code) removed, any letter
 # left in an English text must have a Korean translation.
-TECHNICAL = re.compile(r"\b(CAM|Grad-CAM|t-SNE|UMAP|PCA|ReLU|Adam|SGD|JSON|PyTorch|MACs?|MB|px|CutMix|MixUp|Cutout)\b")
+TECHNICAL = re.compile(r"\b(CAM|Grad-CAM|t-SNE|UMAP|PCA|ReLU|Adam|SGD|JSON|PyTorch|MACs?|MB|px|CutMix|MixUp|Cutout"
+                       r"|Fashion-MNIST|MNIST|CIFAR-10|CNN Lab|k-NN)\b")
 
 
 def placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
 
 
-def source_text() -> str:
-    return "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
+def needs_korean(english: str) -> bool:
+    """Whether an English text has words left once names, placeholders and code are taken out."""
+    return bool(re.search("[A-Za-z]", TECHNICAL.sub("", re.sub(r"\{[^}]*\}|`[^`]*`", "", english))))
+
+
+def used_keys() -> tuple[set[str], tuple[str, ...], str]:
+    """The keys named by t() in the pages and text() anywhere in lab; the prefixes of f-string keys;
+    all those sources as one text."""
+    sources = {"t": "\n".join(p.read_text(encoding="utf-8") for p in UI_SOURCES),
+               "text": "\n".join(p.read_text(encoding="utf-8") for p in ENGINE_SOURCES)}
+    keys = {key for name, code in sources.items() for key in KEY_CALLS[name].findall(code)}
+    prefixes = tuple(prefix for name, code in sources.items() for prefix in DYNAMIC_CALLS[name].findall(code))
+    return keys, prefixes, "\n".join(sources.values())
 
 
 # ---------------------------------------------------------------- the files
@@ -54,24 +87,31 @@ def test_each_translation_has_the_same_placeholders(key):
     assert placeholders(KO[key]) == placeholders(EN[key])
 
 
+def test_the_files_live_in_lab_locales_shared_by_engine_and_pages():
+    assert lab.i18n.LOCALES == ROOT / "lab" / "locales" and not (ROOT / "lab" / "ui" / "locales").exists()
+    assert i18n.strings is lab.i18n.strings and i18n.LANGUAGES is lab.i18n.LANGUAGES
+    for lang in i18n.LANGUAGES:
+        assert json.loads((ROOT / "lab" / "locales" / f"{lang}.json").read_text(encoding="utf-8")) == \
+               i18n.strings(lang)
+
+
 def test_every_key_the_code_asks_for_exists():
-    used = set(KEY_CALL.findall(source_text()))
-    assert used, "the scan found no t() call: has the pattern changed?"
+    used, _, _ = used_keys()
+    assert {key for key in used if key.startswith(("build.", "plot."))} >= {"build.add", "plot.epoch"}, \
+        "the scan found no t() or text() call: has the pattern changed?"
     assert sorted(used - set(EN)) == []
 
 
 def test_every_key_is_used():
-    """A key no source names (as a literal, or under a t(f"prefix.{...}") call) is a dead string."""
-    text = source_text()
-    prefixes = tuple(DYNAMIC_CALL.findall(text))
-    unused = [key for key in EN if f'"{key}"' not in text and not key.startswith(prefixes)]
+    """A key no source names (as a literal, or under a t(f"prefix.{...}") or text(f"prefix.{...}") call)
+    is a dead string."""
+    _, prefixes, code = used_keys()
+    unused = [key for key in EN if f'"{key}"' not in code and not key.startswith(prefixes)]
     assert unused == []
 
 
 def test_korean_texts_are_in_korean():
-    untranslated = [key for key, english in EN.items()
-                    if re.search("[A-Za-z]", TECHNICAL.sub("", re.sub(r"\{[^}]*\}|`[^`]*`", "", english)))
-                    and not HANGUL.search(KO[key])]
+    untranslated = [key for key, english in EN.items() if needs_korean(english) and not HANGUL.search(KO[key])]
     assert untranslated == []
 
 
@@ -88,10 +128,21 @@ def test_layer_type_names_come_from_lab_teach_in_every_language():
 def test_t_fills_in_values_and_falls_back_to_english(monkeypatch):
     monkeypatch.setattr(i18n, "language", lambda: "ko")
     assert i18n.t("build.layer.error", position=3, type="maxpool2d", reason="x") == "3번 층 (maxpool2d): x"
-    monkeypatch.setattr(i18n, "strings", lambda lang: {} if lang == "ko" else EN)
+    monkeypatch.setattr(lab.i18n, "strings", lambda lang: {} if lang == "ko" else EN)
     assert i18n.t("build.add") == "Add layer"  # missing in Korean: English, not a crash
     with pytest.raises(KeyError):
         i18n.t("build.no_such_key")
+
+
+def test_text_is_t_without_streamlit(monkeypatch):
+    assert lab.i18n.text("plot.best.bar", acc=0.5, epoch=3) == "50.0% (epoch 3)"  # English by default
+    assert lab.i18n.text("plot.best.bar", "ko", acc=0.5, epoch=3) == "50.0% (에폭 3)"
+    with pytest.raises(ValueError, match="unknown language 'fr'"):
+        lab.i18n.text("plot.epoch", "fr")
+    monkeypatch.setattr(lab.i18n, "strings", lambda lang: {} if lang == "ko" else EN)
+    assert lab.i18n.text("plot.epoch", "ko") == "epoch"
+    with pytest.raises(KeyError):
+        lab.i18n.text("plot.no_such_key", "ko")
 
 
 @pytest.mark.parametrize("state, env, locale, expected", [
@@ -129,6 +180,153 @@ def test_the_picker_switches_the_language_and_shows_the_one_in_use(monkeypatch):
     at.session_state["lang"] = "en"  # set elsewhere: the box follows
     at.run()
     assert at.sidebar.selectbox[0].value == "en" and at.button[0].label == "Add layer"
+
+
+# ---------------------------------------------------------------- the engine's words
+
+METRICS = [{"epoch": 1, "train_acc": 0.5, "val_acc": 0.4, "train_loss": 1.2, "val_loss": 1.3},
+           {"epoch": 2, "train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.8, "val_loss": 0.9},
+           {"epoch": 3, "train_acc": 0.9, "val_acc": 0.55, "train_loss": 0.3, "val_loss": 1.0}]
+SWEEP = [{"name": f"r{i}", "batch_size": b, "epochs": e, "lr": 0.01, "optimizer": "adam", "augment": "none",
+          "best_val_acc": 0.5} for i, (b, e) in enumerate([(32, 1), (32, 2), (64, 1), (64, 2)])]
+STOPS = {"input": [1, 8, 8], "num_classes": 10,  # the second pool finds a 2x2 map: the drawing stops there
+         "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d", "size": 4}, {"type": "maxpool2d", "size": 4}]}
+FIXED_OUTPUT = {"input": [1, 8, 8], "num_classes": 10,
+                "layers": [{"type": "flatten"}, {"type": "dense", "units": 3}, {"type": "activation", "function": "softmax"}]}
+
+
+def _frame(epoch: int) -> MapFrame:
+    return MapFrame(epoch=epoch, points=np.arange(8.0).reshape(4, 2), labels=np.array([0, 1, 0, 1]),
+                    preds=np.array([0, 1, 1, 1]), confidence=np.full(4, 0.9), indices=np.arange(4), knn_acc=0.75)
+
+
+def _figure_words(fig) -> list[str]:
+    """A figure's title, axis titles, legend title and legend names, as a reader sees them."""
+    layout = fig.layout
+    words = [layout.title.text, layout.xaxis.title.text, layout.yaxis.title.text, layout.legend.title.text]
+    return [w for w in words if w] + [trace.name for trace in fig.data if trace.name and trace.showlegend is not False]
+
+
+def _feature_space(lang: str) -> list[str]:
+    fig = feature_space_figure([_frame(1), _frame(2)], ["cat", "dog"], "pca", lang=lang)
+    buttons = fig.layout.updatemenus[0].buttons
+    return [fig.layout.title.text, fig.layout.legend.title.text, fig.data[-1].name, fig.data[0].hovertemplate,
+            buttons[0].label, buttons[1].label, fig.layout.sliders[0].currentvalue.prefix]
+
+
+def _datasets(lang: str, root: Path) -> list[str]:
+    infos = {i.name: i for i in list_datasets(root, lang)}
+    return [infos["shapes"].title, infos["shapes"].description, infos["digits"].title,
+            infos["mnist"].how_to_get.replace(str(root), "DATA")]
+
+
+def _analyzed(lang: str) -> list[str]:
+    fixed, added = analyze(FIXED_OUTPUT, lang=lang), analyze(STOPS | {"layers": STOPS["layers"][:1]}, lang=lang)
+    return [*fixed.notes, fixed.rows[-1].note, *added.notes, added.rows[-1].note]
+
+
+def _diagram(lang: str) -> list[str]:
+    fig = architecture_figure(analyze(STOPS), lang)
+    return [fig.data[0].name, fig.data[0].text, fig.data[1].text, fig.layout.annotations[-1].text]
+
+
+CPU_CORES = f"{torch.get_num_threads()} threads of {os.cpu_count()} cores"
+# Each engine function whose words reach a page: what it says in a language, and what it said (in
+# English) before it took one. Figures from lab.plots, lab.insight_plots, lab.compare_plots and
+# lab.diagram, then datasets, presets, the model summary's notes and the device badge.
+ENGINE_TEXTS = {
+    "batch_loss_figure": (lambda lang, _: _figure_words(batch_loss_figure([(1, 2.0), (2, 1.5)], lang=lang)),
+                          ["Training loss per batch", "step", "loss", "batch loss"]),
+    "epoch_figure acc": (lambda lang, _: _figure_words(epoch_figure(METRICS, "acc", lang)),
+                         ["Accuracy per epoch", "epoch", "accuracy", "train", "validation"]),
+    "epoch_figure loss": (lambda lang, _: _figure_words(epoch_figure(METRICS, "loss", lang)),
+                          ["Loss per epoch", "epoch", "loss", "train", "validation"]),
+    "class_counts_figure": (lambda lang, _: _figure_words(class_counts_figure(["a", "b"], [3, 4], [1, 2], lang)),
+                            ["images", "train", "val"]),
+    "feature_space_figure": (lambda lang, _: _feature_space(lang),
+                             ["Feature space (PCA) · epoch 2 · 1 of 4 probe images wrong · k-NN accuracy 75.0%",
+                              "true class", "misclassified",
+                              "true: cat<br>predicted: %{text}<br>val image %{customdata}<extra></extra>",
+                              "▶ Play", "❚❚ Pause", "epoch "]),
+    "knn_figure": (lambda lang, _: [*_figure_words(fig := knn_figure([{"epoch": 1, "knn_acc": 0.5}], lang=lang)),
+                                    fig.data[0].hovertemplate],
+                   ["k-NN accuracy per epoch", "epoch", "k-NN", "epoch %{x}: %{y:.1%}<extra></extra>"]),
+    "probability_figure": (lambda lang, _: _figure_words(probability_figure(np.array([0.3, 0.7]), ["a", "b"],
+                                                                            lang=lang)),
+                           ["Class probabilities"]),
+    "confusion_figure": (lambda lang, _: [*_figure_words(fig := confusion_figure(np.array([[3, 1], [0, 4]]),
+                                                                                 ["a", "b"], lang)),
+                                          fig.data[0].hovertemplate],
+                         ["Confusion matrix · 8 validation images · 87.5% right", "predicted", "true",
+                          "true %{y}, predicted %{x}: %{z}<extra></extra>"]),
+    "curves_figure": (lambda lang, _: [*_figure_words(fig := curves_figure([("7", METRICS)], "acc", "time", lang)),
+                                       fig.data[0].hovertemplate],
+                      ["Accuracy (solid: validation, dashed: train)", "training time (s)", "accuracy", "7",
+                       "7<br>validation accuracy %{y:.4g}<br>training time (s) %{x:.4g}<extra></extra>"]),
+    "best_acc_figure": (lambda lang, _: [*_figure_words(fig := best_acc_figure([("a", METRICS), ("b", [])], lang)),
+                                         *(bar.text[0] for bar in fig.data)],
+                        ["Best validation accuracy", "accuracy", "60.0% (epoch 2)", "no epoch"]),
+    "gap_figure": (lambda lang, _: [*_figure_words(fig := gap_figure([("7", METRICS)], lang)),
+                                    *(trace.hovertemplate for trace in fig.data)],
+                   ["Generalisation gap: train − validation accuracy (★ overfitting starts)", "epoch", "gap", "7",
+                    "7<br>epoch %{x}: gap %{y:.1%}<extra></extra>",
+                    "7: overfitting starts after epoch 2 (lowest validation loss)<extra></extra>"]),
+    "sweep_figure": (lambda lang, _: [*_figure_words(fig := sweep_figure(SWEEP, lang)),
+                                      fig.data[0].colorbar.title.text],
+                     ["Best validation accuracy per combination", "epochs", "batch sizes", "best val acc"]),
+    "figures_html": (lambda lang, _: re.findall("<title>(.*)</title>", figures_html({}, lang)),
+                     ["CNN Lab comparison"]),
+    "architecture_figure": (lambda lang, _: _diagram(lang),
+                            ["input", "input<br>1x8x8", "conv2d_1 (conv2d)<br>4x8x8<br>40 params",
+                             "stops at layer 3 (maxpool2d): pools a 2x2 map with a 4x4 window; remove this pooling "
+                             "layer, use a smaller size, or pool less before it"]),
+    "list_datasets": (_datasets,
+                      ["Shapes (built in)",
+                       "Synthetic 32x32 colour images of 8 shapes on cluttered backgrounds, with each object's "
+                       "bounding box, so class-activation maps can be scored. Offline.",
+                       "Digits 8x8 (scikit-learn)",
+                       "MNIST files not found (searched DATA/MNIST/raw). To get them: run `python -m lab datasets "
+                       "--download mnist` (needs internet); or put the files train-images-idx3-ubyte[.gz], "
+                       "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] in "
+                       "DATA/MNIST/raw."]),
+    "get_preset_info": (lambda lang, _: [get_preset_info(name, lang).description for name in ("lenet5", "gap_cam")],
+                        ["LeCun et al. (1998): two conv + average-pool stages, three dense layers, tanh.",
+                         "Conv blocks -> global average pooling -> dense: the architecture CAM (Zhou et al., 2016) "
+                         "explains exactly."]),
+    "analyze": (lambda lang, _: _analyzed(lang),
+                ["trailing softmax removed: the loss applies softmax to the logits",
+                 "output layer units set to 10 to match the classes", "output layer",
+                 "flatten added before the output layer", "dense output layer with 10 units added",
+                 "output layer (added)"]),
+    "describe_device": (lambda lang, _: [describe_device(torch.device("cpu"), lang)], [f"CPU ({CPU_CORES})"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE_TEXTS))
+def test_engine_words_keep_their_english(name, tmp_path):
+    words, english = ENGINE_TEXTS[name]
+    assert words("en", tmp_path) == english
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE_TEXTS))
+def test_engine_words_come_in_korean(name, tmp_path):
+    words, english = ENGINE_TEXTS[name]
+    korean = words("ko", tmp_path)
+    assert len(korean) == len(english)
+    assert [k for e, k in zip(english, korean) if needs_korean(e) and not HANGUL.search(k)] == []
+
+
+def test_every_preset_and_dataset_is_described_in_every_language(tmp_path):
+    for lang in i18n.LANGUAGES:
+        assert all(get_preset_info(name, lang).description for name in PRESETS)
+        assert all(info.title and info.description for info in list_datasets(tmp_path, lang))
+    assert [info.name for info in list_datasets(tmp_path, "ko")] == [info.name for info in list_datasets(tmp_path)]
+
+
+def test_swept_settings_are_named_as_lab_sweep_names_them():
+    """In English the sweep figure's axis titles are lab.sweep's labels (its errors and plans say them too)."""
+    assert {axis: lab.i18n.text(f"plot.sweep.axis.{axis}") for axis in AXES} == \
+           {axis: spec.label for axis, spec in AXES.items()}
 
 
 # ---------------------------------------------------------------- pages in Korean

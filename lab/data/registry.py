@@ -3,7 +3,8 @@
 Names are normalised (case, '_' or ' ' for '-', a few aliases); an unknown name is
 refused with the list of valid ones. 'folder:PATH' loads a user's folder (or zip) of
 class folders. Loaded datasets are cached per process: they are read-only and
-shared by every session of a server.
+shared by every session of a server. A dataset's title, description and how-to-get hint
+are in lab/locales (``dataset.<name>.title`` ...), given in the ``lang`` asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import settings
+from lab.i18n import DEFAULT as DEFAULT_LANG, text
 from lab.data import digits, shapes
 from lab.data import torchvision_files as tv
 from lab.data.cache import LoadCache
@@ -28,49 +30,36 @@ DEFAULT = "shapes"
 
 @dataclass(frozen=True)
 class _Entry:
-    """One named dataset: what the picker shows, how to load it, how to get its files."""
+    """One named dataset: what the picker shows, how to load it, how to get its files.
+
+    Its title and description are ``dataset.<name>.title`` / ``.description`` in lab/locales."""
 
     name: str
-    title: str
-    description: str
     shape: tuple[int, int, int]
     num_classes: int
     train_size: int
     val_size: int
     offline: bool
     load: Callable[[Path, bool], Dataset]  # (data dir, download) -> Dataset
-    how_to_get: Callable[[Path], str]  # data dir -> '' when loadable now
+    how_to_get: Callable[[Path, str], str]  # (data dir, language) -> '' when loadable now
 
 
-def _always(_root: Path) -> str:
+def _always(_root: Path, _lang: str) -> str:
     return ""
 
 
 _ENTRIES = [
-    _Entry("shapes", "Shapes (built in)",
-           "Synthetic 32x32 colour images of 8 shapes on cluttered backgrounds, with each "
-           "object's bounding box, so class-activation maps can be scored. Offline.",
-           (3, 32, 32), len(shapes.CLASSES), shapes.TRAIN_PER_CLASS * len(shapes.CLASSES),
+    _Entry("shapes", (3, 32, 32), len(shapes.CLASSES), shapes.TRAIN_PER_CLASS * len(shapes.CLASSES),
            shapes.VAL_PER_CLASS * len(shapes.CLASSES), True,
            lambda root, download: shapes.load(seed=0), _always),
-    _Entry("digits", "Digits 8x8 (scikit-learn)",
-           "1,797 tiny greyscale handwritten digits shipped with scikit-learn; trains in "
-           "seconds on a CPU. 20% of each class held out. Offline.",
-           (1, 8, 8), 10, 1438, 359, True, lambda root, download: digits.load(), _always),
-    _Entry("mnist", "MNIST",
-           "70,000 greyscale handwritten digits, 28x28, 10 classes.",
-           (1, 28, 28), 10, 60_000, 10_000, False,
+    _Entry("digits", (1, 8, 8), 10, 1438, 359, True, lambda root, download: digits.load(), _always),
+    _Entry("mnist", (1, 28, 28), 10, 60_000, 10_000, False,
            lambda root, download: tv.load_idx(tv.MNIST, root, download),
-           lambda root: tv.idx_how_to_get(tv.MNIST, root)),
-    _Entry("fashion-mnist", "Fashion-MNIST",
-           "70,000 greyscale photos of clothing (Zalando), 28x28, 10 classes: a harder "
-           "drop-in for MNIST.",
-           (1, 28, 28), 10, 60_000, 10_000, False,
+           lambda root, lang: tv.idx_how_to_get(tv.MNIST, root, lang)),
+    _Entry("fashion-mnist", (1, 28, 28), 10, 60_000, 10_000, False,
            lambda root, download: tv.load_idx(tv.FASHION_MNIST, root, download),
-           lambda root: tv.idx_how_to_get(tv.FASHION_MNIST, root)),
-    _Entry("cifar10", "CIFAR-10",
-           "60,000 colour photos, 32x32, 10 classes (airplane ... truck).",
-           (3, 32, 32), 10, 50_000, 10_000, False, tv.load_cifar10, tv.cifar_how_to_get),
+           lambda root, lang: tv.idx_how_to_get(tv.FASHION_MNIST, root, lang)),
+    _Entry("cifar10", (3, 32, 32), 10, 50_000, 10_000, False, tv.load_cifar10, tv.cifar_how_to_get),
 ]
 _BY_NAME = {entry.name: entry for entry in _ENTRIES}
 _ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
@@ -106,13 +95,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     return _NAMED.get(cache_key, lambda: entry.load(root, download))
 
 
-def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
-    """Every named dataset with whether it can be loaded now; checks files, loads nothing."""
+def list_datasets(data_dir: str | os.PathLike | None = None, lang: str = DEFAULT_LANG) -> list[DatasetInfo]:
+    """Every named dataset with whether it can be loaded now; checks files, loads nothing.
+    Titles, descriptions and hints are in ``lang``."""
     root = settings.data_dir(data_dir).expanduser().resolve()
     infos = []
     for e in sorted(_ENTRIES, key=lambda e: not e.offline):
-        hint = e.how_to_get(root)
-        infos.append(DatasetInfo(e.name, e.title, e.description, e.shape, e.num_classes,
+        hint = e.how_to_get(root, lang)
+        infos.append(DatasetInfo(e.name, text(f"dataset.{e.name}.title", lang),
+                                 text(f"dataset.{e.name}.description", lang), e.shape, e.num_classes,
                                  e.train_size, e.val_size, e.offline, not hint, hint))
     return infos
 

@@ -2,7 +2,9 @@
 
 The files are parsed here with numpy (whole arrays, no PIL per image), so loading
 works offline from files put in place by hand, by torchvision, or by Debian's
-dataset-fashion-mnist package; torchvision is imported only to download.
+dataset-fashion-mnist package; torchvision is imported only to download. The hints on
+how to get missing files are in lab/locales (``dataset.how.*``): English in errors, any
+language on a page.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from lab.data.dataset import Dataset, DatasetError
+from lab.i18n import DEFAULT, text
 from lab.data.folder import load_folder
 
 IDX_FILES = {  # role -> file name; each may also be gzipped (name + '.gz')
@@ -42,7 +45,7 @@ class IdxSource:
     folder: str  # torchvision's folder under the data dir, e.g. 'FashionMNIST'
     classes: tuple[str, ...]
     system_dirs: tuple[Path, ...] = ()  # read-only copies installed by a package
-    system_hint: str = ""  # how to get the system copy
+    system_package: str = ""  # the Debian package that installs the first system copy
 
     def search_dirs(self, root: Path) -> list[Path]:
         return [root / self.folder / "raw", *self.system_dirs]
@@ -54,8 +57,7 @@ FASHION_MNIST = IdxSource(
     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
      "Bag", "Ankle boot"),
     system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
-    system_hint="`apt-get install dataset-fashion-mnist` (installs them in "
-                "/usr/share/datasets/fashion-mnist)",
+    system_package="dataset-fashion-mnist",
 )
 
 
@@ -93,17 +95,18 @@ def find_idx_files(source: IdxSource, root: Path) -> dict[str, Path] | None:
     return None
 
 
-def idx_how_to_get(source: IdxSource, root: Path) -> str:
+def idx_how_to_get(source: IdxSource, root: Path, lang: str = DEFAULT) -> str:
     """'' when the files are there, else which folders were searched and how to fill one."""
     if find_idx_files(source, root):
         return ""
     searched = ", ".join(str(d) for d in source.search_dirs(root))
     names = ", ".join(f"{n}[.gz]" for n in IDX_FILES.values())
-    ways = [f"run `{CLI_DOWNLOAD.format(name=source.name)}` (needs internet)"]
-    if source.system_hint:
-        ways.append(source.system_hint)
-    ways.append(f"put the files {names} in {root / source.folder / 'raw'}")
-    return f"{source.title} files not found (searched {searched}). To get them: {'; or '.join(ways)}."
+    ways = [text("dataset.how.download", lang, command=CLI_DOWNLOAD.format(name=source.name))]
+    if source.system_package:
+        ways.append(text("dataset.how.apt", lang, package=source.system_package, folder=source.system_dirs[0]))
+    ways.append(text("dataset.how.put", lang, names=names, folder=root / source.folder / "raw"))
+    return text("dataset.how.idx", lang, title=source.title, searched=searched,
+                ways=text("dataset.how.or", lang).join(ways))
 
 
 def load_idx(source: IdxSource, root: Path, download: bool) -> Dataset:
@@ -168,15 +171,13 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
-def cifar_how_to_get(root: Path) -> str:
+def cifar_how_to_get(root: Path, lang: str = DEFAULT) -> str:
     """'' when the pickles or a JPEG folder are there, else where to put them."""
     if _cifar_pickles(root) or _cifar_jpg_dir(root):
         return ""
-    jpg = " or ".join(str(root / d) for d in CIFAR_JPG_DIRS)
-    return (f"CIFAR-10 files not found (searched {root / CIFAR_DIR} for {', '.join(CIFAR_FILES)}, "
-            f"and {jpg} for train/<class>/*.jpg + test/<class>/*.jpg). To get them: run "
-            f"`{CLI_DOWNLOAD.format(name='cifar10')}` (needs internet); or put the python "
-            f"batches in {root / CIFAR_DIR}; or unpack the JPEG folders into {root / CIFAR_JPG_DIRS[0]}.")
+    return text("dataset.how.cifar10", lang, pickles=root / CIFAR_DIR, files=", ".join(CIFAR_FILES),
+                jpg=text("dataset.or", lang).join(str(root / d) for d in CIFAR_JPG_DIRS),
+                command=CLI_DOWNLOAD.format(name="cifar10"), jpg_dir=root / CIFAR_JPG_DIRS[0])
 
 
 def load_cifar10(root: Path, download: bool) -> Dataset:

@@ -189,7 +189,7 @@ def _preset_picker(names: tuple[str, ...]) -> None:
     current = draft().get("preset")
     choice = st.selectbox(t("common.preset"), names, index=names.index(current) if current in names else 0,
                           key="build.preset")
-    st.caption(get_preset_info(choice).description)
+    st.caption(get_preset_info(choice, language()).description)
     st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
               help=t("build.load_preset.help"))
 
@@ -371,7 +371,7 @@ def render_arithmetic(summary: Summary) -> None:
 
 
 def render_diagram(summary: Summary) -> None:
-    st.plotly_chart(architecture_figure(summary), config={"displayModeBar": False})
+    st.plotly_chart(architecture_figure(summary, language()), config={"displayModeBar": False})
 
 
 def render_export(summary: Summary) -> None:

@@ -31,7 +31,7 @@ from lab.runs import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
 from lab.spec import SpecError
 from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
     plan_sweep, summarize_sweep, sweep_of
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
 from lab.ui.state import draft, draft_summary, job_manager, status_label, visitor
 from lab.ui.train_view import build_config
@@ -120,15 +120,16 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
         st.caption(t("compare.no_epoch_yet", runs=", ".join(empty)))
     x = st.radio(t("compare.x"), list(X_AXES), format_func=lambda axis: t(f"compare.x.{axis}"), horizontal=True,
                  key=X_KEY)
-    series = [(labels[r.id], r.metrics) for r in runs]
-    figures = {"Accuracy": curves_figure(series, "acc", x), "Loss": curves_figure(series, "loss", x),
-               "Best validation accuracy": best_acc_figure(series), "Generalisation gap": gap_figure(series)}
-    titles = list(figures)
-    for pair in (titles[:2], titles[2:]):
-        for column, title in zip(st.columns(2), pair):
-            column.plotly_chart(figures[title], config=CHART_CONFIG, key=f"compare.chart.{title}")
-    # The figures and their headings in the HTML keep the plots' (English) titles, like the charts themselves.
-    st.download_button(t("compare.download_charts"), data=lambda: figures_html(figures),
+    series, lang = [(labels[r.id], r.metrics) for r in runs], language()
+    figures = {"acc": curves_figure(series, "acc", x, lang), "loss": curves_figure(series, "loss", x, lang),
+               "best": best_acc_figure(series, lang), "gap": gap_figure(series, lang)}
+    names = list(figures)
+    for pair in (names[:2], names[2:]):
+        for column, name in zip(st.columns(2), pair):
+            column.plotly_chart(figures[name], config=CHART_CONFIG, key=f"compare.chart.{name}")
+    # The HTML holds the charts as shown, under headings in the same language.
+    headed = {t(f"compare.chart.{name}"): figure for name, figure in figures.items()}
+    st.download_button(t("compare.download_charts"), data=lambda: figures_html(headed, lang),
                        file_name="cnn-lab-comparison.html", mime="text/html", on_click="ignore",
                        help=t("compare.download_charts.help"))
     st.caption(t("compare.png_hint"))
@@ -366,7 +367,7 @@ def _sweep_panel(sweep_id: str, polling: bool) -> None:
         st.caption(t("compare.sweep.some_deleted", deleted=total - len(runs), total=total))
     rows = summarize_sweep(runs)
     _table(rows, SUMMARY_COLUMNS[:-1])
-    st.plotly_chart(sweep_figure(rows), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
+    st.plotly_chart(sweep_figure(rows, language()), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
     st.download_button(t("compare.sweep.download"), rows_to_csv(rows, SUMMARY_COLUMNS),
                        file_name=f"cnn-lab-sweep-{sweep_id}.csv", mime="text/csv", on_click="ignore")
 

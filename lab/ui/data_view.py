@@ -18,7 +18,7 @@ from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_co
 from lab.images import tile
 from lab.layers import format_shape
 from lab.plots import class_counts_figure
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.classroom import current_exercise
 from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe, visitor
 
@@ -62,7 +62,7 @@ def _option_label(name: str, infos: dict[str, DatasetInfo]) -> str:
 
 def render_picker() -> DatasetInfo | None:
     """The dataset selectbox; returns the picked dataset's registry entry (None for an upload)."""
-    infos = {i.name: i for i in list_datasets()}
+    infos = {i.name: i for i in list_datasets(lang=language())}
     current = draft()["dataset"]
     options = list(infos) if current in infos else [*infos, current]
     if st.session_state.get(PICK) not in options:
@@ -94,7 +94,7 @@ def _render_balance(ds: Dataset) -> None:
     st.subheader(t("data.balance"))
     train = class_counts(ds.train_y, ds.num_classes)
     val = class_counts(ds.val_y, ds.num_classes)
-    st.plotly_chart(class_counts_figure(ds.classes, train, val), config={"displayModeBar": False})
+    st.plotly_chart(class_counts_figure(ds.classes, train, val, language()), config={"displayModeBar": False})
 
 
 def render_dataset(name: str, info: DatasetInfo | None) -> None:

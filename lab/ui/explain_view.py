@@ -39,7 +39,7 @@ from lab.insight_plots import confusion_figure, probability_figure
 from lab.runs import RunInfo
 from lab.ui.compare_view import run_labels
 from lab.ui.export_view import render_exports
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.ui.state import job_manager
 
 QUERY_KEY = "run"
@@ -82,10 +82,10 @@ def _evaluation(run_dir: str, checkpoint: str, stamp: int, dataset: str) -> Eval
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str) -> go.Figure:
+def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str, lang: str) -> go.Figure:
     evaluation = _evaluation(run_dir, checkpoint, stamp, dataset)
     classes = _loaded(run_dir, checkpoint, stamp).stats.classes
-    return confusion_figure(confusion_matrix(evaluation.labels, evaluation.preds, len(classes)), classes)
+    return confusion_figure(confusion_matrix(evaluation.labels, evaluation.preds, len(classes)), classes, lang)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)  # likewise
@@ -308,9 +308,9 @@ def render_explain_page() -> None:
         if item.label is not None:
             caption = " · ".join([t("explain.true", name=stats.classes[item.label]), caption])
         image_col.image(item.original, caption=caption, width=DISPLAY_SIDE)
-        probs_col.plotly_chart(probability_figure(answer.probs, stats.classes, item.label), config=CHART_CONFIG,
-                               key="explain.probs")
+        probs_col.plotly_chart(probability_figure(answer.probs, stats.classes, item.label, lang=language()),
+                               config=CHART_CONFIG, key="explain.probs")
         _heatmaps(item, answer, stats.classes, alpha)
         _inside(loaded.model, maps)
     if evaluation is not None:
-        _validation(ds, evaluation, _confusion_figure(str(run.path), checkpoint, stamp, dataset), stats)
+        _validation(ds, evaluation, _confusion_figure(str(run.path), checkpoint, stamp, dataset, language()), stats)

@@ -15,7 +15,7 @@ import streamlit as st
 from lab.data import DatasetInfo, list_datasets
 from lab.layers import format_shape
 from lab.presets import get_preset, get_preset_info
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.ui.sidebar import device_badge
 from lab.ui.state import draft, markdown_safe
 
@@ -68,7 +68,7 @@ def apply_quick_start(start: QuickStart, infos: list[DatasetInfo]) -> str:
 
 
 def _quick_start_clicked(index: int) -> None:
-    st.session_state["home.message"] = apply_quick_start(QUICK_STARTS[index], list_datasets())
+    st.session_state["home.message"] = apply_quick_start(QUICK_STARTS[index], list_datasets(lang=language()))
 
 
 def dataset_rows(infos: list[DatasetInfo]) -> list[dict]:
@@ -102,7 +102,7 @@ def _render_quick_starts(infos: list[DatasetInfo]) -> None:
         dataset, note = pick_dataset(start.datasets, infos)
         with col.container(border=True, height="stretch"):
             st.markdown(f"**{t(start.title)}**")
-            st.caption(get_preset_info(start.preset).description)
+            st.caption(get_preset_info(start.preset, language()).description)
             st.caption(t("home.quick.uses_instead", preset=start.preset, dataset=dataset, wanted=start.datasets[0])
                        if note else t("home.quick.uses", preset=start.preset, dataset=dataset))
             st.button(t("home.quick.use"), key=f"home.quick.{index}", on_click=_quick_start_clicked, args=(index,),
@@ -127,8 +127,8 @@ def render_home() -> None:
     for col, (page, title, _) in zip(cols, GUIDE):
         with col:
             st.page_link(page, label=t(title), icon=":material/arrow_forward:")
-    st.caption(t("home.device", device=device_badge()))
-    infos = list_datasets()
+    st.caption(t("home.device", device=device_badge(language())))
+    infos = list_datasets(lang=language())
     _render_quick_starts(infos)
     _render_datasets(infos)
     _render_guide()

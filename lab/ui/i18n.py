@@ -1,8 +1,8 @@
 """The pages' text in English and Korean: ``t("build.add")`` is "Add layer" or "층 추가".
 
-Every string a page shows lives in ``locales/<lang>.json`` under a flat dotted key
-grouped by page, so a translator edits two files side by side and
-tests/test_i18n.py can prove both have the same keys and placeholders. Only text
+The strings live in ``lab/locales/<lang>.json``, shared with the engine (see
+:mod:`lab.i18n`); ``t`` is :func:`lab.i18n.text` in the session's language, and a page
+passes ``language()`` to the engine functions whose words it shows. Only text
 is looked up: widget keys and the values widgets store stay language-neutral, so
 switching the language mid-session keeps the draft and every widget as it is.
 
@@ -13,25 +13,17 @@ so tests get English unless they set ``session_state["lang"]``.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-from pathlib import Path
 
 import streamlit as st
 
-LOCALES = Path(__file__).parent / "locales"
-LANGUAGES = {"en": "English", "ko": "한국어"}  # each in its own language: readable whichever is on
-DEFAULT = "en"
+from lab.i18n import DEFAULT, LANGUAGES, LOCALES, strings, text
+
+__all__ = ["LOCALES", "LANGUAGES", "DEFAULT", "strings", "language", "t", "language_picker"]
+
 STATE_KEY = "lang"  # the session's pick; read by language()
 PICKER_KEY = "lang.picker"  # the sidebar box's own widget key (see language_picker)
 PICKER_LABEL = "Language · 언어"  # the same in every language: findable by someone who cannot read the current one
-
-
-@functools.cache
-def strings(lang: str) -> dict[str, str]:
-    """One language's key -> text table, read once per server process."""
-    return json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
 
 
 def _known(code: str | None) -> str | None:
@@ -53,8 +45,7 @@ def t(key: str, **values) -> str:
     hurry never breaks a Korean page; a key missing from English is a bug and raises
     KeyError.
     """
-    text = strings(language()).get(key) or strings(DEFAULT)[key]
-    return text.format(**values)
+    return text(key, language(), **values)
 
 
 def _picked() -> None:

@@ -27,7 +27,7 @@ from lab.insight.errors import InsightError
 from lab.insight.probe import CAMS_DIR, load_cams, probe_summary, recorded_epochs
 from lab.insight_plots import METHOD_TITLES, feature_space_figure, knn_figure, spread
 from lab.runs import RunInfo, read_json
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.ui.state import embedding_worker, job_manager, markdown_safe
 
 CHART_CONFIG = {"displayModeBar": False}
@@ -72,14 +72,15 @@ def ready_epochs(run_dir: Path, method: str) -> list[int]:
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _map_figure(run_dir: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...]) -> go.Figure:
-    return feature_space_figure(map_frames(Path(run_dir), method, epochs), classes, method)
+def _map_figure(run_dir: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...],
+                lang: str) -> go.Figure:
+    return feature_space_figure(map_frames(Path(run_dir), method, epochs), classes, method, lang=lang)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _knn_figure(run_dir: str, epochs: tuple[int, ...]) -> go.Figure:
+def _knn_figure(run_dir: str, epochs: tuple[int, ...], lang: str) -> go.Figure:
     """Keyed by the recorded epochs so it is rebuilt only when one more has landed."""
-    return knn_figure(probe_summary(Path(run_dir))["epochs"])
+    return knn_figure(probe_summary(Path(run_dir))["epochs"], lang=lang)
 
 
 def method_choice(key: str) -> str:
@@ -106,7 +107,7 @@ def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str 
     ready = ready_epochs(run.path, method)
     shown = spread(ready) if epoch is None else [e for e in ready if e == epoch]
     if shown:
-        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run_classes(run)))
+        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run_classes(run)), language())
         st.plotly_chart(figure, config=CHART_CONFIG, key=f"{key}.map")
     _computing(method, len(ready) if epoch is None else len(shown), len(recorded) if epoch is None else 1,
                maps_error(run.path, method))
@@ -116,7 +117,8 @@ def knn_chart(run: RunInfo, key: str = "insight") -> None:
     """k-NN accuracy of the probe per epoch, with a line on what it means."""
     recorded = recorded_epochs(run.path)
     if recorded:
-        st.plotly_chart(_knn_figure(str(run.path), tuple(recorded)), config=CHART_CONFIG, key=f"{key}.knn")
+        st.plotly_chart(_knn_figure(str(run.path), tuple(recorded), language()), config=CHART_CONFIG,
+                        key=f"{key}.knn")
         st.caption(t("insight.knn"))
 
 

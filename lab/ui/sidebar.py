@@ -13,14 +13,14 @@ from lab.classroom import Exercise, current_exercise
 from lab.settings import ExerciseFileError
 from lab.augment import augment_label, get_augment
 from lab.device import describe_device
-from lab.ui.i18n import language_picker, t
+from lab.ui.i18n import language, language_picker, t
 from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor
 
 
 @st.cache_resource
-def device_badge() -> str:
-    return describe_device()
+def device_badge(lang: str) -> str:
+    return describe_device(lang=lang)
 
 
 def render_sidebar() -> None:
@@ -32,7 +32,7 @@ def render_sidebar() -> None:
         if exercise is not None:
             title = exercise.title or t("sidebar.exercise.untitled")
             st.page_link("app_pages/gallery.py", label=t("sidebar.exercise", title=title), icon=":material/assignment:")
-        st.caption(t("sidebar.device", device=device_badge()))
+        st.caption(t("sidebar.device", device=device_badge(language())))
         st.text_input(t("sidebar.name"), key="owner", placeholder=t("sidebar.name.placeholder"),
                       help=t("sidebar.name.help"))
         summary = draft_summary()

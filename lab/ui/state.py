@@ -24,7 +24,7 @@ from lab.layers import Shape
 from lab.presets import get_preset, get_preset_info
 from lab.runs import STATUSES
 from lab.spec import Summary, analyze
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 
 DEFAULT_PRESET = "gap_cam"
 VISITOR_KEY = "visitor"
@@ -62,8 +62,9 @@ def replace_draft(new: dict) -> None:
 
 
 def dataset_info(name: str) -> DatasetInfo | None:
-    """The registry's entry for a dataset, known without loading it (None if unknown)."""
-    return next((info for info in list_datasets() if info.name == name), None)
+    """The registry's entry for a dataset, known without loading it (None if unknown); its words in the
+    session's language."""
+    return next((info for info in list_datasets(lang=language()) if info.name == name), None)
 
 
 def dataset_label(name: str) -> str:
@@ -108,8 +109,8 @@ def draft_summary() -> Summary:
     d = draft()
     geometry = dataset_geometry(d["dataset"])
     if geometry is None:
-        return analyze(d["spec"])
-    return analyze(d["spec"], *geometry)
+        return analyze(d["spec"], lang=language())
+    return analyze(d["spec"], *geometry, lang=language())
 
 
 def owner() -> str:

@@ -35,7 +35,7 @@ from lab.jobs import RunState
 from lab.plots import batch_loss_figure, epoch_figure
 from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
-from lab.ui.i18n import t
+from lab.ui.i18n import language, t
 from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, insight_stamp, knn_chart,
                                  maps_pending, method_choice, no_cams_reason)
 from lab.ui.state import draft, job_manager, owner, status_label, visitor
@@ -229,15 +229,15 @@ OUTCOME_ELEMENT = {"finished": st.success, "stopped": st.warning, "interrupted":
 
 def _batch_loss(state: RunState) -> None:
     if state.batch_losses:
-        st.plotly_chart(batch_loss_figure(state.batch_losses), config=CHART_CONFIG)
+        st.plotly_chart(batch_loss_figure(state.batch_losses, lang=language()), config=CHART_CONFIG)
 
 
 def _epoch_charts(state: RunState) -> None:
     """Accuracy and loss per epoch: drawn by the full rerun that follows each epoch, not every second."""
     acc_col, loss_col = st.columns(2)
     if state.metrics:
-        acc_col.plotly_chart(epoch_figure(state.metrics, "acc"), config=CHART_CONFIG)
-        loss_col.plotly_chart(epoch_figure(state.metrics, "loss"), config=CHART_CONFIG)
+        acc_col.plotly_chart(epoch_figure(state.metrics, "acc", language()), config=CHART_CONFIG)
+        loss_col.plotly_chart(epoch_figure(state.metrics, "loss", language()), config=CHART_CONFIG)
     elif state.live:
         acc_col.caption(t("train.epoch_charts_soon"))
 
