@@ -350,6 +350,11 @@ def korean(tmp_path, monkeypatch) -> AppTest:
     return at
 
 
+def chart_titles(at: AppTest) -> list[str]:
+    """The titles of the page's plotly charts, as the browser gets them."""
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
 def page(at: AppTest, path: str) -> AppTest:
     at.switch_page(path).run()
     assert not at.exception, at.exception
@@ -370,6 +375,11 @@ def test_data_page_in_korean(korean):
     assert korean.title[0].value == "데이터"
     assert korean.get("file_uploader")[0].label == "클래스 폴더를 담은 zip 파일"
     assert [m.label for m in korean.metric][:2] == ["이미지 형태", "클래스 수"]
+    assert KO["dataset.shapes.description"] in [c.value for c in korean.caption]  # lab.data's words in Korean
+    assert korean.selectbox(key="data.pick").format_func("shapes").startswith("도형 (기본 제공) · ")
+    counts = json.loads(korean.get("plotly_chart")[0].proto.spec)
+    assert counts["layout"]["yaxis"]["title"]["text"] == "이미지 수"
+    assert [bar["name"] for bar in counts["data"]] == ["학습", "검증"]
     korean.selectbox(key="data.pick").select("digits").run()
     assert not korean.exception and korean.session_state["draft"]["dataset"] == "digits"
 
@@ -379,6 +389,11 @@ def test_build_page_in_korean_stores_the_same_values(korean):
     assert korean.button(key="build.add").label == "층 추가"
     assert next(e for e in korean.expander if e.label.startswith("1. ")).label.startswith("1. 합성곱 · ")
     assert any("가중치 공유" in m.value for m in korean.markdown)  # lab.teach's arithmetic, in Korean
+    captions = [c.value for c in korean.caption]
+    assert KO["preset.gap_cam"] in captions  # the preset's description
+    assert "참고: 클래스 수에 맞춰 출력층 유닛을 8개로 정했습니다" in captions  # lab.spec's note on the summary
+    diagram = json.loads(korean.get("plotly_chart")[0].proto.spec)
+    assert diagram["data"][0]["name"] == "입력" and "파라미터" in diagram["data"][1]["text"]
     korean.selectbox(key="build.add_type").select("dense")
     korean.button(key="build.add").click().run()
     assert not korean.exception
@@ -446,7 +461,7 @@ def test_the_sidebar_in_korean(korean_lab, monkeypatch):
     assert at.sidebar.selectbox(key="lang.picker").label == "Language · 언어"  # the same in every language
     assert at.sidebar.text_input(key="owner").label == "이름"
     assert any(m.value.startswith("**초안**  \n데이터셋: `shapes`") for m in at.sidebar.markdown)
-    assert any(c.value.startswith("장치: ") for c in at.sidebar.caption)
+    assert f"장치: **{describe_device(lang='ko')}**" in [c.value for c in at.sidebar.caption]
     assert "안내: 페이지별로 하는 일" in [link.proto.label for link in at.sidebar.get("page_link")]
     assert [e.label for e in at.sidebar.expander] == ["선생님"]
     password = next(i for i in at.sidebar.text_input if i.label == "선생님 비밀번호")
@@ -472,6 +487,10 @@ def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
     assert at.success[0].value.startswith("**완료**: 최고 검증 정확도 ")
     assert [s.value for s in at.subheader][:3] == ["실행 tiny-digits-1", "특징 공간", "신경망이 보는 곳"]
     assert at.selectbox(key="train.insight.cam_epoch").options[0] == "최신 (에폭 1)"
+    titles = chart_titles(at)  # the engine's words (lab.plots, lab.insight_plots), in the page's language
+    assert titles[:3] == ["배치별 학습 손실", "에폭별 정확도", "에폭별 손실"] and titles[-1] == "에폭별 k-NN 정확도"
+    assert any(title.startswith("특징 공간 (PCA) · 에폭 1 · 프로브 이미지 ") for title in titles)
+    assert all(HANGUL.search(title) for title in titles)
     assert any(m.value == "완료" for m in at.markdown)  # the recent runs' status column
     assert job_manager().state(run_id).status == "finished"  # the run keeps the English word
     assert korean_lab.get(run_id).state == "finished"
