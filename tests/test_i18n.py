@@ -190,9 +190,11 @@ METRICS = [{"epoch": 1, "train_acc": 0.5, "val_acc": 0.4, "train_loss": 1.2, "va
 SWEEP = [{"name": f"r{i}", "batch_size": b, "epochs": e, "lr": 0.01, "optimizer": "adam", "augment": "none",
           "best_val_acc": 0.5} for i, (b, e) in enumerate([(32, 1), (32, 2), (64, 1), (64, 2)])]
 STOPS = {"input": [1, 8, 8], "num_classes": 10,  # the second pool finds a 2x2 map: the drawing stops there
-         "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d", "size": 4}, {"type": "maxpool2d", "size": 4}]}
+         "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d", "size": 4},
+                    {"type": "maxpool2d", "size": 4}]}
 FIXED_OUTPUT = {"input": [1, 8, 8], "num_classes": 10,
-                "layers": [{"type": "flatten"}, {"type": "dense", "units": 3}, {"type": "activation", "function": "softmax"}]}
+                "layers": [{"type": "flatten"}, {"type": "dense", "units": 3},
+                           {"type": "activation", "function": "softmax"}]}
 
 
 def _frame(epoch: int) -> MapFrame:
