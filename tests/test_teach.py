@@ -13,10 +13,11 @@ import torch
 import torchinfo
 from torch import nn
 
+from lab import i18n
 from lab.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
 from lab.presets import PRESETS, get_preset
 from lab.spec import build_model, summarize
-from lab.teach import LANGUAGES, TEMPLATES, explain
+from lab.teach import LANGUAGES, explain
 
 BATCH = 3  # any batch: torchinfo's figures scale with it, ours must too
 
@@ -30,8 +31,13 @@ def result(numbers: str) -> float:
     return float(numbers.rsplit("=", 1)[1].strip().rstrip("%").replace(",", ""))
 
 
+def teach_templates(lang: str) -> dict[str, str]:
+    """lab.teach's sentences in the locale file of ``lang``, keys without their "teach." prefix."""
+    return {key.removeprefix("teach."): value for key, value in i18n.strings(lang).items() if key.startswith("teach.")}
+
+
 def step_results(explanation, lang: str, key: str) -> list[float]:
-    return [result(s.numbers) for s in explanation.steps if s.label == TEMPLATES[lang][key]]
+    return [result(s.numbers) for s in explanation.steps if s.label == i18n.text(f"teach.{key}", lang)]
 
 
 # ---------------------------------------------------------------- hand-checked text
@@ -110,7 +116,7 @@ def test_explained_numbers_equal_the_summary(name, lang):
     for row in summary.rows:
         e = explain(row, lang)
         kind = row.layer["type"]
-        assert row.name in e.title and TEMPLATES[lang][f"type.{kind}"] in e.title
+        assert row.name in e.title and i18n.text(f"teach.type.{kind}", lang) in e.title
         params = step_results(e, lang, "batchnorm.params" if kind == "batchnorm" else "params")
         assert params == ([row.params] if row.params else []), row.name
         assert step_results(e, lang, "macs") == ([row.macs] if row.macs else []), row.name
@@ -143,7 +149,7 @@ def test_every_layer_type_is_explained_in_every_language(name, lang):
     row = next(r for r in summary.rows if r.layer["type"] == name)
     e = explain(row, lang)
     assert e.notes and not _leftover_braces(e.markdown())
-    assert TEMPLATES[lang][f"type.{name}"] in e.title
+    assert i18n.text(f"teach.type.{name}", lang) in e.title
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -164,8 +170,9 @@ def test_languages_share_keys_and_placeholders():
     def fields(text: str) -> set[str]:
         return {f for _, f, _, _ in string.Formatter().parse(text) if f}
 
-    english = TEMPLATES["en"]
-    for lang, templates in TEMPLATES.items():
+    english = teach_templates("en")
+    for lang in LANGUAGES:
+        templates = teach_templates(lang)
         assert templates.keys() == english.keys(), lang
         for key, text in templates.items():
             assert fields(text) == fields(english[key]), (lang, key)
