@@ -19,11 +19,11 @@ from typing import Callable
 
 import torch
 
-from lab.i18n import DEFAULT, LANGUAGES as LOCALE_LANGUAGES, strings, text
+from lab.i18n import DEFAULT, LANGUAGES as LOCALE_LANGUAGES, text
 from lab.layers import format_shape, get_layer_type, make_activation
 from lab.spec import LayerRow
 
-__all__ = ["Step", "Explanation", "TEMPLATES", "LANGUAGES", "explain"]
+__all__ = ["Step", "Explanation", "LANGUAGES", "explain"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,6 @@ FUNCTION_FORMULAS = {
 EXAMPLE_INPUTS = (-2.0, 0.0, 2.0)  # one negative, zero, one positive: shows what each function does
 
 LANGUAGES = tuple(LOCALE_LANGUAGES)
-# This module's sentences by language, keys without their "teach." prefix: a view of the locale
-# files, not a second table. The Build page names layer types with it; tests compare labels to it.
-TEMPLATES: dict[str, dict[str, str]] = {
-    lang: {key.removeprefix("teach."): value for key, value in strings(lang).items() if key.startswith("teach.")}
-    for lang in LANGUAGES
-}
 
 Text = Callable[..., str]  # (key, **values) -> the template in the chosen language, filled
 

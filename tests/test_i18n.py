@@ -32,7 +32,7 @@ from lab.presets import PRESETS, get_preset_info
 from lab.runs import RunStore
 from lab.spec import analyze
 from lab.sweep import AXES
-from lab.teach import LANGUAGES as TEACH_LANGUAGES, TEMPLATES
+from lab.teach import LANGUAGES as TEACH_LANGUAGES
 from lab.ui import i18n
 from lab.ui.state import job_manager
 from test_app_train import WAIT_S, tiny_draft
@@ -118,7 +118,7 @@ def test_korean_texts_are_in_korean():
 def test_layer_type_names_come_from_lab_teach_in_every_language():
     """The Build page names layer types with lab.teach's words: in English they are the registry's titles."""
     assert set(i18n.LANGUAGES) == set(TEACH_LANGUAGES)
-    assert {kind: TEMPLATES["en"][f"type.{kind}"] for kind in LAYER_TYPES} == \
+    assert {kind: lab.i18n.text(f"teach.type.{kind}") for kind in LAYER_TYPES} == \
            {kind: t.title for kind, t in LAYER_TYPES.items()}
 
 

@@ -28,7 +28,7 @@ from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, fo
 from lab.classroom import Exercise, current_exercise
 from lab.presets import PRESETS, get_preset, get_preset_info
 from lab.spec import LayerRow, Summary, load_spec
-from lab.teach import TEMPLATES, explain
+from lab.teach import explain
 from lab.ui.i18n import language, t
 from lab.ui.state import dataset_label, draft, draft_summary
 
@@ -225,8 +225,8 @@ def _row_for(summary: Summary, position: int, layer: dict) -> LayerRow | None:
 
 
 def type_title(kind: str) -> str:
-    """A layer type's name in the session's language, from lab.teach, which names every type in each language."""
-    return TEMPLATES[language()][f"type.{kind}"]
+    """A layer type's name in the session's language (the layer arithmetic's own words for it)."""
+    return t(f"teach.type.{kind}")
 
 
 def _label(position: int, layer: dict, row: LayerRow | None, problem: SpecError | None) -> str:
