@@ -173,8 +173,16 @@ class JobManager:
             log.exception("run %s: a listener failed at the end of the run", job.run_id)
             self._end(job, "failed", f"{type(err).__name__}: {err}")
         finally:
-            job.trainer = None  # drop the model and data references once the run is on disk
-            return_freed_memory()
+            self._retire(job)
+
+    def _retire(self, job: _Job) -> None:
+        """Forget an ended run: its batch-loss curve joins the rest of it on disk, so the server
+        keeps nothing per finished run and a class's hundredth run costs what its first did."""
+        self.store.save_batch_losses(job.run_id, job.snapshot().batch_losses)
+        with self.lock:
+            self.jobs.pop(job.run_id, None)
+        job.trainer = None  # drop the model and data references
+        return_freed_memory()
 
     def _end(self, job: _Job, status: str, message: str) -> None:
         """Record the end of a run that its Trainer did not (or could not) report itself."""
@@ -197,7 +205,7 @@ class JobManager:
                 self.waiting.remove(run_id)
         if queued:  # ends now, not when a worker gets to it behind a long run
             self._end(job, "stopped", "stopped before it started")
-            job.trainer = None
+            self._retire(job)
             return True
         trainer = job.trainer
         if trainer is not None:
@@ -217,19 +225,18 @@ class JobManager:
         state = RunState(run_id, info.state, info.status.get("message", ""), info.name,
                          info.status.get("owner", ""), epochs=info.config.get("epochs", 0),
                          metrics=info.metrics)
-        if job is not None:
-            state.batch_losses = job.snapshot().batch_losses
+        state.batch_losses = job.snapshot().batch_losses if job is not None else self.store.read_batch_losses(run_id)
         if info.metrics:
             state.epoch = info.metrics[-1]["epoch"]
             state.images_per_sec = info.metrics[-1].get("images_per_sec", 0.0)
         return state
 
     def wait(self, run_id: str, timeout: float = 600.0) -> RunState:
-        """Block until the run is no longer live (for tests and the CLI)."""
+        """Block until the run has ended and the server is done with it (for tests and the CLI)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.state(run_id)
-            if not state.live:
+            if not state.live and run_id not in self.jobs:
                 return state
             time.sleep(0.05)
         raise TimeoutError(f"run {run_id} still {self.state(run_id).status} after {timeout:.0f} s")

@@ -5,6 +5,7 @@ Layout of ``<runs_dir>/<run_id>/``::
     config.json     everything needed to rerun (TrainConfig + resolved dataset facts)
     status.json     status, message, timestamps, owner pid/host, best epoch
     metrics.jsonl   one JSON line per finished epoch, flushed and fsynced
+    batch_losses.json  the live page's per-batch loss curve, written when the run ends
     meta.json       the user's edits: name, tags, note (only once someone edits them)
     best.pt         state_dict of the best validation epoch
     last.pt         state_dict at the end of the run
@@ -222,6 +223,17 @@ class RunStore:
             if len(match) == 1:
                 return match[0].id
         raise RunNotFound(ref)
+
+    def save_batch_losses(self, run_id: str, points: list[tuple[int, float]]) -> None:
+        """The live page's per-batch loss curve, (step, loss) thinned, kept once the run ends."""
+        atomic_write_json(self.path(run_id) / "batch_losses.json", [[step, loss] for step, loss in points])
+
+    def read_batch_losses(self, run_id: str) -> list[tuple[int, float]]:
+        """The saved curve; empty for a run that never trained a batch or ended before it was kept."""
+        try:
+            return [(int(step), float(loss)) for step, loss in read_json(self.path(run_id) / "batch_losses.json", [])]
+        except (TypeError, ValueError):  # not a list of pairs: written by something else
+            return []
 
     def checkpoint_path(self, run_id: str, which: str = "best") -> Path:
         return self.path(run_id) / f"{which}.pt"

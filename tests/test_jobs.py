@@ -204,7 +204,19 @@ def test_state_has_one_shape_live_finished_and_after_a_restart(manager, tmp_path
     for key in ("status", "name", "owner", "epoch", "epochs", "metrics"):
         assert getattr(restarted, key) == getattr(finished, key), key
     assert [m["epoch"] for m in restarted.metrics] == [1, 2]
-    assert finished.batch_losses  # kept in memory for this server's pages
+    assert finished.batch_losses and restarted.batch_losses == finished.batch_losses  # on disk, not in memory
+
+
+def test_an_ended_run_leaves_nothing_in_the_servers_memory(manager):
+    gate = Gate()
+    running = manager.submit(config(), extra_callbacks=[gate])
+    assert gate.started.wait(WAIT_S)
+    stopped_in_queue = manager.submit(config())
+    manager.stop(stopped_in_queue)
+    gate.release.set()
+    manager.wait(running, WAIT_S)
+    assert manager.jobs == {}  # a class's hundredth run costs the server what its first did
+    assert manager.state(running).batch_losses and manager.state(stopped_in_queue).status == "stopped"
 
 
 def test_bad_settings_are_refused_before_anything_is_queued(manager):
