@@ -13,6 +13,19 @@ only difference is the page. Images/s come from each run's own metrics; the
 server's resident memory is sampled from /proc while the watched run trains
 (``--minutes`` keeps a page watching back-to-back runs that long, for the leak check).
 
+The pair is measured in two layouts of the machine's cores:
+
+* *shared*: server and browser on all cores, as the scheduler likes: the worst case,
+  the browser drawing the page takes its CPU from training (chromium runs in its own
+  session, so the kernel's autogroup scheduling gives it an equal share whatever its nice);
+* *isolated*: the server on the first core, the browser on the others, standing in
+  for a classroom where the browsers run on the students' machines. Both runs of the
+  pair train on that one core, so the ratio is the cost of the page to the server
+  alone: Streamlit's reruns, the figures, the websocket.
+
+The page's script runs are counted in the browser, so each figure says how often the
+watched page really refreshed.
+
 Needs the dev requirements (playwright) and /usr/bin/chromium; it imports no Streamlit.
 """
 
@@ -33,6 +46,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
+# Counts the page's script runs (full and fragment) from now on, in window.labRefreshes: proof that
+# the watched page really refreshed, however low the browser's priority.
+COUNT_REFRESHES = """() => {
+  window.labRefreshes = 0;
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => { if (app.dataset.testScriptState === 'running') window.labRefreshes++; })
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
 
 
 def free_port() -> int:
@@ -65,17 +86,6 @@ def _children(pid: int) -> list[int]:
         found += kids
         frontier += kids
     return found
-
-
-def lower_browser_priority() -> None:
-    """Nice the browser's processes to 19: in a classroom the browsers run on the students'
-    machines, so on this one they should take only what training leaves (a renderer at normal
-    priority took 26% of this 2-core machine drawing the Train page)."""
-    for pid in browser_pids():  # the streamlit server is a child too, and keeps its priority
-        try:
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
-        except OSError:
-            pass  # the process ended meanwhile
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -114,7 +124,8 @@ class Server:
     """``streamlit run app.py`` on a free port with its own runs and data folders in ``folder``
     (the browser tests serve the lab this way too)."""
 
-    def __init__(self, folder: Path, start_s: float = 120):
+    def __init__(self, folder: Path, start_s: float = 120, cores: set[int] | None = None):
+        """``cores``: run the server (and so its torch threads, which count them at start) on these only."""
         self.runs_dir = folder / "runs"
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "LAB_RUNS_DIR": str(self.runs_dir), "LAB_DATA_DIR": str(folder / "data")}
@@ -122,7 +133,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", self.url.rsplit(":", 1)[1],
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         deadline = time.monotonic() + start_s
         while not healthy(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -152,7 +164,7 @@ class Server:
 
 
 def start_run(page, server: Server, epochs: int) -> str:
-    """Fill the Train page's epochs and click Start; the new run's id."""
+    """Fill the Train page's epochs, count its refreshes from now on and click Start; the new run's id."""
     before = server.run_ids()
     page.goto(f"{server.url}/train")
     page.wait_for_function(IDLE, timeout=120_000)
@@ -160,6 +172,7 @@ def start_run(page, server: Server, epochs: int) -> str:
     box.fill(str(epochs))
     box.press("Enter")
     page.wait_for_function(IDLE, timeout=60_000)
+    page.evaluate(COUNT_REFRESHES)
     page.get_by_role("button", name="Start training").click()
     deadline = time.monotonic() + 60
     while not (server.run_ids() - before):
@@ -177,7 +190,6 @@ def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | N
     before = {pid: cpu_seconds([pid]) for pid in browser_pids()}
     last = dict(before)
     while server.status(run_id) not in ("finished", "stopped", "failed", "diverged", "interrupted"):
-        lower_browser_priority()  # chromium starts renderers, and sets their priority, as it goes
         _sample_browser(last)
         if samples is not None:
             samples.append((time.monotonic() - started, rss_mb(server.proc.pid)))
@@ -202,12 +214,30 @@ def summarize_run(server: Server, run_id: str, cpu: dict) -> dict:
 
 
 def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
-    from playwright.sync_api import sync_playwright
-
+    """The unwatched/watched pair with the browser sharing the server's cores (and, with
+    ``minutes``, the memory check), then the pair with server and browser on their own cores."""
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium")
+    shared = _measure_pair(epochs, minutes)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return {"epochs": epochs, "shared": shared, "isolated": None}
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cores[1:]))  # the browser, started from this thread, inherits it
+    try:
+        isolated = _measure_pair(epochs, 0.0, server_cores={cores[0]})
+    finally:
+        os.sched_setaffinity(0, mine)
+    return {"epochs": epochs, "shared": shared, "isolated": isolated}
+
+
+def _measure_pair(epochs: int, minutes: float, server_cores: set[int] | None = None) -> dict:
+    """One server and one browser: a run nobody watches, then runs watched for ``minutes``
+    (at least one), with the server's memory sampled meanwhile."""
+    from playwright.sync_api import sync_playwright
+
     with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
-        server = Server(Path(folder))
+        server = Server(Path(folder), cores=server_cores)
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -222,14 +252,15 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
             run_end_mb = []
             while not watched or time.monotonic() < deadline:
                 run_id = start_run(page, server, epochs)
-                watched.append(summarize_run(server, run_id, wait_run(server, run_id, samples)))
+                run = summarize_run(server, run_id, wait_run(server, run_id, samples))
+                watched.append({**run, "page_refreshes": page.evaluate("window.labRefreshes")})
                 run_end_mb.append(rss_mb(server.proc.pid))
         finally:
             browser.close()
             server.close()
-    first = watched[0]
-    return {"epochs": epochs, "unwatched": unwatched, "watched": watched,
-            "ratio": first["images_per_sec"] / unwatched["images_per_sec"],
+    return {"server_cores": sorted(server_cores) if server_cores else None,
+            "unwatched": unwatched, "watched": watched,
+            "ratio": watched[0]["images_per_sec"] / unwatched["images_per_sec"],
             "memory_mb": {"first": samples[0][1], "last": samples[-1][1],
                           "minutes": sum(w["seconds_per_epoch"] * epochs for w in watched) / 60,
                           "samples": len(samples),
@@ -242,16 +273,32 @@ def _cpu_text(run: dict) -> str:
             f"in {run['wall_s']:.0f} s")
 
 
-def format_live(report: dict) -> str:
-    un, first, mem = report["unwatched"], report["watched"][0], report["memory_mb"]
-    return "\n".join([
-        f"gap_cam on shapes, {report['epochs']} epochs, probe + CAM samples on, one server, one browser",
+def _pair_lines(pair: dict) -> list[str]:
+    un, first = pair["unwatched"], pair["watched"][0]
+    return [
         f"  unwatched  {un['images_per_sec']:>8,.0f} img/s   {un['seconds_per_epoch']:.2f} s/epoch with insight   "
         + _cpu_text(un),
         f"  watched    {first['images_per_sec']:>8,.0f} img/s   {first['seconds_per_epoch']:.2f} s/epoch with insight   "
-        + _cpu_text(first) + " (Train page open, refreshing)",
-        f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
-        f"({len(report['watched'])} run(s), {mem['samples']} samples); after each run: "
-        + ", ".join(map(str, mem["per_run"])) + " MB",
-        f"watched/unwatched images/s: {report['ratio']:.2f}",
-    ])
+        + _cpu_text(first) + f" (Train page open, {first['page_refreshes']} refreshes)",
+        f"  watched/unwatched images/s: {pair['ratio']:.2f}",
+    ]
+
+
+def format_live(report: dict) -> str:
+    shared, isolated = report["shared"], report["isolated"]
+    mem = shared["memory_mb"]
+    lines = [f"gap_cam on shapes, {report['epochs']} epochs, probe + CAM samples on, one server, one browser",
+             "browser on the server's cores (the worst case: it draws the page with training's CPU):",
+             *_pair_lines(shared),
+             f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
+             f"({len(shared['watched'])} run(s), {mem['samples']} samples); after each run: "
+             + ", ".join(map(str, mem["per_run"])) + " MB"]
+    if isolated:
+        lines += [f"server on core {isolated['server_cores'][0]}, browser on the others "
+                  "(as in a classroom, where the browsers run on the students' machines):",
+                  *_pair_lines(isolated),
+                  f"watched/unwatched images/s: {isolated['ratio']:.2f} (server alone), "
+                  f"{shared['ratio']:.2f} (browser on the server's cores)"]
+    else:
+        lines.append(f"watched/unwatched images/s: {shared['ratio']:.2f} (browser on the server's cores)")
+    return "\n".join(lines)
