@@ -5,13 +5,21 @@ The pages call these with what ``JobManager.state`` or ``RunStore`` returns
 run and a run from before a restart, and the builders are testable without
 Streamlit. Their words come from lab/locales in the ``lang`` the page passes
 (English by default, as reports use them). Figures are compact (small height, tight
-margins) because the Train page shows them side by side, and cheap to build because it
-redraws the batch-loss curve every second.
+margins) because the Train page shows them side by side.
+
+While a run trains, the Train page redraws its batch-loss curve every second, and a
+plotly redraw costs the browser about 0.1 s of CPU each time (a student's laptop, or the
+server itself when the browser runs there): :func:`batch_loss_svg` draws the same curve
+as a plain SVG, which costs next to nothing, and the page switches to the interactive
+:func:`batch_loss_figure` once the run has ended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import html
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,6 +29,7 @@ from lab.i18n import DEFAULT, text
 MAX_LOSS_POINTS = 300  # batch-loss points drawn; more only costs bandwidth on each live redraw
 FIGURE_HEIGHT = 260
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
+SVG_TEXT_COLOR = "#808495"  # an SVG shown as an image cannot take the page's colour: a grey that reads on both themes
 
 # One entry per epoch metric the pages chart: (train key, val key, axis title, y range or None).
 # The axis title is the English one; a figure shows text(f"plot.metric.{metric}", lang).
@@ -77,6 +86,45 @@ def batch_loss_figure(points: Sequence[tuple[int, float]], max_points: int = MAX
                        line={"color": TRAIN_COLOR, "width": 1.5})
     return go.Figure(trace, layout=_layout(text("plot.batch_loss.title", lang), text("plot.step", lang),
                                            text("plot.metric.loss", lang)))
+
+
+def batch_loss_svg(points: Sequence[tuple[int, float]], max_points: int = MAX_LOSS_POINTS,
+                   lang: str = DEFAULT) -> str:
+    """The curve of :func:`batch_loss_figure` as an inline SVG (title, three loss ticks, first and
+    last step): what the live page redraws every second. Non-finite losses (a diverging run) are
+    left out; with none left, the title alone."""
+    shown = [(x, y) for x, y in thin(points, max_points) if math.isfinite(y)]
+    width, height, left, right, top, bottom = 1000, FIGURE_HEIGHT, 56, 990, 36, FIGURE_HEIGHT - 40
+    title = html.escape(text("plot.batch_loss.title", lang))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+             f'role="img" aria-label="{title}" font-family="sans-serif" font-size="12" fill="{SVG_TEXT_COLOR}">',
+             f"<title>{title}</title>", f'<text x="0" y="18" font-size="14">{title}</text>']
+    if shown:
+        xs, ys = zip(*shown)
+        x_low, x_high = xs[0], max(xs[-1], xs[0] + 1)
+        pad = 0.0 if max(ys) > min(ys) else max(abs(ys[0]) * 0.1, 0.1)  # a flat curve sits mid-height
+        y_low, y_high = min(ys) - pad, max(ys) + pad
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            return (left + (x - x_low) / (x_high - x_low) * (right - left),
+                    bottom - (y - y_low) / (y_high - y_low) * (bottom - top))
+
+        for value in (y_low, (y_low + y_high) / 2, y_high):
+            _, y = at(x_low, value)
+            parts.append(f'<line x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{SVG_TEXT_COLOR}" '
+                         f'stroke-opacity="0.3"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                         f"{value:.3g}</text>")
+        parts += [f'<text x="{left}" y="{bottom + 16}">{xs[0]:g}</text>',
+                  f'<text x="{right}" y="{bottom + 16}" text-anchor="end">{xs[-1]:g}</text>',
+                  f'<text x="{(left + right) / 2}" y="{bottom + 32}" text-anchor="middle">'
+                  f'{html.escape(text("plot.step", lang))}</text>',
+                  f'<text transform="translate(12 {(top + bottom) / 2}) rotate(-90)" text-anchor="middle">'
+                  f'{html.escape(text("plot.metric.loss", lang))}</text>']
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (at(*point) for point in shown))
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{TRAIN_COLOR}" stroke-width="1.5"/>'
+                     if len(shown) > 1 else f'<circle cx="{path.split(",")[0]}" cy="{path.split(",")[1]}" r="4" '
+                     f'fill="{TRAIN_COLOR}"/>')
+    return "".join(parts) + "</svg>"
 
 
 def epoch_figure(metrics: Sequence[dict], metric: str, lang: str = DEFAULT) -> go.Figure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from functools import partial
@@ -150,6 +151,27 @@ def test_start_trains_to_a_finished_run_with_curves_and_a_recent_row():
     feature_space = charts(at)["Feature space (PCA)"]  # the insight sections, from the run folder
     assert [f["name"] for f in feature_space["frames"]] == ["0", "1"]  # untrained, and after epoch 1
     assert len(at.image[0].captions) == 10  # the CAM strip: one digit of each class
+
+
+def test_a_live_run_draws_its_batch_loss_as_an_svg_and_an_ended_one_as_a_chart():
+    at = page("train", draft=tiny_draft(epochs=50))
+    button(at, "Start training").click().run()
+    run_id = at.query_params["run"]
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not job_manager().state(run_id).batch_losses and time.monotonic() < deadline:
+            time.sleep(0.2)
+        at.run()
+        no_exception(at)
+        assert job_manager().state(run_id).live
+        svgs = [url for image in at.image for url in image.value if url.startswith("data:image/svg+xml")]
+        assert len(svgs) == 1 and "Training loss per batch" in base64.b64decode(svgs[0].split(",", 1)[1]).decode()
+        assert "Training loss per batch" not in charts(at)  # no plotly redraw every second
+    finally:
+        job_manager().stop(run_id)
+    job_manager().wait(run_id, WAIT_S)
+    at.run()
+    assert "Training loss per batch" in charts(at)
 
 
 def test_a_reload_reattaches_the_run_from_the_url():

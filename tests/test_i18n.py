@@ -13,6 +13,7 @@ import re
 import string
 from pathlib import Path
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from lab.diagram import architecture_figure
 from lab.insight.embed import MapFrame
 from lab.insight_plots import confusion_figure, feature_space_figure, knn_figure, probability_figure
 from lab.layers import LAYER_TYPES
-from lab.plots import batch_loss_figure, class_counts_figure, epoch_figure
+from lab.plots import batch_loss_figure, batch_loss_svg, class_counts_figure, epoch_figure
 from lab.presets import PRESETS, get_preset_info
 from lab.runs import RunStore
 from lab.spec import analyze
@@ -209,6 +210,13 @@ def _figure_words(fig) -> list[str]:
     return [w for w in words if w] + [trace.name for trace in fig.data if trace.name and trace.showlegend is not False]
 
 
+def _svg_words(svg: str) -> list[str]:
+    """An SVG chart's title and its texts that are words, not numbers."""
+    root = ElementTree.fromstring(svg)
+    texts = [t.text for t in root.iter() if t.tag.endswith(("}title", "}text"))]
+    return [t for t in texts if not t.replace(".", "").isdigit()]
+
+
 def _feature_space(lang: str) -> list[str]:
     fig = feature_space_figure([_frame(1), _frame(2)], ["cat", "dog"], "pca", lang=lang)
     buttons = fig.layout.updatemenus[0].buttons
@@ -239,6 +247,8 @@ CPU_CORES = f"{torch.get_num_threads()} threads of {os.cpu_count()} cores"
 ENGINE_TEXTS = {
     "batch_loss_figure": (lambda lang, _: _figure_words(batch_loss_figure([(1, 2.0), (2, 1.5)], lang=lang)),
                           ["Training loss per batch", "step", "loss", "batch loss"]),
+    "batch_loss_svg": (lambda lang, _: _svg_words(batch_loss_svg([(1, 2.0), (2, 1.5)], lang=lang)),
+                       ["Training loss per batch", "Training loss per batch", "step", "loss"]),
     "epoch_figure acc": (lambda lang, _: _figure_words(epoch_figure(METRICS, "acc", lang)),
                          ["Accuracy per epoch", "epoch", "accuracy", "train", "validation"]),
     "epoch_figure loss": (lambda lang, _: _figure_words(epoch_figure(METRICS, "loss", lang)),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 import pytest
 
-from lab.plots import MAX_LOSS_POINTS, batch_loss_figure, epoch_figure, thin
+from lab.plots import MAX_LOSS_POINTS, batch_loss_figure, batch_loss_svg, epoch_figure, thin
 
+SVG = "{http://www.w3.org/2000/svg}"
 METRICS = [
     {"epoch": 1, "train_loss": 1.5, "val_loss": 1.2, "train_acc": 0.4, "val_acc": 0.5},
     {"epoch": 2, "train_loss": 0.9, "val_loss": 0.8, "train_acc": 0.7, "val_acc": 0.72},
@@ -68,3 +71,32 @@ def test_epoch_figure_names_the_valid_metrics():
 def test_figures_are_compact():
     for fig in (batch_loss_figure([(1, 1.0)]), epoch_figure(METRICS, "loss")):
         assert fig.layout.height <= 300
+
+
+def _polyline(svg: str) -> list[tuple[float, float]]:
+    points = ElementTree.fromstring(svg).find(f"{SVG}polyline").get("points")
+    return [tuple(map(float, pair.split(","))) for pair in points.split()]
+
+
+def test_the_live_batch_loss_svg_is_thinned_and_falls_left_to_right():
+    svg = batch_loss_svg([(step, 1.0 / step) for step in range(1, 5001)])
+    line = _polyline(svg)
+    assert len(line) == MAX_LOSS_POINTS
+    xs, ys = zip(*line)
+    assert list(xs) == sorted(xs) and ys[-1] > ys[0]  # SVG y grows downwards: a falling loss
+    labels = [t.text for t in ElementTree.fromstring(svg).iter(f"{SVG}text")]
+    assert labels[0] == "Training loss per batch" and "5e+03" not in labels and "5000" in labels
+
+
+def test_the_live_batch_loss_svg_leaves_out_non_finite_losses():
+    line = _polyline(batch_loss_svg([(1, 2.0), (2, float("nan")), (3, float("inf")), (4, 1.0)]))
+    assert len(line) == 2
+    only_nan = ElementTree.fromstring(batch_loss_svg([(1, float("nan"))]))
+    assert only_nan.find(f"{SVG}polyline") is None and only_nan.find(f"{SVG}circle") is None
+
+
+def test_a_lone_batch_loss_is_a_dot_between_ticks_around_it():
+    svg = ElementTree.fromstring(batch_loss_svg([(1, 2.3)]))
+    assert svg.find(f"{SVG}circle") is not None
+    ticks = sorted(float(t.text) for t in svg.iter(f"{SVG}text") if t.get("text-anchor") == "end" and "." in t.text)
+    assert ticks[0] < 2.3 < ticks[-1]

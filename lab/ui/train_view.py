@@ -32,7 +32,7 @@ from lab.data import DatasetError
 from lab.device import DEVICE_CHOICES
 from lab.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.jobs import RunState
-from lab.plots import batch_loss_figure, epoch_figure
+from lab.plots import batch_loss_figure, batch_loss_svg, epoch_figure
 from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
 from lab.spec import SpecError
 from lab.ui.i18n import language, t
@@ -228,7 +228,11 @@ OUTCOME_ELEMENT = {"finished": st.success, "stopped": st.warning, "interrupted":
 
 
 def _batch_loss(state: RunState) -> None:
-    if state.batch_losses:
+    """A plain SVG while the curve is redrawn every second (a plotly redraw costs the browser
+    ten times more), the interactive chart once the run has ended."""
+    if state.batch_losses and state.live:
+        st.image(batch_loss_svg(state.batch_losses, lang=language()), width="stretch")
+    elif state.batch_losses:
         st.plotly_chart(batch_loss_figure(state.batch_losses, lang=language()), config=CHART_CONFIG)
 
 
