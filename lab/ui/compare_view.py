@@ -228,10 +228,13 @@ def _manage(runs: list[RunInfo], labels: dict[str, str]) -> None:
         if not may_change(run.status, visitor()):
             st.caption(t("compare.not_yours"))
             return
-        with st.form(f"compare.form.{run.id}"):  # one form per run, so its fields start from that run's values
-            name = st.text_input(t("compare.form.name"), value=run.name)
-            tags = st.text_input(t("compare.form.tags"), value=", ".join(run.tags), help=t("compare.form.tags.help"))
-            note = st.text_area(t("compare.form.note"), value=run.note, placeholder=t("compare.form.note.placeholder"))
+        form = f"compare.form.{run.id}"  # one form per run, so its fields start from that run's values
+        with st.form(form):  # keyed fields: a language switch while typing keeps the text
+            name = st.text_input(t("compare.form.name"), value=run.name, key=f"{form}.name")
+            tags = st.text_input(t("compare.form.tags"), value=", ".join(run.tags), help=t("compare.form.tags.help"),
+                                 key=f"{form}.tags")
+            note = st.text_area(t("compare.form.note"), value=run.note, placeholder=t("compare.form.note.placeholder"),
+                                key=f"{form}.note")
             if st.form_submit_button(t("compare.form.save")):
                 _save(run.id, name, tags, note)
         _delete_controls(run, labels[run.id])

@@ -61,7 +61,7 @@ def _teacher_sign_in() -> None:
         st.caption(":material/school: " + t("sidebar.teacher.signed_in"))
         return
     with st.expander(t("sidebar.teacher")), st.form("teacher.sign_in", border=False):
-        password = st.text_input(t("sidebar.teacher.password"), type="password")
+        password = st.text_input(t("sidebar.teacher.password"), type="password", key="teacher.password")
         if st.form_submit_button(t("sidebar.teacher.sign_in")):
             if is_teacher_password(password):
                 sign_in_teacher()
