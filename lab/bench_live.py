@@ -47,7 +47,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
 # Counts the page's script runs (full and fragment) from now on, in window.labRefreshes: proof that
-# the watched page really refreshed, however low the browser's priority.
+# the watched page really refreshed while the run trained.
 COUNT_REFRESHES = """() => {
   window.labRefreshes = 0;
   const app = document.querySelector('[data-testid="stApp"]');
@@ -219,10 +219,10 @@ def run_live_bench(epochs: int = 4, minutes: float = 0.0) -> dict:
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium")
     shared = _measure_pair(epochs, minutes)
-    cores = sorted(os.sched_getaffinity(0))
+    mine = os.sched_getaffinity(0)
+    cores = sorted(mine)
     if len(cores) < 2:
         return {"epochs": epochs, "shared": shared, "isolated": None}
-    mine = os.sched_getaffinity(0)
     os.sched_setaffinity(0, set(cores[1:]))  # the browser, started from this thread, inherits it
     try:
         isolated = _measure_pair(epochs, 0.0, server_cores={cores[0]})
@@ -290,8 +290,8 @@ def format_live(report: dict) -> str:
     lines = [f"gap_cam on shapes, {report['epochs']} epochs, probe + CAM samples on, one server, one browser",
              "browser on the server's cores (the worst case: it draws the page with training's CPU):",
              *_pair_lines(shared),
-             f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB over {mem['minutes']:.1f} min "
-             f"({len(shared['watched'])} run(s), {mem['samples']} samples); after each run: "
+             f"  server memory while watched: {mem['first']:,.0f} -> {mem['last']:,.0f} MB "
+             f"over {mem['minutes']:.1f} min ({len(shared['watched'])} run(s), {mem['samples']} samples); after each run: "
              + ", ".join(map(str, mem["per_run"])) + " MB"]
     if isolated:
         lines += [f"server on core {isolated['server_cores'][0]}, browser on the others "

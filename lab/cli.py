@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None,
                    help="for --time-to-accuracy: fashion_cnn | cifar_vgg | speedrun (default: the dataset's)")
     p.add_argument("--live-ui", action="store_true",
-                   help="images/s of a run with the Train page open vs closed (browser sharing the server's cores, then on its own), and the server's memory "
+                   help="images/s of a run with the Train page open vs closed (browser sharing the server's cores, "
+                        "then on its own), and the server's memory "
                         "(needs playwright and /usr/bin/chromium)")
     p.add_argument("--epochs", type=int, default=4, help="for --live-ui: epochs per run")
     p.add_argument("--minutes", type=float, default=0.0,

@@ -90,7 +90,7 @@ def batch_loss_figure(points: Sequence[tuple[int, float]], max_points: int = MAX
 
 def batch_loss_svg(points: Sequence[tuple[int, float]], max_points: int = MAX_LOSS_POINTS,
                    lang: str = DEFAULT) -> str:
-    """The curve of :func:`batch_loss_figure` as an inline SVG (title, three loss ticks, first and
+    """The curve of :func:`batch_loss_figure` as an SVG document (title, three loss ticks, first and
     last step): what the live page redraws every second. Non-finite losses (a diverging run) are
     left out; with none left, the title alone."""
     shown = [(x, y) for x, y in thin(points, max_points) if math.isfinite(y)]
