@@ -525,10 +525,12 @@ class RunRecorder(Callback):
         pass  # per-interval progress lives in memory (jobs.py); the disk gets whole epochs
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
-        self.store.append_metrics(self.run_id, metrics)
+        """The checkpoint before the metrics row: a server killed between the two leaves no epoch on
+        disk without its weights (a best.pt one epoch ahead of metrics.jsonl is harmless)."""
         if metrics["val_acc"] > self.best_acc:
             self.best_acc = metrics["val_acc"]
             self.store.save_checkpoint(self.run_id, "best", trainer.checkpoint())
+        self.store.append_metrics(self.run_id, metrics)
         self.store.set_status(self.run_id, "running", epoch=metrics["epoch"])
 
     def on_run_end(self, trainer: Trainer, status: str, message: str) -> None:
