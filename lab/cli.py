@@ -39,7 +39,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from lab.data import load_dataset
-    from lab.spec import load_spec, summarize
+    from lab.model.spec import load_spec, summarize
 
     spec = load_spec(args.spec)
     shape = classes = None
@@ -51,8 +51,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, **overrides) -> "TrainConfig":
-    from lab.engine import TrainConfig
-    from lab.spec import load_spec
+    from lab.model.spec import load_spec
+    from lab.train.engine import TrainConfig
 
     values = dict(spec=load_spec(args.spec), dataset=args.dataset, augment=args.augment, epochs=args.epochs,
                   batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
@@ -85,9 +85,9 @@ class _EpochPrinter:
 
 def run_training(config, runs_dir, data_dir) -> tuple[str, "RunResult"]:
     """Train in this process, recording into the runs dir; returns (run id, result)."""
-    from lab.engine import RunRecorder, Trainer, run_record
     from lab.insight.probe import insight_callbacks
-    from lab.runs import RunStore
+    from lab.runs.store import RunStore
+    from lab.train.engine import RunRecorder, Trainer, run_record
 
     store = RunStore(runs_dir)
     trainer = Trainer(config, data_dir=data_dir)
@@ -98,7 +98,7 @@ def run_training(config, runs_dir, data_dir) -> tuple[str, "RunResult"]:
 
 def _config_file(path: str) -> "TrainConfig":
     """The settings of ``lab export --what config`` (or any TrainConfig JSON), checked."""
-    from lab.engine import ConfigError, TrainConfig
+    from lab.train.engine import ConfigError, TrainConfig
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -119,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab.bench import main as bench_main
+    from lab.bench.engine import main as bench_main
 
     return bench_main(args)
 
@@ -161,9 +161,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     """One file a student takes away from a run: its code, weights, ONNX model, config or report."""
     from pathlib import Path
 
-    from lab.export import ExportError, export_file_name, export_run
+    from lab.export.files import ExportError, export_file_name, export_run
     from lab.insight.errors import InsightError
-    from lab.runs import open_run
+    from lab.runs.store import open_run
 
     store, run_id = open_run(args.run, args.runs_dir)
     run = store.get(run_id)
@@ -182,8 +182,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from lab.compare import rows_to_csv, run_row
-    from lab.runs import RunStore
+    from lab.runs.compare import rows_to_csv, run_row
+    from lab.runs.store import RunStore
 
     rows = [run_row(r) for r in RunStore(args.runs_dir).list()]
     if args.format == "json":
@@ -202,8 +202,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Train every combination in turn, then print the sweep's summary table."""
-    from lab.runs import RunStore
-    from lab.sweep import AXES, describe_plan, parse_values, plan_sweep, summarize_sweep
+    from lab.runs.store import RunStore
+    from lab.runs.sweep import AXES, describe_plan, parse_values, plan_sweep, summarize_sweep
 
     values = {axis: parse_values(axis, getattr(args, axis)) for axis in AXES}
     base = _train_config(args, **{axis: listed[0] for axis, listed in values.items()}, name="")
@@ -376,11 +376,11 @@ def _shared_options(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lab.augment import AugmentError
     from lab.data import DatasetError
-    from lab.engine import ConfigError
-    from lab.layers import SpecError
-    from lab.runs import RunNotFound
+    from lab.model.layers import SpecError
+    from lab.runs.store import RunNotFound
+    from lab.train.augment import AugmentError
+    from lab.train.engine import ConfigError
 
     args = build_parser().parse_args(_shared_options(list(sys.argv[1:] if argv is None else argv)))
     func: Callable[[argparse.Namespace], int] = args.func

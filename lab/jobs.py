@@ -19,13 +19,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from lab import access
-from lab.access import Visitor
-from lab.classroom import current_exercise
-from lab.device import return_freed_memory
-from lab.engine import Callback, RunRecorder, Trainer, TrainConfig, run_record
+from lab.classroom.exercise import current_exercise
 from lab.insight.probe import insight_callbacks
-from lab.runs import RunStore
+from lab.runs import access
+from lab.runs.access import Visitor
+from lab.runs.store import RunStore
+from lab.train.device import return_freed_memory
+from lab.train.engine import Callback, RunRecorder, TrainConfig, Trainer, run_record
 
 log = logging.getLogger(__name__)
 MAX_BATCH_POINTS = 2000  # batch-loss points kept per live run; older ones are thinned
@@ -144,7 +144,7 @@ class JobManager:
         Bad settings raise ``ConfigError``/``SpecError``/``DatasetError`` here, before
         anything is queued, so the page can show the message. ``by`` is the browser
         session starting it: only that session (or a teacher) may stop or delete it,
-        and a student's run must keep to the class's exercise (lab.classroom).
+        and a student's run must keep to the class's exercise (lab.classroom.exercise).
         """
         exercise = current_exercise()
         if exercise is not None and by is not None and not by.teacher:

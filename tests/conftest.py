@@ -13,7 +13,7 @@ class TrainedRun:
     runs_dir: Path
     run_id: str
     run_dir: Path
-    result: object  # lab.engine.RunResult
+    result: object  # lab.train.engine.RunResult
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,8 @@ def gap_cam_run(tmp_path_factory) -> TrainedRun:
     length (pointing game 0.91 vs 0.85 in one try each), so the pointing game has a margin.
     """
     from lab.cli import run_training
-    from lab.engine import TrainConfig
-    from lab.presets import get_preset
+    from lab.model.presets import get_preset
+    from lab.train.engine import TrainConfig
 
     runs_dir = tmp_path_factory.mktemp("insight-runs")
     config = TrainConfig.from_dict(dict(spec=get_preset("gap_cam"), dataset="shapes", epochs=3, batch_size=64,

@@ -1,17 +1,16 @@
-"""lab.access: a run can be stopped, renamed or deleted only by its own session or a teacher."""
+"""lab.runs.access: a run can be stopped, renamed or deleted only by its own session or a teacher."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-
-from lab.access import AccessDenied, Visitor, is_teacher_password, may_change
-from lab.engine import TrainConfig
-from lab.jobs import JobManager
-from lab.runs import RunStore
-
 from test_jobs import TINY, WAIT_S, Gate
+
+from lab.jobs import JobManager
+from lab.runs.access import AccessDenied, Visitor, is_teacher_password, may_change
+from lab.runs.store import RunStore
+from lab.train.engine import TrainConfig
 
 ANNA, BEN = Visitor(), Visitor()
 

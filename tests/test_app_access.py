@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from lab.access import Visitor
-from lab.ui.state import VISITOR_KEY, job_manager
 from test_app_train import WAIT_S, button, no_exception, page, tiny_draft
+
+from lab.runs.access import Visitor
+from lab.ui.state import VISITOR_KEY, job_manager
 
 pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from lab.access import Visitor
-from lab.runs import RunStore
-from lab.ui.state import VISITOR_KEY, default_draft, embedding_worker, job_manager
 from test_sweep import fake_run
+
+from lab.runs.access import Visitor
+from lab.runs.store import RunStore
+from lab.ui.state import VISITOR_KEY, default_draft, embedding_worker, job_manager
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
 TINY = {"name": "tiny", "layers": [{"type": "flatten"}, {"type": "dense", "units": 32}]}
@@ -261,7 +261,7 @@ def test_a_restarted_server_shows_the_same_runs_and_interrupted_ones(store, tmp_
     runs = queue_and_wait(at, store)
     # a run whose server died after one of its two epochs: marked running by a process that is gone
     dead = fake_run(store, "killed", [0.5])
-    code = f"from lab.runs import RunStore; RunStore({str(store.root)!r}).set_status({dead!r}, 'running')"
+    code = f"from lab.runs.store import RunStore; RunStore({str(store.root)!r}).set_status({dead!r}, 'running')"
     subprocess.run([sys.executable, "-c", code], check=True)
     ids = [r.id for r in runs] + [dead]
     env = {**os.environ, "LAB_RUNS_DIR": str(store.root), "LAB_DATA_DIR": str(tmp_path / "data")}

@@ -13,8 +13,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lab.cli import run_training
-from lab.engine import TrainConfig
 from lab.insight.cam import CAM_METHODS
+from lab.train.engine import TrainConfig
 from lab.ui.state import job_manager
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explain.py")

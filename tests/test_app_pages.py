@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_data import _classes_zip, _zip
 
 from lab.data import list_datasets, load_dataset
-from lab.presets import get_preset
-from lab.spec import summarize
-from test_data import _classes_zip, _zip
+from lab.model.presets import get_preset
+from lab.model.spec import summarize
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab.augment import AUGMENT_PRESETS
 from lab.insight.embed import EmbeddingWorker
 from lab.jobs import RunState
+from lab.train.augment import AUGMENT_PRESETS
 from lab.ui import state
 from lab.ui.state import default_draft, embedding_worker, job_manager
 from lab.ui.train_view import outcome_text, progress_text

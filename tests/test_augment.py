@@ -1,4 +1,4 @@
-"""Tests for lab.augment, driven by its registries (presets and keys).
+"""Tests for lab.train.augment, driven by its registries (presets and keys).
 
 Numbers are checked by hand where the answer is known exactly (pixel moves, flips,
 pasted areas, Beta moments), everything else by invariants on every preset and key.
@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from lab.augment import (
+from lab.train.augment import (
     AUGMENT_PRESETS,
     AUGMENT_RANGES,
     AugmentConfig,

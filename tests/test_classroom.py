@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_sweep import fake_run
 
 from lab import settings
-from lab.access import Visitor
-from lab.classroom import current_exercise, leaderboard, starting_draft
-from lab.engine import ConfigError, TrainConfig
+from lab.classroom.exercise import current_exercise, leaderboard, starting_draft
+from lab.classroom.share import encode_setup
 from lab.jobs import JobManager
-from lab.presets import get_preset
-from lab.runs import RunStore
+from lab.model.presets import get_preset
+from lab.runs.access import Visitor
+from lab.runs.store import RunStore
 from lab.settings import ExerciseFileError
-from lab.share import encode_setup
+from lab.train.engine import ConfigError, TrainConfig
 from lab.ui.state import default_draft
-from test_sweep import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fashion-mnist-exercise.toml"

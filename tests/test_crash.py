@@ -25,8 +25,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab.jobs import JobManager
-from lab.runs import RunStore
-from lab.spec import build_model
+from lab.model.spec import build_model
+from lab.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
@@ -34,7 +34,7 @@ TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "g
 WAIT_S = 120  # a guard against hanging, never a measure of speed
 SERVER = textwrap.dedent("""
     import json, sys
-    from lab.engine import TrainConfig
+    from lab.train.engine import TrainConfig
     from lab.jobs import JobManager
     manager = JobManager(sys.argv[1], sys.argv[2])
     config = TrainConfig.from_dict(dict(json.loads(sys.argv[3]), dataset="digits", epochs=200, batch_size=64,

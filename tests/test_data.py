@@ -11,9 +11,9 @@ import os
 import pickle
 import stat
 import sys
+import time
 import types
 import uuid
-import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,11 +25,21 @@ import torch
 from PIL import Image
 
 from lab import settings
-from lab.data import (Dataset, DatasetError, ImportReport, class_counts, examples_per_class,
-                      import_zip, list_datasets, load_dataset)
-from lab.data import images, shapes, upload
-from lab.data.cache import LoadCache
+from lab.data import (
+    Dataset,
+    DatasetError,
+    ImportReport,
+    class_counts,
+    examples_per_class,
+    images,
+    import_zip,
+    list_datasets,
+    load_dataset,
+    shapes,
+    upload,
+)
 from lab.data import torchvision_files as tv
+from lab.data.cache import LoadCache
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lab.diagram import COLOURS, architecture_figure
-from lab.layers import LAYER_TYPES
-from lab.presets import PRESETS, get_preset
-from lab.spec import analyze
+from lab.model.layers import LAYER_TYPES
+from lab.model.presets import PRESETS, get_preset
+from lab.model.spec import analyze
+from lab.plots.diagram import COLOURS, architecture_figure
 
 
 def extent(trace) -> tuple[float, float]:

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from lab.engine import Callback, ConfigError, RunRecorder, Trainer, TrainConfig, lr_factor, run_record
-from lab.presets import get_preset
-from lab.runs import RunStore
-from lab.spec import SpecError, build_model
+from lab.model.presets import get_preset
+from lab.model.spec import SpecError, build_model
+from lab.runs.store import RunStore
+from lab.train.engine import Callback, ConfigError, RunRecorder, TrainConfig, Trainer, lr_factor, run_record
 
 SMALL_CNN = {"name": "small", "layers": [
     {"type": "conv2d", "filters": 16}, {"type": "maxpool2d"},
@@ -122,7 +122,7 @@ def test_recorder_writes_a_complete_reloadable_run(tmp_path):
     assert rebuilt.to_dict() == {**cfg.to_dict(), "augment": rebuilt.augment}
     model = Trainer(rebuilt).summary
     best = store.load_checkpoint(run_id, "best")
-    from lab.spec import build_model
+    from lab.model.spec import build_model
 
     net = build_model(info.config["spec"], tuple(info.config["resolved"]["input"]), 10)
     net.load_state_dict(best["model"])

@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from lab.data import load_dataset
-from lab.images import display_scale
 from lab.insight.activations import MAX_MAPS, TILE_SIDE, conv_feature_maps, filters_grid, maps_grid
 from lab.insight.cam import CAM_METHODS, overlay_samples
 from lab.insight.embed import EmbeddingWorker, map_frames, mapped_epochs
@@ -24,10 +23,10 @@ from lab.insight.load import checkpoint_choices, load_run_model
 from lab.insight.probe import load_cams, load_probe
 from lab.insight.tools import dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
-from lab.insight_plots import (WRONG, confusion_figure, feature_space_figure, knn_figure, probability_figure,
-                               spread)
-from lab.presets import get_preset
-from lab.spec import analyze, build_model
+from lab.model.presets import get_preset
+from lab.model.spec import analyze, build_model
+from lab.plots.images import display_scale
+from lab.plots.insight import WRONG, confusion_figure, feature_space_figure, knn_figure, probability_figure, spread
 
 
 @pytest.fixture(scope="module")

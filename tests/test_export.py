@@ -10,15 +10,16 @@ import json
 import subprocess
 import sys
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lab.export import module_code, pytorch_code, spec_json
-from lab.layers import ACTIVATIONS, LAYER_TYPES, SpecError, make_activation, normalize_layer
-from lab.presets import PRESETS, get_preset
-from lab.spec import build_model, summarize
+from lab.export.code import module_code, pytorch_code, spec_json
+from lab.model.layers import ACTIVATIONS, LAYER_TYPES, SpecError, make_activation, normalize_layer
+from lab.model.presets import PRESETS, get_preset
+from lab.model.spec import build_model, summarize
 
 ODD_SPECS = {
     # 'same' with an even kernel and stride 2 on an odd size: asymmetric ZeroPad2d
@@ -124,7 +125,7 @@ SMALL_SPEC = {"name": "small", "layers": [{"type": "conv2d", "filters": 4}, {"ty
 
 def run_config(shape=(1, 8, 8), classes=("a", "b", "c"), mean=(0.3,), std=(0.4,), **settings) -> dict:
     """A run's config.json as the engine writes it (settings + resolved facts), made up without training."""
-    from lab.engine import TrainConfig
+    from lab.train.engine import TrainConfig
 
     resolved = {"input": list(shape), "classes": list(classes), "mean": list(mean), "std": list(std)}
     return {**TrainConfig.from_dict({"spec": SMALL_SPEC, **settings}).to_dict(), "resolved": resolved}
@@ -139,9 +140,9 @@ def exec_file(code: str, path) -> dict:
 
 
 def test_run_code_rebuilds_the_trained_model_with_its_weights(gap_cam_run, tmp_path, capsys):
-    from lab.export import export_file_name, export_run, export_stem
+    from lab.export.files import export_file_name, export_run, export_stem
     from lab.insight.load import load_run_model
-    from lab.runs import RunStore
+    from lab.runs.store import RunStore
 
     run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
     (tmp_path / export_file_name(run, "weights", "best")).write_bytes(export_run(run, "weights", "best"))
@@ -182,9 +183,9 @@ def png_folder(root, classes=("blue", "red"), per_class=10, size=12):
 
 def test_run_code_continues_training_on_an_image_folder_without_the_lab(tmp_path):
     from lab.cli import run_training
-    from lab.engine import TrainConfig
-    from lab.export import export_file_name, export_run
-    from lab.runs import RunStore
+    from lab.export.files import export_file_name, export_run
+    from lab.runs.store import RunStore
+    from lab.train.engine import TrainConfig
 
     folder = png_folder(tmp_path / "pics")
     config = TrainConfig.from_dict(dict(spec=SMALL_SPEC, dataset=f"folder:{folder}", epochs=1, batch_size=8,
@@ -214,8 +215,8 @@ def test_run_code_continues_training_on_an_image_folder_without_the_lab(tmp_path
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
 def test_exported_optimizer_is_the_labs(optimizer, tmp_path):
-    from lab.engine import OPTIMIZERS, TrainConfig, make_optimizer
-    from lab.export import run_code
+    from lab.export.code import run_code
+    from lab.train.engine import OPTIMIZERS, TrainConfig, make_optimizer
 
     assert optimizer in OPTIMIZERS
     settings = dict(optimizer=optimizer, lr=0.03, weight_decay=0.01, momentum=0.8)
@@ -233,7 +234,7 @@ def test_torchvision_datasets_load_through_torchvision(name, tmp_path, monkeypat
     import torchvision
     from PIL import Image
 
-    from lab.export import TORCHVISION_DATASETS, run_code
+    from lab.export.code import TORCHVISION_DATASETS, run_code
 
     shape = (3, 32, 32) if name == "cifar10" else (1, 28, 28)
     mean, std = [0.5] * shape[0], [0.25] * shape[0]
@@ -259,7 +260,7 @@ def test_torchvision_datasets_load_through_torchvision(name, tmp_path, monkeypat
 
 
 def test_augmentations_without_a_torchvision_twin_are_named(tmp_path):
-    from lab.export import run_code
+    from lab.export.code import run_code
 
     config = run_config(dataset="digits", augment={"crop_padding": 2, "rotation": 10, "cutout": 3, "mixup": 0.2})
     code = run_code(config)
@@ -272,8 +273,8 @@ def test_augmentations_without_a_torchvision_twin_are_named(tmp_path):
 def test_weights_are_a_plain_state_dict(gap_cam_run):
     import io
 
-    from lab.export import export_run
-    from lab.runs import RunStore
+    from lab.export.files import export_run
+    from lab.runs.store import RunStore
 
     run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
     for which in ("best", "last"):
@@ -287,9 +288,9 @@ def test_onnx_gives_the_torch_models_outputs(gap_cam_run):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from lab.data import load_dataset
-    from lab.export import export_run
+    from lab.export.files import export_run
     from lab.insight.load import load_run_model
-    from lab.runs import RunStore
+    from lab.runs.store import RunStore
 
     run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
     data = export_run(run, "onnx", "best")
@@ -308,9 +309,9 @@ def test_onnx_gives_the_torch_models_outputs(gap_cam_run):
 
 
 def test_config_json_recreates_the_run_config(gap_cam_run):
-    from lab.engine import TrainConfig
-    from lab.export import export_run
-    from lab.runs import RunStore
+    from lab.export.files import export_run
+    from lab.runs.store import RunStore
+    from lab.train.engine import TrainConfig
 
     run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
     config = TrainConfig.from_dict(json.loads(export_run(run, "config")))
@@ -322,8 +323,8 @@ def test_config_json_recreates_the_run_config(gap_cam_run):
                                         ("20250101-120000-abc", "run_20250101_120000_abc"),
                                         ("Été: CNN!", "t_cnn"), ("???", "model")])
 def test_export_stem_is_a_module_name(name, stem, tmp_path):
-    from lab.export import export_file_name, export_stem
-    from lab.runs import RunInfo
+    from lab.export.files import export_file_name, export_stem
+    from lab.runs.store import RunInfo
 
     run = RunInfo("20250101-120000-abc", tmp_path, {}, {}, meta={"name": name})
     assert export_stem(run) == stem and stem.isidentifier()
@@ -332,7 +333,85 @@ def test_export_stem_is_a_module_name(name, stem, tmp_path):
 
 
 def test_an_unknown_export_is_refused_with_the_list():
-    from lab.export import ExportError, get_export
+    from lab.export.files import ExportError, get_export
 
     with pytest.raises(ExportError, match="use one of: code, weights, onnx, config, report"):
         get_export("zip")
+
+
+# ---------------------------------------------------------------- hostile names stay data
+
+HOSTILE_NAMES = [
+    'm""";__import__("os").system("touch PWNED");"""',
+    "m''';__import__('os').system('touch PWNED');'''",
+    "ends in a backslash \\",
+    "a \\N{BULLET} and a bare \\N and \\x and \\u12",
+    'line\nbreak """\r\x00 nul \u2028 separator',
+    "\"'\"'\"'\"",
+    "한국어 이름 😀",
+]
+
+
+def _top_level(code: str) -> list[str]:
+    """The file's top-level statements, each as its kind and name: an injected call shows up as an extra one."""
+    import ast
+
+    return [f"{type(node).__name__}:{getattr(node, 'name', '')}" for node in ast.parse(code).body]
+
+
+def _docstrings(code: str) -> list[str]:
+    import ast
+
+    tree = ast.parse(code)
+    nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef)))]
+    return [doc for doc in (ast.get_docstring(n, clean=False) for n in nodes) if doc]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_spec_name_stays_a_string_in_the_model_code(name):
+    """The Build page's "show code": the spec name goes into two docstrings, read back exactly."""
+    benign = pytorch_code({**SMALL_SPEC, "name": "small"}, (1, 8, 8), 3)
+    code = pytorch_code({**SMALL_SPEC, "name": name}, (1, 8, 8), 3)
+    assert _top_level(code) == _top_level(benign)
+    docs = _docstrings(code)
+    assert docs[0].startswith(f"{name}: a CNN exported from CNN Lab.")
+    assert any(doc.startswith(f"{name}: ") and "layers, run in order" in doc for doc in docs[1:])
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_run_class_and_folder_names_stay_data_in_the_run_code(name, tmp_path):
+    """``export --what code``: spec, class and folder names of a run become literals; the file imports, and
+    CLASSES and DATA_ROOT hold exactly the names, so nothing ran and nothing was lost."""
+    from lab.export.code import run_code
+
+    def config_for(text: str) -> dict:
+        config = run_config(classes=(text, "b", "c"), dataset=f"folder:/srv/uploads/{text}")
+        config["spec"] = {**SMALL_SPEC, "name": text}
+        return config
+
+    code = run_code(config_for(name), stem="hostile")
+    assert _top_level(code) == _top_level(run_code(config_for("plain"), stem="hostile"))
+    ns = exec_file(code, tmp_path / "hostile.py")
+    assert ns["CLASSES"] == [name, "b", "c"]
+    assert ns["DATA_ROOT"] == name.rsplit("/", 1)[-1]
+    assert _docstrings(code)[0].startswith(f"{name} trained on the image folder")
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_an_unknown_dataset_name_is_refused_not_written():
+    from lab.data.dataset import DatasetError
+    from lab.export.code import run_code
+
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        run_code(run_config(dataset='digits");__import__("os").system("x")#'), stem="m")
+
+
+@pytest.mark.parametrize("setting, value", [("epochs", "1\nimport os"), ("lr", "0.1; import os"),
+                                            ("optimizer", "adam)\nimport os#"), ("momentum", "0.9)#")])
+def test_a_config_edited_by_hand_cannot_put_code_in_the_settings(setting, value):
+    from lab.export.code import ExportError, run_code
+
+    config = run_config()
+    config[setting] = value
+    with pytest.raises(ExportError, match=setting):
+        run_code(config)

@@ -19,30 +19,30 @@ import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
-
-import lab.i18n
-from lab.compare_plots import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
-from lab.data import list_datasets
-from lab.device import describe_device
-from lab.diagram import architecture_figure
-from lab.insight.embed import MapFrame
-from lab.insight_plots import confusion_figure, feature_space_figure, knn_figure, probability_figure
-from lab.layers import LAYER_TYPES
-from lab.plots import batch_loss_figure, batch_loss_svg, class_counts_figure, epoch_figure
-from lab.presets import PRESETS, get_preset_info
-from lab.runs import RunStore
-from lab.spec import analyze
-from lab.sweep import AXES
-from lab.teach import LANGUAGES as TEACH_LANGUAGES
-from lab.ui import i18n
-from lab.ui.state import job_manager
 from test_app_train import WAIT_S, tiny_draft
 from test_sweep import fake_run
+
+import lab.i18n
+from lab.data import list_datasets
+from lab.insight.embed import MapFrame
+from lab.model.layers import LAYER_TYPES
+from lab.model.presets import PRESETS, get_preset_info
+from lab.model.spec import analyze
+from lab.model.teach import LANGUAGES as TEACH_LANGUAGES
+from lab.plots.compare import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.plots.diagram import architecture_figure
+from lab.plots.insight import confusion_figure, feature_space_figure, knn_figure, probability_figure
+from lab.plots.training import batch_loss_figure, batch_loss_svg, class_counts_figure, epoch_figure
+from lab.runs.store import RunStore
+from lab.runs.sweep import AXES
+from lab.train.device import describe_device
+from lab.ui import i18n
+from lab.ui.state import job_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 UI_SOURCES = [ROOT / "app.py", *sorted((ROOT / "lab" / "ui").glob("*.py"))]  # where t() is the pages' lookup
-ENGINE_SOURCES = sorted((ROOT / "lab").rglob("*.py"))  # text() anywhere in lab (lab.teach's own t() is not ours)
+ENGINE_SOURCES = sorted((ROOT / "lab").rglob("*.py"))  # text() anywhere in lab (lab.model.teach's own t() is not ours)
 EN, KO = i18n.strings("en"), i18n.strings("ko")
 NOT_A_METHOD = r"(?<![\w.])"  # text(...) but not st.text(...)
 KEY_CALLS = {"t": re.compile(NOT_A_METHOD + r"""t\(\s*["']([\w.-]+)["']"""),  # t("build.add", ...)
@@ -117,7 +117,7 @@ def test_korean_texts_are_in_korean():
 
 
 def test_layer_type_names_come_from_lab_teach_in_every_language():
-    """The Build page names layer types with lab.teach's words: in English they are the registry's titles."""
+    """The Build page names layer types with lab.model.teach's words: in English they are the registry's titles."""
     assert set(i18n.LANGUAGES) == set(TEACH_LANGUAGES)
     assert {kind: lab.i18n.text(f"teach.type.{kind}") for kind in LAYER_TYPES} == \
            {kind: t.title for kind, t in LAYER_TYPES.items()}
@@ -242,8 +242,8 @@ def _diagram(lang: str) -> list[str]:
 
 CPU_CORES = f"{torch.get_num_threads()} threads of {os.cpu_count()} cores"
 # Each engine function whose words reach a page: what it says in a language, and what it said (in
-# English) before it took one. Figures from lab.plots, lab.insight_plots, lab.compare_plots and
-# lab.diagram, then datasets, presets, the model summary's notes and the device badge.
+# English) before it took one. Figures from lab.plots.training, lab.plots.insight, lab.plots.compare and
+# lab.plots.diagram, then datasets, presets, the model summary's notes and the device badge.
 ENGINE_TEXTS = {
     "batch_loss_figure": (lambda lang, _: _figure_words(batch_loss_figure([(1, 2.0), (2, 1.5)], lang=lang)),
                           ["Training loss per batch", "step", "loss", "batch loss"]),
@@ -336,7 +336,7 @@ def test_every_preset_and_dataset_is_described_in_every_language(tmp_path):
 
 
 def test_swept_settings_are_named_as_lab_sweep_names_them():
-    """In English the sweep figure's axis titles are lab.sweep's labels (its errors and plans say them too)."""
+    """In English the sweep figure's axis titles are lab.runs.sweep's labels (its errors and plans say them too)."""
     assert {axis: lab.i18n.text(f"plot.sweep.axis.{axis}") for axis in AXES} == \
            {axis: spec.label for axis, spec in AXES.items()}
 
@@ -400,10 +400,10 @@ def test_build_page_in_korean_stores_the_same_values(korean):
     page(korean, "app_pages/build.py")
     assert korean.button(key="build.add").label == "층 추가"
     assert next(e for e in korean.expander if e.label.startswith("1. ")).label.startswith("1. 합성곱 · ")
-    assert any("가중치 공유" in m.value for m in korean.markdown)  # lab.teach's arithmetic, in Korean
+    assert any("가중치 공유" in m.value for m in korean.markdown)  # lab.model.teach's arithmetic, in Korean
     captions = [c.value for c in korean.caption]
     assert KO["preset.gap_cam"] in captions  # the preset's description
-    assert "참고: 클래스 수에 맞춰 출력층 유닛을 8개로 정했습니다" in captions  # lab.spec's note on the summary
+    assert "참고: 클래스 수에 맞춰 출력층 유닛을 8개로 정했습니다" in captions  # lab.model.spec's note on the summary
     diagram = json.loads(korean.get("plotly_chart")[0].proto.spec)
     assert diagram["data"][0]["name"] == "입력" and "파라미터" in diagram["data"][1]["text"]
     korean.selectbox(key="build.add_type").select("dense")
@@ -499,7 +499,7 @@ def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
     assert at.success[0].value.startswith("**완료**: 최고 검증 정확도 ")
     assert [s.value for s in at.subheader][:3] == ["실행 tiny-digits-1", "특징 공간", "신경망이 보는 곳"]
     assert at.selectbox(key="train.insight.cam_epoch").options[0] == "최신 (에폭 1)"
-    titles = chart_titles(at)  # the engine's words (lab.plots, lab.insight_plots), in the page's language
+    titles = chart_titles(at)  # the engine's words (lab.plots.training, lab.plots.insight), in the page's language
     assert titles[:3] == ["배치별 학습 손실", "에폭별 정확도", "에폭별 손실"] and titles[-1] == "에폭별 k-NN 정확도"
     assert any(title.startswith("특징 공간 (PCA) · 에폭 1 · 프로브 이미지 ") for title in titles)
     assert all(HANGUL.search(title) for title in titles)

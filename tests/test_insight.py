@@ -13,16 +13,35 @@ import torch
 
 from lab.cli import main, run_training
 from lab.data import load_dataset
-from lab.engine import Callback, ConfigError, Trainer, TrainConfig
-from lab.insight.embed import (METHODS, EmbeddingWorker, displacement, embed_epoch, ensure_maps, load_map, map_path,
-                               pca, procrustes, standardize, tsne)
+from lab.insight.embed import (
+    METHODS,
+    EmbeddingWorker,
+    displacement,
+    embed_epoch,
+    ensure_maps,
+    load_map,
+    map_path,
+    pca,
+    procrustes,
+    standardize,
+    tsne,
+)
 from lab.insight.errors import InsightError
 from lab.insight.hooks import hook_count
 from lab.insight.load import load_run_model
-from lab.insight.probe import (ProbeRecorder, cam_sample_indices, knn_accuracy, load_cams, load_probe,
-                               probe_indices, probe_summary, recorded_epochs)
+from lab.insight.probe import (
+    ProbeRecorder,
+    cam_sample_indices,
+    knn_accuracy,
+    load_cams,
+    load_probe,
+    probe_indices,
+    probe_summary,
+    recorded_epochs,
+)
 from lab.jobs import JobManager
-from lab.runs import RunStore
+from lab.runs.store import RunStore
+from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 
 SMALL_CNN = {"name": "small", "layers": [
     {"type": "conv2d", "filters": 8}, {"type": "maxpool2d"},

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from lab.bench_live import rss_mb
-from lab.device import return_freed_memory
-from lab.engine import Callback, ConfigError, Trainer, TrainConfig
+from lab.bench.live_ui import rss_mb
 from lab.insight.probe import CAMS_DIR, ProbeRecorder
 from lab.jobs import JobManager
-from lab.runs import RunNotFound
+from lab.runs.store import RunNotFound
+from lab.train.device import return_freed_memory
+from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 
 TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
                                    {"type": "dense", "units": 10}]}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab.bench_live import rss_mb
+from lab.bench.live_ui import rss_mb
 from lab.ui.state import default_draft, embedding_worker, job_manager
 
 ROOT = Path(__file__).resolve().parents[1]

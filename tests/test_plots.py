@@ -1,4 +1,4 @@
-"""lab.plots: figures carry the data they are given, thinned where they should be."""
+"""lab.plots.training: figures carry the data they are given, thinned where they should be."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from lab.plots import MAX_LOSS_POINTS, batch_loss_figure, batch_loss_svg, epoch_figure, thin
+from lab.plots.training import MAX_LOSS_POINTS, batch_loss_figure, batch_loss_svg, epoch_figure, thin
 
 SVG = "{http://www.w3.org/2000/svg}"
 METRICS = [

@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from lab.report import SECTIONS, run_report
-from lab.runs import RunStore, atomic_write_json
+from lab.export.report import SECTIONS, run_report
+from lab.runs.store import RunStore, atomic_write_json
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -104,8 +104,8 @@ def test_report_of_a_real_run_shows_every_section_offline(run_copy, tmp_path):
 
 def test_report_without_insight_computes_cams_from_the_checkpoint(tmp_path):
     from lab.cli import run_training
-    from lab.engine import TrainConfig
-    from lab.presets import get_preset
+    from lab.model.presets import get_preset
+    from lab.train.engine import TrainConfig
 
     config = TrainConfig.from_dict(dict(spec=get_preset("gap_cam"), dataset="shapes", epochs=1, batch_size=64,
                                         device="cpu", train_limit=400, insight=False))

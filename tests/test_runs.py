@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from lab.runs import RunNotFound, RunStore, atomic_write_json, open_run
+from lab.runs.store import RunNotFound, RunStore, atomic_write_json, open_run
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 def test_run_of_a_dead_process_reads_interrupted(store):
     run_id = store.create({})
     # a child process marks the run running and exits without finishing it
-    code = (f"from lab.runs import RunStore; RunStore({str(store.root)!r}).set_status({run_id!r}, 'running')")
+    code = (f"from lab.runs.store import RunStore; RunStore({str(store.root)!r}).set_status({run_id!r}, 'running')")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
     assert json.loads((store.path(run_id) / "status.json").read_text())["status"] == "running"
     assert store.get(run_id).state == "interrupted"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab.presets import PRESETS, get_preset, get_preset_info
-from lab.share import MAX_LINK_CHARS, ShareError, decode_setup, encode_setup
+from lab.classroom.share import MAX_LINK_CHARS, ShareError, decode_setup, encode_setup
+from lab.model.presets import PRESETS, get_preset, get_preset_info
 from lab.ui.state import default_draft
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

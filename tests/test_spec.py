@@ -7,9 +7,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab.layers import ACTIVATIONS, LAYER_TYPES, SpecError
-from lab.presets import PRESETS, get_preset
-from lab.spec import analyze, build_model, load_spec, summarize
+from lab.model.layers import ACTIVATIONS, LAYER_TYPES, SpecError
+from lab.model.presets import PRESETS, get_preset
+from lab.model.spec import analyze, build_model, load_spec, summarize
 
 
 def measured_shapes(model, input_shape) -> dict[str, tuple]:

@@ -14,12 +14,20 @@ import sys
 import pytest
 
 from lab.cli import main
-from lab.compare import RUN_COLUMNS, elapsed, filter_rows, overfit_epoch, rows_to_csv, run_row
-from lab.compare_plots import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
-from lab.engine import TrainConfig
-from lab.runs import AnnotationError, RunNotFound, RunStore
-from lab.sweep import MAX_SWEEP_RUNS, SweepError, describe_plan, group_sweeps, parse_values, plan_sweep, \
-    summarize_sweep, varied_axes
+from lab.plots.compare import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.runs.compare import RUN_COLUMNS, elapsed, filter_rows, overfit_epoch, rows_to_csv, run_row
+from lab.runs.store import AnnotationError, RunNotFound, RunStore
+from lab.runs.sweep import (
+    MAX_SWEEP_RUNS,
+    SweepError,
+    describe_plan,
+    group_sweeps,
+    parse_values,
+    plan_sweep,
+    summarize_sweep,
+    varied_axes,
+)
+from lab.train.engine import TrainConfig
 
 TINY = '{"layers": [{"type": "flatten"}, {"type": "dense", "units": 32}]}'
 CSV_COLUMNS = {"id", "name", "status", "dataset", "spec", "batch_size", "epochs", "lr", "optimizer", "augment",

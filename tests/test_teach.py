@@ -14,10 +14,10 @@ import torchinfo
 from torch import nn
 
 from lab import i18n
-from lab.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
-from lab.presets import PRESETS, get_preset
-from lab.spec import build_model, summarize
-from lab.teach import LANGUAGES, explain
+from lab.model.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
+from lab.model.presets import PRESETS, get_preset
+from lab.model.spec import build_model, summarize
+from lab.model.teach import LANGUAGES, explain
 
 BATCH = 3  # any batch: torchinfo's figures scale with it, ours must too
 
@@ -32,7 +32,7 @@ def result(numbers: str) -> float:
 
 
 def teach_templates(lang: str) -> dict[str, str]:
-    """lab.teach's sentences in the locale file of ``lang``, keys without their "teach." prefix."""
+    """lab.model.teach's sentences in the locale file of ``lang``, keys without their "teach." prefix."""
     return {key.removeprefix("teach."): value for key, value in i18n.strings(lang).items() if key.startswith("teach.")}
 
 

@@ -10,8 +10,7 @@
 Nothing here imports Streamlit: pages call these functions and show the results.
 """
 
-from lab.data.dataset import (Dataset, DatasetError, DatasetInfo, class_counts,
-                              examples_per_class)
+from lab.data.dataset import Dataset, DatasetError, DatasetInfo, class_counts, examples_per_class
 from lab.data.registry import DEFAULT, list_datasets, load_dataset
 from lab.data.upload import ImportReport, import_zip
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import settings
-from lab.i18n import DEFAULT as DEFAULT_LANG, text
 from lab.data import digits, shapes
 from lab.data import torchvision_files as tv
 from lab.data.cache import LoadCache
 from lab.data.dataset import Dataset, DatasetError, DatasetInfo
 from lab.data.folder import load_folder
 from lab.data.upload import import_zip, upload_path
+from lab.i18n import DEFAULT as DEFAULT_LANG
+from lab.i18n import text
 
 FOLDER_PREFIX = "folder:"
 DEFAULT = "shapes"

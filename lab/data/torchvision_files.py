@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from lab.data.dataset import Dataset, DatasetError
-from lab.i18n import DEFAULT, text
 from lab.data.folder import load_folder
+from lab.i18n import DEFAULT, text
 
 IDX_FILES = {  # role -> file name; each may also be gzipped (name + '.gz')
     "train_x": "train-images-idx3-ubyte",

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab.images import display_scale, tile
 from lab.insight.cam import colorize
 from lab.insight.errors import InsightError
 from lab.insight.hooks import capture, children, eval_mode, get_layer, layer_type
+from lab.plots.images import display_scale, tile
 
 CONV_TYPES = ("conv2d", "residual")
 MAX_MAPS = 16  # channels shown per layer: enough to see variety, few enough to read

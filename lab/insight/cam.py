@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab.insight.errors import InsightError
-from lab.insight.hooks import (capture, children, default_cam_layer, eval_mode, get_layer, layer_type,
-                              map_layers)
+from lab.insight.hooks import capture, children, default_cam_layer, eval_mode, get_layer, layer_type, map_layers
+from lab.model.budget import model_batch
 
 Target = Any  # None | 'pred' | 'true' | class index | sequence/tensor of class indices (one per image)
 
@@ -156,9 +156,21 @@ class BaseCAM:
     # -- plumbing
 
     def __call__(self, x: torch.Tensor, target: Target = None, labels: torch.Tensor | None = None) -> CamResult:
-        """Explain a batch of normalised images (B, C, H, W) for the target class."""
+        """Explain a batch of normalised images (B, C, H, W) for the target class, in as many passes as the
+        model's feature maps need to stay within the server's memory limit (lab.model.budget)."""
         if x.dim() != 4:
             raise InsightError(f"expected a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+        step = model_batch(self.model, len(x), backward=self.uses_gradients)
+        if step >= len(x):
+            return self._explain(x, target, labels)
+        per_image = isinstance(target, (torch.Tensor, np.ndarray, Sequence)) and not isinstance(target, str)
+        parts = [self._explain(x[i:i + step], target[i:i + step] if per_image else target,
+                               None if labels is None else labels[i:i + step]) for i in range(0, len(x), step)]
+        return CamResult(parts[0].method, parts[0].layer,
+                         *(torch.cat([getattr(part, key) for part in parts]) for key in ("heatmaps", "raw", "logits",
+                                                                                       "targets")))
+
+    def _explain(self, x: torch.Tensor, target: Target, labels: torch.Tensor | None) -> CamResult:
         device = next(self.model.parameters()).device
         # inference_mode(False): callable from inside an evaluation block; the clone turns a
         # possible inference tensor into one autograd may record.
@@ -257,9 +269,10 @@ class ScoreCAM(BaseCAM):
         low = up.amin(dim=(2, 3), keepdim=True)
         masks = (up - low) / (up.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-8)
         scores = torch.empty(acts.shape[:2], device=x.device)  # (B, K)
+        step = model_batch(self.model, self.batch_size)
         for b in range(len(x)):
-            for k in range(0, acts.shape[1], self.batch_size):
-                masked = x[b:b + 1] * masks[b, k:k + self.batch_size, None]  # (k, C, H, W)
+            for k in range(0, acts.shape[1], step):
+                masked = x[b:b + 1] * masks[b, k:k + step, None]  # (k, C, H, W)
                 scores[b, k:k + len(masked)] = self.model(masked)[:, state.targets[b]].float()
         return scores.softmax(dim=1)
 
@@ -391,7 +404,7 @@ def overlay_samples(images: torch.Tensor, heatmaps: np.ndarray | torch.Tensor, a
                     cmap: str = "jet") -> list[np.ndarray]:
     """Heatmaps (K, H, W) over uint8 images (K, C, H, W), both enlarged ``scale`` times for
     the screen: the images pixel by pixel (crisp), the heatmaps bilinearly (smooth)."""
-    from lab.images import to_hwc, upscale
+    from lab.plots.images import to_hwc, upscale
 
     heat = torch.as_tensor(np.asarray(heatmaps, dtype=np.float32))[:, None]  # (K, 1, H, W)
     if scale > 1:

@@ -6,7 +6,7 @@ feature capture for the probe and activation capture for CAM never pile up
 across epochs, reruns or errors (pytorch-grad-cam's ``ActivationsAndGradients``
 does the same job but leaves release to the caller).
 
-Layers are named as :class:`lab.spec.SpecNet` names its children (``conv2d_1``,
+Layers are named as :class:`lab.model.spec.SpecNet` names its children (``conv2d_1``,
 ``batchnorm_2``, ``global_avg_pool_1``, ``output``); a dotted path such as
 ``layers.conv2d_3.conv`` reaches inside one.
 """

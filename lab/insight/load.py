@@ -10,8 +10,8 @@ import torch
 
 from lab.insight.errors import InsightError
 from lab.insight.probe import WEIGHTS_DIR, epoch_file, recorded_epochs
-from lab.runs import open_run
-from lab.spec import SpecNet, build_model
+from lab.model.spec import SpecNet, build_model
+from lab.runs.store import open_run
 
 
 @dataclass(frozen=True)

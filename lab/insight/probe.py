@@ -33,16 +33,18 @@ import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab.engine import Callback, ConfigError
 from lab.insight.cam import BaseCAM, auto_method, get_cam_method
 from lab.insight.errors import InsightError
 from lab.insight.hooks import capture, default_probe_layer, eval_mode, get_layer
-from lab.runs import atomic_save_torch, atomic_write_json, read_json
+from lab.model.budget import model_batch
+from lab.runs.store import atomic_save_torch, atomic_write_json, read_json
+from lab.train.engine import Callback, ConfigError
 
 PROBE_DIR, CAMS_DIR, WEIGHTS_DIR = "probe", "cams", "weights"
 PROBE_SEED = 0  # fixed, not the run's seed: every run on a dataset follows the same images
@@ -293,7 +295,7 @@ class ProbeRecorder(Callback):
 
     def _record(self, trainer, epoch: int) -> None:
         model = trainer.model
-        x_all, step = trainer.val_x, BATCH.get(trainer.device.type, BATCH_DEFAULT)
+        x_all, step = trainer.val_x, model_batch(model, BATCH.get(trainer.device.type, BATCH_DEFAULT))
         batches = (trainer.normalize(trainer.prepare(x_all[self.probe_idx[i:i + step]]))
                    for i in range(0, len(self.probe_idx), step))
         feats, logits = layer_features(model, self.layer, batches, trainer.autocast)

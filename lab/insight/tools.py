@@ -24,7 +24,8 @@ from lab.insight.embed import ensure_maps, normalize_method
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
 from lab.insight.probe import load_probe, recorded_epochs
-from lab.runs import open_run
+from lab.model.budget import model_batch
+from lab.runs.store import open_run
 
 DATASET_PREFIX = "dataset:"
 EXPLAIN_BATCH = 64
@@ -109,7 +110,7 @@ def dataset_image(ds, index: int, stats: InputStats, scale: int = 1) -> InputIma
     The label is kept when the dataset has the run's classes."""
     from PIL import Image
 
-    from lab.images import to_hwc, upscale
+    from lab.plots.images import to_hwc, upscale
 
     channels, (_, h, w) = stats.shape[0], stats.shape
     x = ds.val_x[index]
@@ -158,9 +159,10 @@ def explain_images(model: torch.nn.Module, stats: InputStats, items: list[InputI
     explainer = get_cam_method(method)(model, layer)
     wanted = _target(target, stats, items)
     device = next(model.parameters()).device
+    step = model_batch(model, EXPLAIN_BATCH, backward=explainer.uses_gradients)
     answers = []
-    for start in range(0, len(items), EXPLAIN_BATCH):
-        chunk = items[start:start + EXPLAIN_BATCH]
+    for start in range(0, len(items), step):
+        chunk = items[start:start + step]
         x = stats.normalize(torch.stack([item.model_input for item in chunk]).to(device))
         labels = torch.tensor([item.label for item in chunk]) if wanted == "true" else None
         result = explainer(x, wanted, labels)

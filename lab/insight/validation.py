@@ -16,6 +16,7 @@ from torch import nn
 
 from lab.insight.hooks import eval_mode
 from lab.insight.load import InputStats
+from lab.model.budget import model_batch
 
 BATCH = 256  # images per forward pass: small enough for a CPU's cache, large enough for a GPU
 
@@ -23,6 +24,7 @@ BATCH = 256  # images per forward pass: small enough for a CPU's cache, large en
 def predict_probs(model: nn.Module, stats: InputStats, images: torch.Tensor, batch: int = BATCH) -> np.ndarray:
     """Softmax probabilities (N, classes) float32 for uint8 images (N, C, H, W) in the run's input shape."""
     device = next(model.parameters()).device
+    batch = model_batch(model, batch)
     out = []
     with torch.inference_mode(), eval_mode(model):
         for start in range(0, len(images), batch):

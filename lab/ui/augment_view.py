@@ -16,11 +16,20 @@ from typing import NamedTuple
 import streamlit as st
 import torch
 
-from lab.augment import (AUGMENT_PRESETS, AUGMENT_RANGES, CUSTOM, AugmentConfig, AugmentError, augment_label,
-                         canonical, get_augment, preview)
-from lab.classroom import current_exercise
+from lab.classroom.exercise import current_exercise
 from lab.data import Dataset, DatasetError, examples_per_class, load_dataset
-from lab.images import display_scale, to_hwc, upscale
+from lab.plots.images import display_scale, to_hwc, upscale
+from lab.train.augment import (
+    AUGMENT_PRESETS,
+    AUGMENT_RANGES,
+    CUSTOM,
+    AugmentConfig,
+    AugmentError,
+    augment_label,
+    canonical,
+    get_augment,
+    preview,
+)
 from lab.ui.i18n import t
 from lab.ui.state import draft
 
@@ -38,7 +47,7 @@ class Control(NamedTuple):
     ui_max: float = 0.0  # slider end for open or unbounded ranges (0 = the range's own end)
 
 
-# Grouped as the pipeline runs (see lab.augment): geometry, crop, photometric + cutout, mixing.
+# Grouped as the pipeline runs (see lab.train.augment): geometry, crop, photometric + cutout, mixing.
 # A group's title is the text ``augment.group.<name>``.
 GROUPS: dict[str, dict[str, Control]] = {
     "geometry": {

@@ -22,13 +22,13 @@ from typing import Any
 
 import streamlit as st
 
-from lab.diagram import architecture_figure
-from lab.export import pytorch_code, spec_json
-from lab.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
-from lab.classroom import Exercise, current_exercise
-from lab.presets import PRESETS, get_preset, get_preset_info
-from lab.spec import LayerRow, Summary, load_spec
-from lab.teach import explain
+from lab.classroom.exercise import Exercise, current_exercise
+from lab.export.code import pytorch_code, spec_json
+from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
+from lab.model.presets import PRESETS, get_preset, get_preset_info
+from lab.model.spec import LayerRow, Summary, load_spec
+from lab.model.teach import explain
+from lab.plots.diagram import architecture_figure
 from lab.ui.i18n import language, t
 from lab.ui.state import dataset_label, draft, draft_summary
 

@@ -20,17 +20,25 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from lab.access import AccessDenied, may_change
-from lab.augment import AUGMENT_PRESETS, augment_label, get_augment
-from lab.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
-from lab.compare_plots import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
 from lab.data import DatasetError
-from lab.engine import OPTIMIZERS, ConfigError, TrainConfig
 from lab.insight.probe import recorded_epochs
-from lab.runs import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
-from lab.spec import SpecError
-from lab.sweep import SUMMARY_COLUMNS, default_sweep_name, describe_plan, group_sweeps, parse_values, \
-    plan_sweep, summarize_sweep, sweep_of
+from lab.model.spec import SpecError
+from lab.plots.compare import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.runs.access import AccessDenied, may_change
+from lab.runs.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
+from lab.runs.store import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
+from lab.runs.sweep import (
+    SUMMARY_COLUMNS,
+    default_sweep_name,
+    describe_plan,
+    group_sweeps,
+    parse_values,
+    plan_sweep,
+    summarize_sweep,
+    sweep_of,
+)
+from lab.train.augment import AUGMENT_PRESETS, augment_label, get_augment
+from lab.train.engine import OPTIMIZERS, ConfigError, TrainConfig
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
 from lab.ui.state import draft, draft_summary, job_manager, status_label, visitor
@@ -321,7 +329,7 @@ def _plan_form(d: dict) -> None:
     except ConfigError as err:
         st.error(t("compare.sweep.cannot_plan", error=err))
         return
-    st.caption(t("compare.sweep.plan", plan=describe_plan(configs)))  # lab.sweep's words (English)
+    st.caption(t("compare.sweep.plan", plan=describe_plan(configs)))  # lab.runs.sweep's words (English)
     if st.button(t("compare.sweep.queue", count=len(configs)), type="primary", key="sweep.queue"):
         _queue(configs)
 

@@ -13,13 +13,22 @@ import numpy as np
 import streamlit as st
 
 from lab import settings
-from lab.data import (Dataset, DatasetError, DatasetInfo, ImportReport, class_counts, examples_per_class,
-                      import_zip, list_datasets, load_dataset)
-from lab.images import tile
-from lab.layers import format_shape
-from lab.plots import class_counts_figure
+from lab.classroom.exercise import current_exercise
+from lab.data import (
+    Dataset,
+    DatasetError,
+    DatasetInfo,
+    ImportReport,
+    class_counts,
+    examples_per_class,
+    import_zip,
+    list_datasets,
+    load_dataset,
+)
+from lab.model.layers import format_shape
+from lab.plots.images import tile
+from lab.plots.training import class_counts_figure
 from lab.ui.i18n import language, t
-from lab.classroom import current_exercise
 from lab.ui.state import dataset_info, dataset_label, draft, markdown_safe, visitor
 
 PICK, REPORT = "data.pick", "data.report"

@@ -28,15 +28,15 @@ import torch
 
 from lab.data import DatasetError, load_dataset
 from lab.data.images import IMAGE_SUFFIXES
-from lab.images import display_scale, to_hwc, upscale
 from lab.insight.activations import LayerMaps, conv_feature_maps, filters_grid, first_conv, maps_grid
 from lab.insight.cam import CAM_METHODS, overlay
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, checkpoint_choices, checkpoint_path, load_run_model
 from lab.insight.tools import InputImage, MethodsAnswer, dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
-from lab.insight_plots import confusion_figure, probability_figure
-from lab.runs import RunInfo
+from lab.plots.images import display_scale, to_hwc, upscale
+from lab.plots.insight import confusion_figure, probability_figure
+from lab.runs.store import RunInfo
 from lab.ui.compare_view import run_labels
 from lab.ui.export_view import render_exports
 from lab.ui.i18n import language, t

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab.export import EXPORTS, export_file_name, export_run
-from lab.runs import RunInfo, open_run
+from lab.export.files import EXPORTS, export_file_name, export_run
+from lab.runs.store import RunInfo, open_run
 from lab.ui.i18n import t
 
 
@@ -31,7 +31,7 @@ def _tag(checkpoint: str) -> str:
 
 
 def _button(column, run: RunInfo, what: str, checkpoint: str, data_dir, label: str, why_not: str = "") -> None:
-    """One lazy download button; ``why_not`` disables it and says why. The help otherwise is lab.export's
+    """One lazy download button; ``why_not`` disables it and says why. The help otherwise is lab.export.files'
     description of the file (English)."""
     kind = EXPORTS[what]
     column.download_button(label, data=functools.partial(_fresh_export, str(run.path), what, checkpoint, data_dir),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab.classroom import LEADERBOARD_COLUMNS, current_exercise, leaderboard
-from lab.runs import RunNotFound
+from lab.classroom.exercise import LEADERBOARD_COLUMNS, current_exercise, leaderboard
+from lab.runs.store import RunNotFound
 from lab.ui.compare_view import column_config, run_frame
 from lab.ui.i18n import t
 from lab.ui.state import job_manager

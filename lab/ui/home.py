@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from lab.data import DatasetInfo, list_datasets
-from lab.layers import format_shape
-from lab.presets import get_preset, get_preset_info
+from lab.model.layers import format_shape
+from lab.model.presets import get_preset, get_preset_info
 from lab.ui.i18n import language, t
 from lab.ui.sidebar import device_badge
 from lab.ui.state import draft, markdown_safe

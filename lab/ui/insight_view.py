@@ -20,13 +20,13 @@ import streamlit as st
 import torch
 
 from lab.data import DatasetError, load_dataset
-from lab.images import display_scale
 from lab.insight.cam import get_cam_method, overlay_samples
 from lab.insight.embed import HEAVY, METHODS, map_frames, mapped_epochs
 from lab.insight.errors import InsightError
 from lab.insight.probe import CAMS_DIR, load_cams, probe_summary, recorded_epochs
-from lab.insight_plots import METHOD_TITLES, feature_space_figure, knn_figure, spread
-from lab.runs import RunInfo, read_json
+from lab.plots.images import display_scale
+from lab.plots.insight import METHOD_TITLES, feature_space_figure, knn_figure, spread
+from lab.runs.store import RunInfo, read_json
 from lab.ui.i18n import language, t
 from lab.ui.state import embedding_worker, job_manager, markdown_safe
 

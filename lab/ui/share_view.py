@@ -1,6 +1,6 @@
 """Share this setup: the draft as a link, and a link opened as the draft.
 
-The link carries the draft in its ``setup`` query parameter (lab.share). Opening
+The link carries the draft in its ``setup`` query parameter (lab.classroom.share). Opening
 it replaces the visitor's draft once; the parameter then leaves the URL, so
 later edits are not undone by a rerun and a copied address shares nothing stale.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab.share import ShareError, decode_setup, encode_setup
+from lab.classroom.share import ShareError, decode_setup, encode_setup
 from lab.ui.i18n import t
 from lab.ui.state import draft, replace_draft
 

@@ -8,11 +8,11 @@ import time
 import streamlit as st
 
 from lab import settings
-from lab.access import is_teacher_password
-from lab.classroom import Exercise, current_exercise
+from lab.classroom.exercise import Exercise, current_exercise
+from lab.runs.access import is_teacher_password
 from lab.settings import ExerciseFileError
-from lab.augment import augment_label, get_augment
-from lab.device import describe_device
+from lab.train.augment import augment_label, get_augment
+from lab.train.device import describe_device
 from lab.ui.i18n import language, language_picker, t
 from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import dataset_label, draft, draft_summary, sign_in_teacher, visitor

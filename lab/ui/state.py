@@ -14,16 +14,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab.access import Visitor
-from lab.classroom import current_exercise, starting_draft
+from lab.classroom.exercise import current_exercise, starting_draft
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.registry import FOLDER_PREFIX
 from lab.insight.embed import EmbeddingWorker
 from lab.jobs import JobManager
-from lab.layers import Shape
-from lab.presets import get_preset, get_preset_info
-from lab.runs import STATUSES
-from lab.spec import Summary, analyze
+from lab.model.layers import Shape
+from lab.model.presets import get_preset, get_preset_info
+from lab.model.spec import Summary, analyze
+from lab.runs.access import Visitor
+from lab.runs.store import STATUSES
 from lab.ui.i18n import language, t
 
 DEFAULT_PRESET = "gap_cam"
@@ -119,7 +119,7 @@ def owner() -> str:
 
 
 def visitor() -> Visitor:
-    """This browser session's identity for lab.access, made on first use: the runs it
+    """This browser session's identity for lab.runs.access, made on first use: the runs it
     starts are its own to stop, rename and delete. A teacher's sign-in replaces it."""
     if VISITOR_KEY not in st.session_state:
         st.session_state[VISITOR_KEY] = Visitor()

@@ -26,18 +26,28 @@ from typing import NamedTuple
 
 import streamlit as st
 
-from lab import access, settings
-from lab.classroom import current_exercise
+from lab import settings
+from lab.classroom.exercise import current_exercise
 from lab.data import DatasetError
-from lab.device import DEVICE_CHOICES
-from lab.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.jobs import RunState
-from lab.plots import batch_loss_figure, batch_loss_svg, epoch_figure
-from lab.runs import LIVE_STATUSES, RunInfo, RunNotFound
-from lab.spec import SpecError
+from lab.model.spec import SpecError
+from lab.plots.training import batch_loss_figure, batch_loss_svg, epoch_figure
+from lab.runs import access
+from lab.runs.store import LIVE_STATUSES, RunInfo, RunNotFound
+from lab.train.device import DEVICE_CHOICES
+from lab.train.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.ui.i18n import language, t
-from lab.ui.insight_view import (LATEST, cam_epochs, cam_strip, feature_space, insight_stamp, knn_chart,
-                                 maps_pending, method_choice, no_cams_reason)
+from lab.ui.insight_view import (
+    LATEST,
+    cam_epochs,
+    cam_strip,
+    feature_space,
+    insight_stamp,
+    knn_chart,
+    maps_pending,
+    method_choice,
+    no_cams_reason,
+)
 from lab.ui.state import draft, job_manager, owner, status_label, visitor
 
 POLL_SECONDS = 1.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench_live import CHROMIUM, CHROMIUM_ARGS, Server
+from lab.bench.live_ui import CHROMIUM, CHROMIUM_ARGS, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"

@@ -138,8 +138,8 @@ def test_a_korean_browser_gets_every_page_in_korean(browser, app_url, artifacts)
 
 
 def test_a_share_link_opens_its_setup_as_the_draft(page, app_url):
-    from lab.presets import get_preset
-    from lab.share import encode_setup
+    from lab.classroom.share import encode_setup
+    from lab.model.presets import get_preset
     from lab.ui.state import default_draft
 
     shared = default_draft() | {"dataset": "digits", "preset": "fashion_cnn", "spec": get_preset("fashion_cnn")}

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from lab.augment import augment_label, get_augment
-from lab.compare import run_row
-from lab.engine import ConfigError, TrainConfig
-from lab.runs import RunInfo
+from lab.runs.compare import run_row
+from lab.runs.store import RunInfo
+from lab.train.augment import augment_label, get_augment
+from lab.train.engine import ConfigError, TrainConfig
 
 MAX_SWEEP_RUNS = 64  # one click must not queue a day of a shared server; a study this big is unreadable anyway
 SUMMARY_COLUMNS = ["name", "batch_size", "epochs", "lr", "optimizer", "augment", "status", "best_val_acc",

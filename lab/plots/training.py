@@ -16,10 +16,9 @@ as a plain SVG, which costs next to nothing, and the page switches to the intera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import html
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from lab.compare import elapsed, overfit_epoch
 from lab.i18n import DEFAULT, text
-from lab.plots import EPOCH_METRICS
-from lab.sweep import AXES, varied_axes
+from lab.plots.training import EPOCH_METRICS
+from lab.runs.compare import elapsed, overfit_epoch
+from lab.runs.sweep import AXES, varied_axes
 
 Series = Sequence[tuple[str, Sequence[dict]]]  # (run label, its metrics rows)
 COLORS = qualitative.Plotly
@@ -108,7 +108,7 @@ def _tag(axis: str, value) -> str:
 
 
 def sweep_figure(rows: Sequence[dict], lang: str = DEFAULT) -> go.Figure:
-    """Best validation accuracy per combination of a sweep summary (``lab.sweep.summarize_sweep``):
+    """Best validation accuracy per combination of a sweep summary (``lab.runs.sweep.summarize_sweep``):
     a heat-map when exactly two settings vary (the classic batch size x epochs grid),
     grouped bars otherwise (first varied setting on x, the others as groups)."""
     varied = varied_axes(rows)
@@ -134,7 +134,7 @@ def sweep_figure(rows: Sequence[dict], lang: str = DEFAULT) -> go.Figure:
 
 
 def _axis_title(axis: str, lang: str) -> str:
-    """A swept setting's name ("batch sizes"): in English, ``lab.sweep.AXES[axis].label``."""
+    """A swept setting's name ("batch sizes"): in English, ``lab.runs.sweep.AXES[axis].label``."""
     return text(f"plot.sweep.axis.{axis}", lang)
 
 

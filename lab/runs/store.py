@@ -35,8 +35,9 @@ from typing import Any
 
 import torch
 
-from lab import access, settings
-from lab.access import Visitor
+from lab import settings
+from lab.runs import access
+from lab.runs.access import Visitor
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
 LIVE_STATUSES = ("queued", "running")
@@ -144,7 +145,7 @@ class RunStore:
     def create(self, config: dict, name: str = "", owner: str = "", owner_key: str = "") -> str:
         """Make a new run folder in state ``queued``; returns its id.
 
-        ``owner_key`` identifies the browser session that may change the run (lab.access)."""
+        ``owner_key`` identifies the browser session that may change the run (lab.runs.access)."""
         self.root.mkdir(parents=True, exist_ok=True)
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         folder = self.path(run_id)
@@ -253,7 +254,7 @@ class RunStore:
         """Rename, tag or annotate a run (None leaves a field as it is); returns the new meta.json.
 
         Works on live runs too: the trainer never writes meta.json. ``by`` is the
-        session asking (lab.access); it must own the run or be a teacher's.
+        session asking (lab.runs.access); it must own the run or be a teacher's.
         """
         folder = self._existing(run_id)
         access.check(self.read_status(run_id), by, "rename or annotate")

@@ -1,6 +1,6 @@
 """Named model specs: the architectures students meet in write-ups and courses.
 
-Each preset is a plain spec dict (see :mod:`lab.spec`) plus a line saying where
+Each preset is a plain spec dict (see :mod:`lab.model.spec`) plus a line saying where
 it comes from (``preset.<name>`` in lab/locales, in English and Korean) and training
 settings that suit it. ``input`` and ``num_classes``
 are the natural dataset's; training on another dataset replaces them.
@@ -143,7 +143,7 @@ def _key(name: str) -> str:
 def get_preset_info(name: str, lang: str = DEFAULT) -> Preset:
     """The preset entry for a name ('fashion-cnn' and 'Fashion_CNN' both work), its
     description in ``lang``."""
-    from lab.layers import SpecError
+    from lab.model.layers import SpecError
 
     key = _key(name)
     if key not in PRESETS:

@@ -6,7 +6,7 @@ thickness follows the channel count. Flat vectors are thin bars as tall as
 their length. All three use log scales, so a 224-pixel map and a 7-pixel map,
 or 3 and 512 channels, still fit on one screen and stay comparable.
 
-A pure function of a :class:`lab.spec.Summary`: the builder calls it on every
+A pure function of a :class:`lab.model.spec.Summary`: the builder calls it on every
 edit, tests call it without Streamlit. Its few words (the input's name, "params", where a
 broken spec stops) come from lab/locales in the ``lang`` the page passes; layer type names
 and shapes are the same in every language.
@@ -19,8 +19,8 @@ import math
 import plotly.graph_objects as go
 
 from lab.i18n import DEFAULT, text
-from lab.layers import Shape, format_shape
-from lab.spec import Summary
+from lab.model.layers import Shape, format_shape
+from lab.model.spec import Summary
 
 # Colours by layer type, after PlotNeuralNet: convolutions warm, pooling red, dense blue.
 COLOURS = {

@@ -26,19 +26,19 @@ import plotly.io as pio
 import torch
 from plotly.offline import get_plotlyjs
 
-from lab.augment import get_augment
 from lab.data import Dataset, DatasetError, load_dataset
-from lab.images import display_scale, to_hwc, upscale
 from lab.insight.cam import auto_method, get_cam_method, overlay_samples
 from lab.insight.embed import map_frames
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, checkpoint_path, load_run_model
 from lab.insight.probe import CAMS_DIR, cam_sample_indices, epoch_file, load_cams, recorded_epochs
 from lab.insight.validation import confusion_matrix, evaluate
-from lab.insight_plots import confusion_figure, feature_space_figure
-from lab.plots import epoch_figure
-from lab.runs import RunInfo
-from lab.spec import summarize
+from lab.model.spec import summarize
+from lab.plots.images import display_scale, to_hwc, upscale
+from lab.plots.insight import confusion_figure, feature_space_figure
+from lab.plots.training import epoch_figure
+from lab.runs.store import RunInfo
+from lab.train.augment import get_augment
 
 SECTIONS = {"config": "Configuration", "curves": "Training curves", "feature-space": "Feature space",
             "cam": "Where it looks (CAM)", "confusion": "Confusion matrix"}

@@ -33,7 +33,7 @@ from torch import nn
 
 from lab import settings
 from lab.i18n import DEFAULT, text
-from lab.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
+from lab.model.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
 __all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
 
@@ -257,6 +257,7 @@ class SpecNet(nn.Module):
     def __init__(self, summary: Summary):
         super().__init__()
         self.spec_name = summary.name
+        self.summary = summary  # its shapes bound every batch the lab runs it at (lab.model.budget)
         self.input_shape = summary.input_shape
         self.num_classes = summary.num_classes
         children = OrderedDict(
@@ -289,7 +290,7 @@ def build_model(spec: Any, input_shape: Shape | None = None, num_classes: int | 
 
 def load_spec(source: str | Path | dict) -> dict:
     """A spec from a preset name, a JSON file path, a JSON string or a dict."""
-    from lab.presets import PRESETS, get_preset
+    from lab.model.presets import PRESETS, get_preset
 
     if isinstance(source, dict):
         return copy.deepcopy(source)

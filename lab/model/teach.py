@@ -19,9 +19,10 @@ from typing import Callable
 
 import torch
 
-from lab.i18n import DEFAULT, LANGUAGES as LOCALE_LANGUAGES, text
-from lab.layers import format_shape, get_layer_type, make_activation
-from lab.spec import LayerRow
+from lab.i18n import DEFAULT, text
+from lab.i18n import LANGUAGES as LOCALE_LANGUAGES
+from lab.model.layers import format_shape, get_layer_type, make_activation
+from lab.model.spec import LayerRow
 
 __all__ = ["Step", "Explanation", "LANGUAGES", "explain"]
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lab.augment import augment_batch
 from lab.data import Dataset, load_dataset
-from lab.device import describe_device, resolve_device
-from lab.engine import Callback, ConfigError, Trainer, TrainConfig
-from lab.presets import get_preset, get_preset_info
+from lab.model.presets import get_preset, get_preset_info
+from lab.train.augment import augment_batch
+from lab.train.device import describe_device, resolve_device
+from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def baseline_throughput(case: BenchCase, ds: Dataset, device: str, epochs: int, 
     """Images/s of the tutorial loop: DataLoader + per-sample transforms, fp32."""
     from torchvision import transforms
 
-    from lab.spec import build_model
+    from lab.model.spec import build_model
 
     dev = resolve_device(device)
     mean, std = ds.channel_stats()
@@ -278,7 +278,7 @@ def format_throughput(report: dict) -> str:
 
 def main(args) -> int:
     if args.live_ui:
-        from lab.bench_live import format_live, run_live_bench
+        from lab.bench.live_ui import format_live, run_live_bench
 
         report = run_live_bench(args.epochs, args.minutes)
         print(json.dumps(report, indent=1) if args.json else format_live(report))

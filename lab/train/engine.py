@@ -24,10 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from lab import settings
-from lab.augment import AugmentConfig, augment_batch, get_augment
 from lab.data import Dataset, load_dataset
-from lab.device import native_bf16, resolve_device
-from lab.spec import SpecNet, analyze, build_model, check_size, load_spec, summarize
+from lab.model.budget import batch_that_fits, check_training_batch
+from lab.model.layers import SpecError
+from lab.model.spec import SpecNet, analyze, build_model, check_size, load_spec, summarize
+from lab.train.augment import AugmentConfig, augment_batch, get_augment
+from lab.train.device import native_bf16, resolve_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -38,6 +40,7 @@ EVENTS = ("on_run_start", "on_batch_end", "on_epoch_end", "on_run_end")
 # alone: work another thread launches during a capture can break it, or the other run.
 _cuda_trainers: set[int] = set()
 _cuda_lock = threading.Lock()
+EVAL_BATCH = 1024  # images per evaluation pass, fewer when the model's maps need it (lab.model.budget)
 
 
 class ConfigError(ValueError):
@@ -48,7 +51,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Everything that defines a run; saved in config.json so the run can be redone."""
 
-    spec: dict = field(default_factory=dict)  # model spec (lab.spec); a preset name is resolved on load
+    spec: dict = field(default_factory=dict)  # model spec (lab.model.spec); a preset name is resolved on load
     dataset: str = "shapes"  # name in the dataset registry, or folder:PATH
     augment: Any = "none"  # preset name, JSON string or dict of AugmentConfig keys
     epochs: int = 5
@@ -71,7 +74,7 @@ class TrainConfig:
     probe_layer: str = ""  # layer whose output the probe records; "" = the input of the output layer
     name: str = ""
     owner: str = ""
-    # The sweep this run belongs to (lab.sweep: id, name, its combination); {} for a single run.
+    # The sweep this run belongs to (lab.runs.sweep: id, name, its combination); {} for a single run.
     # A record for grouping runs only: training never reads it, so each run is complete on its own.
     sweep: dict = field(default_factory=dict)
 
@@ -213,7 +216,7 @@ class Trainer:
         self.dataset = dataset or load_dataset(config.dataset, data_dir)
         self.device = resolve_device(config.device)
         self.summary = summarize(config.spec, self.dataset.shape, self.dataset.num_classes)
-        self._check_size(settings.limits())
+        self._check_size()
         self.augment: AugmentConfig = get_augment(config.augment)
         self.should_stop = False
         self.history: list[dict] = []
@@ -341,16 +344,15 @@ class Trainer:
         self.emit("on_run_end", status, message)
         return RunResult(status, message, self.history)
 
-    def _check_size(self, limits: settings.Limits) -> None:
-        """Refuse, before any memory is taken, a model or batch too big for this server."""
+    def _check_size(self) -> None:
+        """Refuse, before any memory is taken, a model or batch too big for this server: its parameters,
+        its training step, and one image of its evaluation (whose batch then shrinks to what fits)."""
         check_size(self.summary)
-        per_image = self.summary.activation_bytes(1) / 2**20
-        needed = per_image * self.config.batch_size
-        if needed > limits.max_activation_mb:
-            fits = max(1, int(limits.max_activation_mb / per_image))
-            raise ConfigError(f"a training step at batch size {self.config.batch_size} needs about {needed:,.0f} MB "
-                              f"of activations, over this server's limit of {limits.max_activation_mb:,} MB; "
-                              f"use batch size {fits} or less, or fewer filters")
+        try:
+            check_training_batch(self.summary, self.config.batch_size)
+            self.eval_batch = batch_that_fits(self.summary, EVAL_BATCH)
+        except SpecError as err:
+            raise ConfigError(str(err)) from None
 
     def _oom_advice(self) -> str:
         smaller = max(1, self.config.batch_size // 2)
@@ -410,8 +412,9 @@ class Trainer:
         self.history.append(metrics)
         self.emit("on_epoch_end", metrics)
 
-    def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """Mean loss and accuracy, in large batches under inference mode; restores train mode."""
+        batch_size = self.eval_batch
         was_training = self.model.training
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)

@@ -15,9 +15,9 @@ import binascii
 import json
 import zlib
 
-from lab.augment import get_augment
 from lab.data.registry import FOLDER_PREFIX, list_datasets
-from lab.engine import ConfigError, TrainConfig
+from lab.train.augment import get_augment
+from lab.train.engine import ConfigError, TrainConfig
 
 VERSION = "1"
 MAX_LINK_CHARS = 8_000  # browsers and proxies cut URLs somewhere past this

@@ -32,13 +32,13 @@ import copy
 from dataclasses import dataclass, field, fields
 
 from lab import settings
-from lab.augment import AUGMENT_PRESETS
-from lab.compare import run_row
 from lab.data.registry import list_datasets
-from lab.engine import ConfigError, TrainConfig
-from lab.presets import PRESETS, get_preset
-from lab.runs import RunInfo
+from lab.model.presets import PRESETS, get_preset
+from lab.runs.compare import run_row
+from lab.runs.store import RunInfo
 from lab.settings import ExerciseFileError
+from lab.train.augment import AUGMENT_PRESETS
+from lab.train.engine import ConfigError, TrainConfig
 
 PAGES = ("data", "build", "augment")
 DRAFT_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"spec", "dataset", "augment", "name", "owner"}

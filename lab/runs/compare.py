@@ -13,8 +13,8 @@ import io
 import time
 from collections.abc import Iterable, Sequence
 
-from lab.augment import augment_label, get_augment
-from lab.runs import RunInfo
+from lab.runs.store import RunInfo
+from lab.train.augment import augment_label, get_augment
 
 RUN_COLUMNS = ["id", "name", "owner", "tags", "status", "dataset", "spec", "params", "batch_size", "epochs",
                "epochs_done", "lr", "optimizer", "augment", "best_val_acc", "best_epoch", "final_val_acc",

@@ -1,0 +1,1 @@
+"""Figures and pictures: pure functions of data (plotly figures, SVG, image grids), for pages and reports."""
