@@ -88,8 +88,11 @@ class Limits:
     max_activation_mb: int = 4096  # activation memory of one training step (torchinfo's estimate), likewise
     max_upload_bytes: int = 200 * 2**20  # uncompressed zip content
     max_upload_files: int = 50_000
-    max_zip_ratio: int = 200  # uncompressed/compressed per entry; above this is a zip bomb
+    max_zip_ratio: int = 200  # uncompressed/compressed, per entry and for the whole zip; above: a zip bomb
+    max_upload_disk_mb: int = 1024  # one person's uploads on disk (uploads/<session>/)
+    max_server_disk_mb: int = 20480  # everyone's uploads on disk
     max_image_side: int = 4096  # larger images are skipped on import
+    max_decode_megapixels: int = 2000  # pixels one import or load may decode (JPEGs count reduced): ~seconds
     max_probe_size: int = 5000  # points in the feature-space probe
 
 

@@ -464,7 +464,7 @@ def test_import_zip_from_an_uploaded_file_object_replaces_same_name(tmp_path: Pa
     second = io.BytesIO(_zip(_classes_zip(n=5)))
     again = import_zip(second, tmp_path, name="My Pets!")
     assert again.path == report.path and again.kept == {"cat": 5, "dog": 5}
-    assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["My-Pets"]
+    assert sorted(p.name for p in (tmp_path / "uploads").iterdir() if not p.name.startswith(".")) == ["My-Pets"]
     assert len(load_dataset(report.dataset_name, tmp_path).train_y) == 8  # not the cached old one
 
 

@@ -11,10 +11,16 @@ size (the most common, fitted into 8..64 px), so they stack into a uint8 tensor.
 Headers are read first to choose those (small images are decoded in the same
 pass, so a folder of CIFAR-sized JPEGs opens each file once); then the rest are
 decoded straight to the target size.
+
+What decoding will cost is summed from the headers and refused over the server's
+``max_decode_megapixels`` before any pixel is decoded (a zip of tiny files can hold
+huge images), and the decoded arrays are kept beside the folder
+(:func:`decoded_dir`), so a folder is decoded once per content, not once per load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +48,7 @@ _DECODE_CHUNK = 512  # files per thread-pool task
 _THREADS_FROM_PIXELS = 128 * 128
 
 _CACHE: LoadCache[Dataset] = LoadCache(maxsize=8)
+_DECODED_VERSION = 1  # bump when decoding changes what the arrays hold
 
 
 @dataclass
@@ -79,17 +86,30 @@ def scan_folder(path: Path, keep_pixels: bool = False) -> FolderScan:
         if c not in label:
             skipped[UNKNOWN_CLASS] += len(files)
     found = [f for c in classes for f in train_files[c] + val_files.get(c, [])]
+    size = images.target_size([f.size for f in found])
+    _check_decode_cost(found, size)
     return FolderScan(
         root=root, classes=classes,
         train=[(f, label[c]) for c in classes for f in train_files[c]],
         val=[(f, label[c]) for c in classes for f in val_files.get(c, [])],
         channels=1 if all(f.mode in images.GREY_MODES for f in found) else 3,
-        size=images.target_size([f.size for f in found]),
+        size=size,
         kept={c: len(train_files[c]) + len(val_files.get(c, [])) for c in classes},
         source_pixels=int(np.median([w * h for w, h in (f.size for f in found)])),
         skipped=skipped,
         dropped=sorted(c for c, files in train_files.items() if not files),
     )
+
+
+def _check_decode_cost(found: list[images.Found], size: tuple[int, int]) -> None:
+    """DatasetError when decoding every image would take more pixels than this server allows."""
+    limit = settings.limits().max_decode_megapixels
+    cost = sum(images.decode_pixels(f, size) for f in found) / 1e6
+    if cost > limit:
+        raise DatasetError(f"decoding these {len(found):,} images means {cost:,.0f} megapixels, over this server's "
+                           f"limit of {limit:,} (LAB_MAX_DECODE_MEGAPIXELS): they are shrunk to "
+                           f"{size[0]}x{size[1]} anyway, so shrink them before zipping (256 px a side is plenty), "
+                           "or upload fewer")
 
 
 def load_folder(path: Path, name: str | None = None) -> Dataset:
@@ -108,6 +128,50 @@ def load_folder(path: Path, name: str | None = None) -> Dataset:
 
 
 def _load(root: Path, name: str) -> Dataset:
+    """The decoded dataset from ``.lab-decoded/`` when the folder's files are unchanged, else decoded (and kept)."""
+    cached = decoded_dir(root) / f"{_content_key(root)}.npz"
+    try:
+        with np.load(cached) as arrays:
+            return Dataset(name, [str(c) for c in arrays["classes"]],
+                           *(torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")))
+    except (OSError, KeyError, ValueError):
+        pass  # not decoded yet, or unreadable: decode again
+    ds = _decode_folder(root, name)
+    _keep_decoded(cached, ds)
+    return ds
+
+
+def decoded_dir(root: Path) -> Path:
+    """Where a folder's decoded arrays are kept: a hidden sibling, so writing them changes neither the
+    folder (whose mtime keys the in-memory cache) nor what a scan of it finds."""
+    return root.parent / f".{root.name}.lab-decoded"
+
+
+def _content_key(root: Path) -> str:
+    """A digest of every file's path, size and mtime under root (stat only, no reads), with the limits and
+    version that shape decoding: equal keys mean the same decoded arrays."""
+    digest = hashlib.sha256(f"{_DECODED_VERSION} {settings.limits().max_image_side}".encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _keep_decoded(path: Path, ds: Dataset) -> None:
+    """Write the arrays beside the images (atomically; older versions go); a read-only folder keeps none."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        for old in path.parent.glob("*.npz"):
+            old.unlink()
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, classes=np.array(ds.classes), train_x=ds.train_x.numpy(), train_y=ds.train_y.numpy(),
+                 val_x=ds.val_x.numpy(), val_y=ds.val_y.numpy())
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def _decode_folder(root: Path, name: str) -> Dataset:
     scan = scan_folder(root, keep_pixels=True)
     threads = min(8, os.cpu_count() or 1) if scan.source_pixels >= _THREADS_FROM_PIXELS else 1
     train_x, train_y = _decode_all(scan.train, scan.channels, scan.size, threads)

@@ -1,7 +1,13 @@
 """Reading image files with PIL: cheap header checks, and decoding to a common format.
 
-Shared by the folder loader and the zip import, so an image accepted on upload is
-read the same way when the dataset is loaded.
+Shared by the folder loader, the zip import and Explain's uploads, so an image accepted
+on upload is read the same way when the dataset is loaded.
+
+Files are hostile on a classroom server. Pillow recognises some forty formats by
+content, whatever the file's name (PostScript named x.png would be handed to
+Ghostscript), so every open names the formats allowed. And a small file can hold a
+huge image (a 4096x4096 1-bit PNG is 2 KB), so what decoding will cost is known from
+the header before any pixel is decoded (:func:`decode_pixels`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                             ".ppm", ".pgm", ".pbm"})
+# Pillow's names for what IMAGE_SUFFIXES hold (PPM covers .pgm and .pbm); nothing else is ever opened.
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 MAX_SIDE, MIN_SIDE = 64, 8  # bounds of the common size a folder's images are resized to
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"})
 
@@ -44,6 +52,25 @@ class Found:
     size: tuple[int, int]  # (width, height)
     mode: str  # PIL mode
     pixels: np.ndarray | None = None  # uint8 (1 or 3, H, W) at the native size, or None
+    format: str = ""  # Pillow's format name, one of ALLOWED_FORMATS
+
+
+def open_image(path: Path) -> Image.Image:
+    """Image.open restricted to ALLOWED_FORMATS: another format raises UnidentifiedImageError."""
+    return Image.open(path, formats=ALLOWED_FORMATS)
+
+
+def decode_pixels(found: Found, size: tuple[int, int]) -> int:
+    """Pixels Pillow will decode to bring ``found`` to ``size``: a JPEG is decoded reduced by libjpeg
+    (draft mode, up to 1/8 a side), every other format at full size."""
+    width, height = found.size
+    if found.pixels is not None and found.size == size:
+        return 0  # decoded already, during the scan
+    scale = 1
+    if found.format == "JPEG":
+        while scale < 8 and width // (scale * 2) >= size[0] and height // (scale * 2) >= size[1]:
+            scale *= 2
+    return -(-width // scale) * -(-height // scale)
 
 
 def probe(path: Path, max_side: int, keep_pixels_up_to: int = 0) -> Found:
@@ -58,13 +85,13 @@ def probe(path: Path, max_side: int, keep_pixels_up_to: int = 0) -> Found:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise SkipImage(NOT_IMAGE)
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if max(img.size) > max_side:
                 raise SkipImage(_too_large(max_side))
             pixels = None
             if max(img.size) <= keep_pixels_up_to:
                 pixels = to_array(img, 1 if img.mode in GREY_MODES else 3, img.size)
-            return Found(path, img.size, img.mode, pixels)
+            return Found(path, img.size, img.mode, pixels, img.format or "")
     except Image.DecompressionBombError as exc:
         raise SkipImage(_too_large(max_side)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -87,7 +114,7 @@ def target_size(sizes: list[tuple[int, int]], largest: int = MAX_SIDE,
 def decode(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
     """The image as uint8 (channels, H, W) at size (W, H); transparency becomes white."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.draft("RGB" if channels == 3 else "L", size)  # JPEG: let libjpeg shrink for free
             return to_array(img, channels, size)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

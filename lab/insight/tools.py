@@ -29,6 +29,7 @@ from lab.runs.store import open_run
 
 DATASET_PREFIX = "dataset:"
 EXPLAIN_BATCH = 64
+MAX_NAME = 120  # characters of an uploaded file's name kept for display
 
 
 @dataclass
@@ -91,13 +92,14 @@ def _folder_images(folder: Path, stats: InputStats) -> list[InputImage]:
 def upload_image(name: str, data: bytes, stats: InputStats, display_side: int = 0) -> InputImage:
     """An uploaded file as the run's input, read exactly as a file on disk would be;
     InsightError saying what to upload instead when it is not a usable image."""
-    safe = Path(name).name or "upload"
+    given = Path(Path(name).name or "upload")
+    safe = given.stem[:MAX_NAME] + given.suffix[:16]
     max_side = settings.limits().max_image_side
     with tempfile.TemporaryDirectory(prefix="lab-upload-") as tmp:
-        path = Path(tmp) / safe
+        path = Path(tmp) / f"upload{given.suffix[:16]}"  # the user's name is data, never a path
         path.write_bytes(data)
         try:
-            return _read_image(path, Path(safe).stem, stats, max_side, display_side)
+            return _read_image(path, given.stem[:MAX_NAME], stats, max_side, display_side)
         except image_files.SkipImage as reason:
             raise InsightError(f"{safe}: {reason}. Upload an image file "
                                f"({', '.join(sorted(s.lstrip('.') for s in image_files.IMAGE_SUFFIXES))}) "
