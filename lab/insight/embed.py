@@ -327,10 +327,23 @@ def _warm_up() -> None:
         pass  # no umap-learn here: nothing to compile
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this process soon after ``parent`` does: a child busy compiling UMAP or making a map reads no
+    EOF on stdin, and was seen running for minutes after its server had stopped. Polling the parent's pid
+    (a child is re-parented when its parent dies) works on every OS, unlike Linux's parent-death signal."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _serve(nice: int, warm_up: bool = False) -> None:
     """The child's loop: read (method, features, previous), answer (status, points) until EOF."""
     import sys
 
+    _exit_with_parent(os.getppid())
     if nice and hasattr(os, "nice"):
         os.nice(nice)  # lowest priority: training in the parent keeps the CPU it needs
     if warm_up:
