@@ -15,6 +15,7 @@ import binascii
 import json
 import zlib
 
+from lab import user_json
 from lab.data.registry import FOLDER_PREFIX, list_datasets
 from lab.train.augment import get_augment
 from lab.train.engine import ConfigError, TrainConfig
@@ -55,7 +56,9 @@ def _payload(text: str) -> dict:
         raw = inflater.decompress(packed, MAX_JSON_BYTES)
         if inflater.unconsumed_tail:
             raise ShareError("this link unpacks to more than a setup can be")
-        payload = json.loads(raw)
+        payload = user_json.loads(raw, "this link", MAX_JSON_BYTES)
+    except user_json.UserJSONError as err:
+        raise ShareError(f"{err}; ask for a new one") from None
     except (binascii.Error, zlib.error, ValueError) as err:
         if isinstance(err, ShareError):
             raise
