@@ -27,7 +27,7 @@ def test_deep_nesting_is_one_clear_error(levels: int) -> None:
 
 def test_plain_values_pass_and_non_json_is_json_s_own_error() -> None:
     assert loads("null", "x", 10) is None and loads('{"a": [1]}', "x", 100) == {"a": [1]}
-    with pytest.raises(ValueError, match="Expecting value"):
+    with pytest.raises(ValueError, match="Expecting property name"):
         loads("{oops", "x", 100)
 
 
