@@ -217,3 +217,13 @@ def test_old_uploads_no_run_uses_are_pruned(tmp_path: Path) -> None:
     assert fresh == [] and unused.path.exists()
     assert prune_uploads(tmp_path / "data", {used.dataset_name}, older_than_s=0) == [unused.path]
     assert used.path.exists() and not unused.path.parent.exists()
+
+
+def test_messages_name_the_upload_not_the_servers_paths(tmp_path: Path) -> None:
+    archive = tmp_path / "one-class.zip"
+    archive.write_bytes(_zip({f"cat/{i}.png": _png((12, 10)) for i in range(3)}))
+    with pytest.raises(DatasetError) as refused:
+        import_zip(archive, tmp_path / "data", owner="0123456789abcdef")
+    message = str(refused.value)
+    assert message.startswith("one-class.zip needs at least two class folders")
+    assert str(tmp_path) not in message and "0123456789abcdef" not in message and "uploads" not in message

@@ -67,10 +67,11 @@ class FolderScan:
     dropped: list[str]  # class folders without a usable image
 
 
-def scan_folder(path: Path, keep_pixels: bool = False) -> FolderScan:
+def scan_folder(path: Path, keep_pixels: bool = False, shown: str = "") -> FolderScan:
     """Find the layout, classes and usable images under path; fewer than two classes
     is a DatasetError that shows the layout expected. keep_pixels: also decode the
-    images that are small enough to need no resizing, for the load that follows."""
+    images that are small enough to need no resizing, for the load that follows.
+    ``shown`` names the folder in messages (default: its own name; never its server path)."""
     root = _unwrap(Path(path))
     train_dir, val_dir = _split_dirs(root)
     skipped: Counter[str] = Counter()
@@ -80,7 +81,7 @@ def scan_folder(path: Path, keep_pixels: bool = False) -> FolderScan:
     val_files = _class_files(val_dir, skipped, probe) if val_dir else {}
     classes = sorted(c for c, files in train_files.items() if files)
     if len(classes) < 2:
-        raise DatasetError(_too_few_classes(path, classes, skipped))
+        raise DatasetError(_too_few_classes(shown or Path(path).name, classes, skipped))
     label = {c: i for i, c in enumerate(classes)}
     for c, files in val_files.items():
         if c not in label:
@@ -120,7 +121,7 @@ def load_folder(path: Path, name: str | None = None) -> Dataset:
     """
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
-        raise DatasetError(f"{path} is not a folder. Give a folder of class folders "
+        raise DatasetError(f"{Path(path).name} is not a folder. Give a folder of class folders "
                            "(e.g. cats/*.jpg, dogs/*.jpg) or a .zip of one.")
     stat = root.stat()
     key = (root, stat.st_ino, stat.st_mtime_ns, name)
@@ -257,9 +258,9 @@ def _decode_all(items: list[tuple[images.Found, int]], channels: int, size: tupl
     return torch.from_numpy(out[ok]), torch.from_numpy(labels[ok])
 
 
-def _too_few_classes(path: Path, classes: list[str], skipped: Counter[str]) -> str:
+def _too_few_classes(shown: str, classes: list[str], skipped: Counter[str]) -> str:
     found = ", ".join(classes) if classes else "none"
     notes = "; ".join(f"{n} {reason}" for reason, n in skipped.most_common())
-    return (f"{path} needs at least two class folders with images; usable classes found: "
+    return (f"{shown} needs at least two class folders with images; usable classes found: "
             f"{found}{f' (skipped: {notes})' if notes else ''}. Put each class's images in "
             "its own folder, e.g. cat/*.jpg and dog/*.jpg (optionally under train/ and test/).")

@@ -91,7 +91,7 @@ def import_zip(source: str | os.PathLike | BinaryIO, data_dir: str | os.PathLike
         try:
             skipped = _extract(archive, entries, staging, limits, report)
             report(0.95, "checking classes")
-            scan = scan_folder(staging)
+            scan = scan_folder(staging, shown=_source_name(source) or "the zip")
             (staging / MARKER).touch()
             _replace(staging, final)
         except BaseException:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab import settings
@@ -61,3 +64,42 @@ def is_teacher_password(password: str) -> bool:
     """True for the server's teacher password; always False when none is configured."""
     expected = settings.teacher_password()
     return bool(expected) and hmac.compare_digest(password.encode(), expected.encode())
+
+
+class SignInThrottled(Exception):
+    """Too many wrong teacher passwords on this server lately; ``wait_s`` until the next try."""
+
+    def __init__(self, wait_s: float):
+        super().__init__(f"too many wrong passwords; try again in {wait_s:.0f} s")
+        self.wait_s = wait_s
+
+
+class PasswordGuard:
+    """A back-off for the whole server, not per session: a new browser session is free to open, so a
+    per-session delay slows no one down. After ``free_tries`` wrong passwords in a row, each further try
+    must wait 2, 4, 8... seconds, at most ``max_wait_s``, whoever makes it; the right password resets it.
+    The cap keeps a student who guesses from locking the teacher out for long."""
+
+    def __init__(self, free_tries: int = 5, max_wait_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.free_tries, self.max_wait_s, self.clock = free_tries, max_wait_s, clock
+        self._failures = 0
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    def sign_in(self, password: str) -> bool:
+        """Whether ``password`` is the teacher's; SignInThrottled, without checking it, while backing off."""
+        with self._lock:
+            wait = self._next_try - self.clock()
+            if wait > 0:
+                raise SignInThrottled(wait)
+            if is_teacher_password(password):
+                self._failures = 0
+                return True
+            self._failures += 1
+            over = self._failures - self.free_tries
+            if over > 0:
+                self._next_try = self.clock() + min(self.max_wait_s, 2.0 ** over)
+            return False
+
+
+teacher_sign_in = PasswordGuard()  # the server's one guard, shared by every session
