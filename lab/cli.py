@@ -10,9 +10,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lab import settings
+
+if TYPE_CHECKING:  # for annotations only: each command imports what it needs when it runs
+    from lab.train.engine import RunResult, TrainConfig
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

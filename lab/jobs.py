@@ -19,13 +19,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from lab.classroom.exercise import current_exercise
 from lab.insight.probe import insight_callbacks
 from lab.runs import access
 from lab.runs.access import Visitor
 from lab.runs.store import RunStore
 from lab.train.device import return_freed_memory
-from lab.train.engine import Callback, RunRecorder, TrainConfig, Trainer, run_record
+from lab.train.engine import Callback, RunRecorder, TrainConfig, Trainer, best_row, run_record
 
 log = logging.getLogger(__name__)
 MAX_BATCH_POINTS = 2000  # batch-loss points kept per live run; older ones are thinned
@@ -61,12 +60,17 @@ class RunState:
         done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
         return min(1.0, done / total) if total else (1.0 if not self.live else 0.0)
 
+    @property
+    def best(self) -> dict | None:
+        """The best epoch's metrics row so far (lab.train.engine.best_row)."""
+        return best_row(self.metrics)
+
 
 class _Job(Callback):
     """In-memory record of one submitted run, updated by its Trainer's events."""
 
-    def __init__(self, run_id: str, config: TrainConfig):
-        self.run_id, self.config = run_id, config
+    def __init__(self, run_id: str, config: TrainConfig, extra_callbacks: tuple = ()):
+        self.run_id, self.config, self.extra_callbacks = run_id, config, tuple(extra_callbacks)
         self.lock = threading.Lock()
         self.state = RunState(run_id, "queued", name=config.name, owner=config.owner, epochs=config.epochs)
         self.trainer: Trainer | None = None
@@ -139,23 +143,19 @@ class JobManager:
         self.executor = LocalExecutor(self._run, workers)
 
     def submit(self, config: TrainConfig, extra_callbacks=(), by: Visitor | None = None) -> str:
-        """Validate, create the run folder (``queued``) and queue it; returns the run id.
+        """Validate, create the run folder (``queued``) and queue it; returns the run id at once.
 
-        Bad settings raise ``ConfigError``/``SpecError``/``DatasetError`` here, before
-        anything is queued, so the page can show the message. ``by`` is the browser
-        session starting it: only that session (or a teacher) may stop or delete it,
-        and a student's run must keep to the class's exercise (lab.classroom.exercise).
+        Settings out of range raise ``ConfigError`` here, before anything is queued, so
+        the page can show the message. The model and the data set are checked when the
+        worker builds the Trainer (:meth:`_build`): a bad one ends the run ``failed``.
+        ``by`` is the browser session starting it: only that session (or a teacher) may
+        stop or delete it. Whether a student may start it (the class's exercise) is the
+        caller's to check first (lab.classroom.exercise.check_run).
         """
-        exercise = current_exercise()
-        if exercise is not None and by is not None and not by.teacher:
-            exercise.check(config)
-        trainer = Trainer(config, data_dir=self.data_dir)  # validates spec, data and limits up front
-        run_id = self.store.create(run_record(config, trainer), name=config.name, owner=config.owner,
+        config.validate()
+        run_id = self.store.create(config.to_dict(), name=config.name, owner=config.owner,
                                    owner_key=access.owner_key(by))
-        job = _Job(run_id, config)
-        job.trainer = trainer
-        trainer.callbacks = [RunRecorder(self.store, run_id), *insight_callbacks(trainer, self.store, run_id), job,
-                             *extra_callbacks]
+        job = _Job(run_id, config, extra_callbacks)
         with self.lock:
             self.jobs[run_id] = job
             self.waiting.append(run_id)
@@ -168,12 +168,35 @@ class JobManager:
                 return
             self.waiting.remove(job.run_id)
         try:
-            job.trainer.run()
+            if self._build(job):
+                job.trainer.run()
         except Exception as err:  # a listener raised in on_run_end: the run ends failed, the worker lives on
             log.exception("run %s: a listener failed at the end of the run", job.run_id)
             self._end(job, "failed", f"{type(err).__name__}: {err}")
         finally:
             self._retire(job)
+
+    def _build(self, job: _Job) -> bool:
+        """Build the job's Trainer here, in the worker: loading a data set can take a while, and no
+        page may wait on it. False when the run ended instead: a spec, data set or limit the
+        Trainer refuses (``failed``, with its message) or a stop that came while it was built."""
+        try:
+            trainer = Trainer(job.config, data_dir=self.data_dir)
+            trainer.callbacks = [RunRecorder(self.store, job.run_id),
+                                 *insight_callbacks(trainer, self.store, job.run_id), job, *job.extra_callbacks]
+            self.store.write_config(job.run_id, run_record(job.config, trainer))  # now with the data set's facts
+        except ValueError as err:  # ConfigError, SpecError, DatasetError: their message says what to change
+            self._end(job, "failed", str(err))
+            return False
+        except Exception as err:  # a job must end as a failed run, never take the worker down
+            log.exception("run %s: building its trainer failed", job.run_id)
+            self._end(job, "failed", f"{type(err).__name__}: {err}")
+            return False
+        job.trainer = trainer  # before reading stop_requested: stop() sets that before it reads the trainer
+        if job.stop_requested:
+            self._end(job, "stopped", "stopped before it started")
+            return False
+        return True
 
     def _retire(self, job: _Job) -> None:
         """Forget an ended run: its batch-loss curve joins the rest of it on disk, so the server
@@ -225,7 +248,7 @@ class JobManager:
         state = RunState(run_id, info.state, info.status.get("message", ""), info.name,
                          info.status.get("owner", ""), epochs=info.config.get("epochs", 0),
                          metrics=info.metrics)
-        state.batch_losses = job.snapshot().batch_losses if job is not None else self.store.read_batch_losses(run_id)
+        state.batch_losses = job.snapshot().batch_losses if job is not None else info.batch_losses
         if info.metrics:
             state.epoch = info.metrics[-1]["epoch"]
             state.images_per_sec = info.metrics[-1].get("images_per_sec", 0.0)

@@ -85,7 +85,7 @@ class Limits:
     max_epochs: int = 200
     max_batch_size: int = 4096
     max_params: int = 50_000_000  # refuse bigger models before training starts
-    max_activation_mb: int = 4096  # activation memory of one training step (torchinfo's estimate), likewise
+    max_activation_mb: int = 4096  # activations of any pass the lab runs (lab.model.budget); refused before training
     max_upload_bytes: int = 200 * 2**20  # uncompressed zip content
     max_upload_files: int = 50_000
     max_zip_ratio: int = 200  # uncompressed/compressed, per entry and for the whole zip; above: a zip bomb

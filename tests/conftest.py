@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lab.runs.store import RunStore
 
 
 @dataclass
@@ -37,7 +42,6 @@ def gap_cam_run(tmp_path_factory) -> TrainedRun:
     return TrainedRun(runs_dir, run_id, runs_dir / run_id, result)
 
 
-
 @pytest.fixture
 def copy_gap_cam_run(gap_cam_run):
     """``copy(runs_dir, run_id=None) -> run id``: a copy of ``gap_cam_run`` in ``runs_dir`` (under
@@ -61,15 +65,18 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def isolated_lab(tmp_path, data_dir, monkeypatch):
-    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere,
-    and a fresh embedding worker (closed after the test: it may have a child process)."""
+def isolated_lab(tmp_path, data_dir, monkeypatch) -> Iterator[RunStore]:
+    """The lab that pages, the job manager and ``python -m lab`` see, on its own: runs in
+    ``tmp_path / "runs"`` (the store yielded), data in the module's ``data_dir``; a fresh job
+    manager, so the cached one does not point elsewhere, and a fresh embedding worker (closed
+    after the test: it may have a child process). Every test that runs a page or a job uses it."""
+    from lab.runs.store import RunStore
     from lab.ui.state import embedding_worker, job_manager
 
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
     job_manager.clear()
-    yield
+    yield RunStore(tmp_path / "runs")
     job_manager.clear()
     embedding_worker().close()
     embedding_worker.clear()

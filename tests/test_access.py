@@ -85,3 +85,31 @@ def test_another_session_cannot_stop_a_run_but_its_owner_can(tmp_path):
     finally:
         gate.release.set()
     assert manager.wait(run_id, WAIT_S).status == "stopped"
+
+
+def test_wrong_passwords_back_off_for_the_whole_server(monkeypatch):
+    """Every session shares the guard: after 5 wrong tries, the next waits 2 s, then 4 s...; during the wait
+    even the right password is not checked; the right one resets the count."""
+    from lab.runs.access import PasswordGuard, SignInThrottled
+
+    monkeypatch.setenv("LAB_TEACHER_PASSWORD", "s3cret")
+    now = [0.0]
+    guard = PasswordGuard(free_tries=5, max_wait_s=60, clock=lambda: now[0])
+    assert [guard.sign_in(f"guess{i}") for i in range(5)] == [False] * 5
+    assert guard.sign_in("guess5") is False  # the sixth wrong one starts the back-off
+    with pytest.raises(SignInThrottled) as throttled:
+        guard.sign_in("s3cret")
+    assert throttled.value.wait_s == pytest.approx(2.0)
+    now[0] += 2.0
+    assert guard.sign_in("guess6") is False
+    with pytest.raises(SignInThrottled, match="try again in 4 s"):
+        guard.sign_in("s3cret")
+    now[0] += 4.0
+    assert guard.sign_in("s3cret") is True
+    assert guard.sign_in("guess7") is False  # counted afresh: no wait
+    for _ in range(20):
+        now[0] += 60
+        guard.sign_in("x")
+    with pytest.raises(SignInThrottled) as capped:
+        guard.sign_in("x")
+    assert capped.value.wait_s == pytest.approx(60.0)

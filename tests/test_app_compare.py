@@ -9,36 +9,26 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
 from test_sweep import fake_run
 
 from lab.runs.access import Visitor
+from lab.runs.compare import run_labels
 from lab.runs.store import RunStore
-from lab.ui.state import VISITOR_KEY, default_draft, embedding_worker, job_manager
+from lab.ui.state import VISITOR_KEY, default_draft, job_manager
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
 TINY = {"name": "tiny", "layers": [{"type": "flatten"}, {"type": "dense", "units": 32}]}
 WAIT_S = 90  # a guard against hanging, never a measure of speed
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One data dir for the module: loaded datasets are cached per data dir."""
-    return tmp_path_factory.mktemp("data")
-
-
 @pytest.fixture
-def store(tmp_path, data_dir, monkeypatch) -> RunStore:
-    """Runs and data in tmp dirs; a fresh job manager so the cached one does not point elsewhere."""
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
-    job_manager.clear()
-    yield RunStore(tmp_path / "runs")
-    job_manager.clear()
-    embedding_worker().close()
-    embedding_worker.clear()
+def store(isolated_lab) -> RunStore:
+    """The runs every page of these tests lists: the isolated lab's (tests/conftest.py)."""
+    return isolated_lab
 
 
 def page(draft: dict | None = None) -> AppTest:
@@ -237,6 +227,27 @@ def test_the_sweep_tab_queues_every_combination_and_summarises_them(store):
     assert heatmap["data"][0]["type"] == "heatmap"
     at.button(key=f"sweep.select.{runs[0].config['sweep']['id']}").click().run()
     assert sorted(ok(at).multiselect(key="compare.selected").value) == sorted(r.id for r in runs)
+
+
+def test_a_students_sweep_that_breaks_the_exercise_queues_nothing(store, tmp_path, monkeypatch):
+    exercise = tmp_path / "exercise.toml"
+    exercise.write_text('[exercise]\ntitle = "Digits"\ndataset = "digits"\n\n[exercise.train]\nepochs = 1\n')
+    monkeypatch.setenv("LAB_EXERCISE", str(exercise))
+    at = AppTest.from_file(PAGE, default_timeout=WAIT_S)
+    at.session_state[VISITOR_KEY] = Visitor()  # a student's session
+    at.session_state["draft"] = tiny_draft()
+    ok(at.run())
+    at.text_input(key="sweep.epochs").input("1, 2")
+    ok(at.run()).button(key="sweep.queue").click().run()
+    assert "Cannot queue the sweep: this exercise fixes epochs at 1" in ok(at).error[0].value
+    assert store.list() == []  # not even the combinations the exercise allows
+
+
+def test_run_labels_add_the_end_of_the_id_only_where_names_clash():
+    runs = [SimpleNamespace(id=f"20260101-000000-{n}", name=name) for n, name in
+            [("aaaaaa", "base"), ("bbbbbb", "base"), ("cccccc", "wide")]]
+    assert run_labels(runs) == {"20260101-000000-aaaaaa": "base (aaaaaa)", "20260101-000000-bbbbbb": "base (bbbbbb)",
+                                "20260101-000000-cccccc": "wide"}
 
 
 # ---------------------------------------------------------------- persistence

@@ -5,17 +5,16 @@ a bad upload is one error line."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from support.apptest import charts, ok
 
 from lab.cli import run_training
 from lab.insight.cam import CAM_METHODS
 from lab.train.engine import TrainConfig
-from lab.ui.state import job_manager
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explain.py")
 WAIT_S = 90  # a guard against hanging, never a measure of speed
@@ -24,14 +23,9 @@ MLP = {"name": "mlp", "layers": [{"type": "flatten"}, {"type": "dense", "units":
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    """An empty runs dir and a fresh job manager reading it."""
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    (tmp_path / "runs").mkdir()
-    job_manager.clear()
-    yield tmp_path / "runs"
-    job_manager.clear()
+def runs_dir(isolated_lab) -> Path:
+    """The runs folder the page reads: the isolated lab's (tests/conftest.py), empty."""
+    return isolated_lab.root
 
 
 def page(**query) -> AppTest:
@@ -40,19 +34,9 @@ def page(**query) -> AppTest:
     return ok(at.run())
 
 
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def captions(at: AppTest) -> list[str]:
     """Captions under every image on the page."""
     return [c for img in at.image for c in img.captions]
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    return {f["layout"]["title"]["text"].split(" · ")[0]: f for f in figures}
 
 
 def test_an_empty_lab_says_where_to_start(runs_dir):
@@ -147,7 +131,6 @@ EXPORT_LABELS = ["PyTorch code + training loop", "Config JSON", "Report (best)",
 
 
 def test_a_finished_run_offers_its_downloads(runs_dir, copy_gap_cam_run):
-    pytest.importorskip("onnx")
     copy_gap_cam_run(runs_dir)
     at = page()
     buttons = at.download_button

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_data import _classes_zip, _zip
+from support.files import zip_bytes
+from test_data import _classes_zip
 
 from lab.data import list_datasets, load_dataset
 from lab.model.presets import get_preset
@@ -18,10 +19,8 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch) -> AppTest:
-    """The app on its Home page, with its own data and runs folders."""
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+def app(isolated_lab) -> AppTest:
+    """The app on its Home page, in the isolated lab (tests/conftest.py)."""
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     return at
@@ -105,10 +104,10 @@ def _import_upload(at: AppTest, name: str, content: bytes) -> AppTest:
 
 def test_two_students_upload_the_same_file_name_and_each_trains_on_their_own(app, tmp_path):
     page(app, "app_pages/data.py")
-    _import_upload(app, "flowers.zip", _zip(_classes_zip(n=3)))
+    _import_upload(app, "flowers.zip", zip_bytes(_classes_zip(n=3)))
     app.button(key="data.use_import").click().run()
     classmate = page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/data.py")
-    _import_upload(classmate, "flowers.zip", _zip(_classes_zip(n=5)))
+    _import_upload(classmate, "flowers.zip", zip_bytes(_classes_zip(n=5)))
     classmate.button(key="data.use_import").click().run()
     mine, theirs = app.session_state["draft"]["dataset"], classmate.session_state["draft"]["dataset"]
     assert mine != theirs

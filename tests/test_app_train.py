@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from functools import partial
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.apptest import charts
 
 from lab.insight.embed import EmbeddingWorker
 from lab.jobs import RunState
+from lab.runs.layout import RunLayout
 from lab.train.augment import AUGMENT_PRESETS
+from lab.train.ranges import setting_ranges
 from lab.ui import state
 from lab.ui.state import default_draft, embedding_worker, job_manager
 from lab.ui.train_view import outcome_text, progress_text
@@ -52,12 +54,6 @@ def no_exception(at: AppTest) -> None:
 
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page by the start of their title."""
-    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    return {f["layout"]["title"]["text"].split(" · ")[0]: f for f in figures}
 
 
 # ---------------------------------------------------------------- Augment
@@ -211,14 +207,29 @@ def test_an_out_of_range_setting_is_an_error_and_blocks_start():
     assert button(at, "Start training").disabled
 
 
-def test_an_invalid_spec_is_an_error_on_start_and_creates_no_run():
+def test_an_invalid_spec_ends_its_run_failed_with_the_reason():
     bad = tiny_draft()
     bad["spec"] = {"name": "bad", "layers": [{"type": "conv2d", "filters": 0}]}
     at = page("train", draft=bad)
-    button(at, "Start training").click().run()
+    button(at, "Start training").click().run()  # the worker builds the model, not the page
     no_exception(at)
-    assert at.error and "Cannot start" in at.error[0].value and "filters" in at.error[0].value
-    assert job_manager().store.list() == [] and "run" not in at.query_params
+    run_id = at.query_params["run"]
+    assert job_manager().wait(run_id, WAIT_S).status == "failed"
+    at.run()
+    no_exception(at)
+    assert "Failed" in at.error[0].value and "filters must be at least 1" in at.error[0].value
+
+
+def test_every_number_box_takes_its_bounds_from_the_settings_table(monkeypatch):
+    monkeypatch.setenv("LAB_MAX_EPOCHS", "7")  # a server's limit is the bound where one applies
+    at = page("train")
+    no_exception(at)
+    ranges = setting_ranges()
+    boxes = {box.key.removeprefix("train."): box for box in at.number_input}
+    assert set(boxes) == {"epochs", "batch_size", "train_limit", "seed", "lr", "weight_decay", "label_smoothing"}
+    for name, box in boxes.items():
+        assert (box.min, box.max, box.step) == (ranges[name].low, ranges[name].high, ranges[name].step), name
+    assert boxes["epochs"].max == 7
 
 
 def test_a_setting_changed_on_the_page_goes_into_the_draft():
@@ -253,13 +264,14 @@ def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_
     # and at nice 19 a test waits for whatever else the machine is doing (90 s seen on 2 busy cores).
     monkeypatch.setattr(state, "EmbeddingWorker", partial(EmbeddingWorker, nice=0))
     run_id = copy_gap_cam_run(tmp_path / "runs")
+    run = RunLayout(tmp_path / "runs" / run_id)
     for epoch in (2, 3):  # two epochs are enough to show the chain; t-SNE costs seconds an epoch
-        (tmp_path / "runs" / run_id / "probe" / f"epoch_{epoch:03d}.npz").unlink()
+        run.probe(epoch).unlink()
     at = page("train", run=run_id)
     at.radio(key="train.insight.method").set_value("tsne").run()
     no_exception(at)
     assert any(c.value.startswith("computing… the t-SNE maps") for c in at.caption)
-    assert embedding_worker().pending(tmp_path / "runs" / run_id, "tsne")  # asked for, not waited for
+    assert embedding_worker().pending(run, "tsne")  # asked for, not waited for
     deadline = time.monotonic() + MAP_WAIT_S
     while any(c.value.startswith("computing…") for c in at.caption) and time.monotonic() < deadline:
         time.sleep(0.5)

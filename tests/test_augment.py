@@ -353,7 +353,7 @@ def test_unknown_preset_lists_presets():
     with pytest.raises(AugmentError, match="unknown augmentation preset 'kerass'") as err:
         get_augment("kerass")
     assert all(name in str(err.value) for name in AUGMENT_PRESETS)
-    with pytest.raises(AugmentError, match="valid presets"):
+    with pytest.raises(AugmentError, match="unknown augmentation preset 'nope'; use one of: none, keras_basic"):
         get_augment({"preset": "nope"})
 
 

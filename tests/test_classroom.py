@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from test_sweep import fake_run
 
 from lab import settings
-from lab.classroom.exercise import current_exercise, leaderboard, starting_draft
+from lab.classroom.exercise import check_run, current_exercise, leaderboard, starting_draft
 from lab.classroom.share import encode_setup
 from lab.jobs import JobManager
 from lab.model.presets import get_preset
@@ -18,7 +18,8 @@ from lab.runs.access import Visitor
 from lab.runs.store import RunStore
 from lab.settings import ExerciseFileError
 from lab.train.engine import ConfigError, TrainConfig
-from lab.ui.state import default_draft
+from lab.ui import train_view
+from lab.ui.state import VISITOR_KEY, default_draft, job_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fashion-mnist-exercise.toml"
@@ -129,11 +130,28 @@ def test_a_students_run_must_keep_to_the_exercise_a_teachers_need_not(exercise_f
                              ({"spec": get_preset("lenet5")}, "fashion_cnn, gap_cam"),
                              ({"augment": {"preset": "strong"}}, "augmentation none")]:
         with pytest.raises(ConfigError, match=fragment):
-            manager.submit(TrainConfig.from_dict(good | change), by=student)
-    assert manager.store.list() == []
-    run_id = manager.submit(TrainConfig.from_dict(good | {"epochs": 3}), by=teacher)
+            check_run(TrainConfig.from_dict(good | change), student)
+        check_run(TrainConfig.from_dict(good | change), teacher)
+        check_run(TrainConfig.from_dict(good | change), None)  # the command line
+    check_run(TrainConfig.from_dict(good), student)
+    # The job queue runs what its caller let through: the exercise is the page's to check, not the queue's.
+    run_id = manager.submit(TrainConfig.from_dict(good | {"epochs": 3}), by=student)
     assert manager.wait(run_id, 120).status == "finished"
-    manager.wait(manager.submit(TrainConfig.from_dict(good), by=student), 120)
+
+
+@pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager
+def test_the_train_page_checks_the_exercise_before_it_submits(exercise_file, tmp_path, monkeypatch):
+    exercise_file(DIGITS)
+    checked = []
+    monkeypatch.setattr(train_view, "check_run", lambda config, visitor: checked.append((config.epochs, visitor)))
+    at = app(tmp_path)
+    at.switch_page("app_pages/train.py").run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert checked == [(2, at.session_state[VISITOR_KEY])]
+    run_id = at.query_params["run"]
+    job_manager().stop(run_id)
+    job_manager().wait(run_id, 120)
 
 
 def test_leaderboard_ranks_best_first_one_row_per_student_on_the_exercise_dataset(tmp_path, exercise_file):

@@ -5,19 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def lab(*args: str, runs_dir, data_dir=None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAB_RUNS_DIR": str(runs_dir), "LAB_DATA_DIR": str(data_dir or runs_dir / "data")}
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+from support.cli import lab
 
 
 def test_summary_of_fashion_cnn_prints_the_keras_table(tmp_path):

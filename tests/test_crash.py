@@ -26,7 +26,6 @@ from streamlit.testing.v1 import AppTest
 
 from lab.jobs import JobManager
 from lab.model.spec import build_model
-from lab.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
@@ -78,8 +77,8 @@ def every_file_reads_whole(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("epochs", [1, 3, 6])
-def test_sigkill_mid_training_keeps_every_completed_epoch(tmp_path, epochs, monkeypatch):
-    runs, data = tmp_path / "runs", tmp_path / "data"
+def test_sigkill_mid_training_keeps_every_completed_epoch(isolated_lab, data_dir, epochs):
+    runs, data = isolated_lab.root, data_dir
     run_id = kill_after_epochs(runs, data, epochs)
 
     restarted = JobManager(runs, data)
@@ -88,19 +87,13 @@ def test_sigkill_mid_training_keeps_every_completed_epoch(tmp_path, epochs, monk
     done = [m["epoch"] for m in state.metrics]
     assert done[:epochs] == list(range(1, epochs + 1)) and done == list(range(1, len(done) + 1))
     every_file_reads_whole(runs / run_id)
-    store = RunStore(runs)
-    best = store.load_checkpoint(run_id, "best")
+    best = isolated_lab.load_checkpoint(run_id, "best")
     assert best["epoch"] in done
     build_model(TINY, (1, 8, 8), 10).load_state_dict(best["model"])
 
-    monkeypatch.setenv("LAB_RUNS_DIR", str(runs))
-    monkeypatch.setenv("LAB_DATA_DIR", str(data))
-    from lab.ui.state import job_manager
-    job_manager.clear()
     page = AppTest.from_file(str(REPO / "app_pages" / "train.py"), default_timeout=WAIT_S)
     page.query_params["run"] = run_id
     page.run()
     assert not page.exception
     assert page.warning[0].value.startswith("**Interrupted**: best validation accuracy")
     assert "of 200" in page.warning[0].value
-    job_manager.clear()

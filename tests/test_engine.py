@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from lab.model.presets import get_preset
 from lab.model.spec import SpecError, build_model
 from lab.runs.store import RunStore
 from lab.train.engine import Callback, ConfigError, RunRecorder, TrainConfig, Trainer, lr_factor, run_record
+from lab.train.ranges import Range, setting_ranges
 
 SMALL_CNN = {"name": "small", "layers": [
     {"type": "conv2d", "filters": 16}, {"type": "maxpool2d"},
@@ -137,6 +139,65 @@ def test_recorder_writes_a_complete_reloadable_run(tmp_path):
 def test_bad_settings_raise_config_error(bad, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Trainer(config(**bad))
+
+
+def _just_outside(allowed: Range) -> tuple:
+    """Values one step (or, for a float, a hair) beyond each end of a range."""
+    below = allowed.low if allowed.low_open else allowed.low - (1 if allowed.whole else 1e-9)
+    return below, allowed.high + (1 if allowed.whole else 1e-9)
+
+
+@pytest.mark.parametrize("name", list(setting_ranges()))
+def test_validate_takes_each_range_end_and_refuses_just_outside_it(name):
+    allowed = setting_ranges()[name]
+    assert name in {f.name for f in dataclasses.fields(TrainConfig)}
+    for value in [allowed.high] + ([] if allowed.low_open else [allowed.low]):
+        config(**{name: value}).validate()
+    for value in _just_outside(allowed):
+        with pytest.raises(ConfigError, match=f"{name} must be"):
+            config(**{name: value}).validate()
+
+
+def test_the_servers_limits_are_the_upper_bounds_where_they_apply(monkeypatch):
+    for name, value in [("EPOCHS", 7), ("BATCH_SIZE", 100), ("PROBE_SIZE", 300)]:
+        monkeypatch.setenv(f"LAB_MAX_{name}", str(value))
+    ranges = setting_ranges()
+    assert (ranges["epochs"].high, ranges["batch_size"].high, ranges["probe_size"].high) == (7, 100, 300)
+    with pytest.raises(ConfigError, match="epochs must be a whole number from 1 to 7"):
+        config(epochs=8).validate()
+
+
+@pytest.mark.parametrize("name", [name for name, allowed in setting_ranges().items() if not allowed.whole])
+def test_a_float_setting_refuses_a_bool_and_not_a_number(name):
+    for value in (True, math.nan, math.inf, "0.1"):
+        with pytest.raises(ConfigError, match=name):
+            config(**{name: value}).validate()
+
+
+def test_evaluate_runs_in_eval_mode_and_puts_back_the_mode_it_found():
+    trainer = Trainer(config(epochs=1, train_limit=128))
+    trainer._setup()
+    seen = []
+
+    def forward(x):
+        seen.append(trainer.model.training)
+        return trainer.model(x)
+
+    trainer.forward = forward
+    for training in (True, False):
+        trainer.model.train(training)
+        trainer.evaluate(trainer.val_x[:8], trainer.val_y[:8])
+        assert trainer.model.training is training
+    assert seen == [False, False]
+
+
+def test_evaluate_puts_train_mode_back_when_the_model_fails():
+    trainer = Trainer(config(epochs=1, train_limit=128))
+    trainer._setup()
+    trainer.forward = lambda x: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        trainer.evaluate(trainer.val_x[:8], trainer.val_y[:8])
+    assert trainer.model.training
 
 
 def test_unknown_setting_is_refused():

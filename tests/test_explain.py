@@ -19,7 +19,7 @@ from lab.insight.cam import CAM_METHODS, overlay_samples
 from lab.insight.embed import EmbeddingWorker, map_frames, mapped_epochs
 from lab.insight.errors import InsightError
 from lab.insight.hooks import hook_count
-from lab.insight.load import checkpoint_choices, load_run_model
+from lab.insight.load import load_run_model
 from lab.insight.probe import load_cams, load_probe
 from lab.insight.tools import dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
@@ -27,6 +27,9 @@ from lab.model.presets import get_preset
 from lab.model.spec import analyze, build_model
 from lab.plots.images import display_scale
 from lab.plots.insight import WRONG, confusion_figure, feature_space_figure, knn_figure, probability_figure, spread
+from lab.runs.layout import RunLayout
+from lab.runs.store import RunStore
+from lab.runs.view import RunInfo
 
 
 @pytest.fixture(scope="module")
@@ -152,42 +155,44 @@ def test_an_upload_is_read_like_a_file_and_a_bad_one_says_what_to_upload(trained
 
 
 def test_checkpoint_choices_are_what_can_be_opened(gap_cam_run, tmp_path):
-    assert checkpoint_choices(gap_cam_run.run_dir) == ["best", "last", "0", "1", "2", "3"]
-    assert checkpoint_choices(tmp_path) == []
+    run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
+    assert run.checkpoints == ["best", "last", "0", "1", "2", "3"]
+    assert all(run.checkpoint(choice).is_file() for choice in run.checkpoints)
+    assert RunInfo("empty", tmp_path, {}, {}).checkpoints == []
 
 
 # ---------------------------------------------------------------- feature space and CAM strip
 
 
 def test_map_frames_make_pca_maps_and_wait_for_heavy_ones(gap_cam_run, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(gap_cam_run.run_dir / "probe", run_dir / "probe")
-    assert mapped_epochs(run_dir, "pca") == []
-    frames = map_frames(run_dir, "pca", [3, 0, 1, 2])
-    assert [f.epoch for f in frames] == [0, 1, 2, 3] and mapped_epochs(run_dir, "pca") == [0, 1, 2, 3]
-    probe = load_probe(run_dir, 3)
+    run = RunLayout(tmp_path / "run")
+    shutil.copytree(RunLayout(gap_cam_run.run_dir).probe_dir, run.probe_dir)
+    assert mapped_epochs(run, "pca") == []
+    frames = map_frames(run, "pca", [3, 0, 1, 2])
+    assert [f.epoch for f in frames] == [0, 1, 2, 3] and mapped_epochs(run, "pca") == [0, 1, 2, 3]
+    probe = load_probe(run, 3)
     assert frames[-1].points.shape == (400, 2) and np.array_equal(frames[-1].preds, probe.preds)
     assert all(np.array_equal(f.indices, probe.indices) for f in frames)
     with pytest.raises(InsightError, match="not made yet"):
-        map_frames(run_dir, "tsne", [0])
+        map_frames(run, "tsne", [0])
 
 
 def test_the_worker_says_which_maps_are_pending(gap_cam_run, tmp_path):
-    run_dir = tmp_path / "run"
-    (run_dir / "probe").mkdir(parents=True)
-    shutil.copy(gap_cam_run.run_dir / "probe" / "epoch_000.npz", run_dir / "probe")
+    run = RunLayout(tmp_path / "run")
+    run.probe_dir.mkdir(parents=True)
+    shutil.copy(RunLayout(gap_cam_run.run_dir).probe(0), run.probe(0))
     worker = EmbeddingWorker(processes=False)
     try:
-        worker.request(run_dir, "tsne")
-        assert worker.pending(run_dir, "t-SNE") and not worker.pending(run_dir, "pca")
+        worker.request(run, "tsne")
+        assert worker.pending(run, "t-SNE") and not worker.pending(run, "pca")
         assert worker.wait(timeout=120)
-        assert not worker.pending(run_dir, "tsne") and mapped_epochs(run_dir, "tsne") == [0]
+        assert not worker.pending(run, "tsne") and mapped_epochs(run, "tsne") == [0]
     finally:
         worker.close()
 
 
 def test_cam_samples_overlay_their_images_enlarged(gap_cam_run):
-    cams = load_cams(gap_cam_run.run_dir, 3)
+    cams = load_cams(RunLayout(gap_cam_run.run_dir), 3)
     images = load_dataset("shapes").val_x[cams.indices]
     pictures = overlay_samples(images, cams.heatmaps, alpha=0.5, scale=3)
     assert len(pictures) == 8 and all(p.shape == (96, 96, 3) and p.dtype == np.uint8 for p in pictures)
@@ -199,9 +204,9 @@ def test_cam_samples_overlay_their_images_enlarged(gap_cam_run):
 
 
 def test_the_feature_space_animates_every_epoch_and_marks_mistakes(gap_cam_run, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(gap_cam_run.run_dir / "probe", run_dir / "probe")
-    frames = map_frames(run_dir, "pca", [0, 1, 2, 3])
+    run = RunLayout(tmp_path / "run")
+    shutil.copytree(RunLayout(gap_cam_run.run_dir).probe_dir, run.probe_dir)
+    frames = map_frames(run, "pca", [0, 1, 2, 3])
     classes = [f"c{i}" for i in range(8)]
     fig = feature_space_figure(frames, classes, "pca")
     assert [f.name for f in fig.frames] == ["0", "1", "2", "3"]

@@ -285,8 +285,9 @@ def test_weights_are_a_plain_state_dict(gap_cam_run):
 
 
 def test_onnx_gives_the_torch_models_outputs(gap_cam_run):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    import onnxruntime as ort
+
     from lab.data import load_dataset
     from lab.export.files import export_run
     from lab.insight.load import load_run_model
@@ -324,7 +325,7 @@ def test_config_json_recreates_the_run_config(gap_cam_run):
                                         ("Été: CNN!", "t_cnn"), ("???", "model")])
 def test_export_stem_is_a_module_name(name, stem, tmp_path):
     from lab.export.files import export_file_name, export_stem
-    from lab.runs.store import RunInfo
+    from lab.runs.view import RunInfo
 
     run = RunInfo("20250101-120000-abc", tmp_path, {}, {}, meta={"name": name})
     assert export_stem(run) == stem and stem.isidentifier()

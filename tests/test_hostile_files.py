@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.files import zip_bytes
 
 from lab.data import DatasetError, images, import_zip, load_dataset
 from lab.data import folder as folder_loader
@@ -33,14 +34,6 @@ def _jpeg(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).save(buffer, "JPEG", quality=80)
-    return buffer.getvalue()
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -83,7 +76,7 @@ def test_a_zip_of_tiny_files_holding_huge_images_is_refused_in_seconds(tmp_path:
     huge = _png((4096, 4096), mode="1")
     assert len(huge) < 4096
     archive = tmp_path / "huge.zip"
-    archive.write_bytes(_zip({f"{c}/{i}.png": huge for c in ("a", "b") for i in range(100)}))
+    archive.write_bytes(zip_bytes({f"{c}/{i}.png": huge for c in ("a", "b") for i in range(100)}))
     started = time.process_time()
     with pytest.raises(DatasetError, match=r"3,355 megapixels.*limit of 1,000.*LAB_MAX_DECODE_MEGAPIXELS"):
         import_zip(archive, tmp_path / "data")
@@ -94,7 +87,7 @@ def test_ordinary_phone_photos_still_import(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("LAB_MAX_DECODE_MEGAPIXELS", "1")  # 4 photos of 12 MP: 0.8 MP decoded reduced
     photo = _jpeg((4032, 3024))
     archive = tmp_path / "photos.zip"
-    archive.write_bytes(_zip({f"{c}/{i}.jpg": photo for c in ("cat", "dog") for i in range(2)}))
+    archive.write_bytes(zip_bytes({f"{c}/{i}.jpg": photo for c in ("cat", "dog") for i in range(2)}))
     report = import_zip(archive, tmp_path / "data")
     assert report.total_kept == 4
     assert load_dataset(report.dataset_name).train_x.shape[1:] == (3, 48, 64)
@@ -142,7 +135,7 @@ def test_too_many_entries_are_refused_before_the_directory_is_parsed(tmp_path: P
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAB_MAX_UPLOAD_FILES", "10")
     archive = tmp_path / "many.zip"
-    archive.write_bytes(_zip({f"a/{i}.png": b"x" for i in range(50)}))
+    archive.write_bytes(zip_bytes({f"a/{i}.png": b"x" for i in range(50)}))
     monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
     with pytest.raises(DatasetError, match="holds 50 files, more than the limit of 10"):
         import_zip(archive, tmp_path / "data")
@@ -161,7 +154,7 @@ def test_the_zip64_entry_count_is_read_too(tmp_path: Path, monkeypatch: pytest.M
 def test_many_small_bombs_are_one_bomb(tmp_path: Path) -> None:
     """Each entry under the per-entry threshold (1 MB), together 60 MB from a few kB: refused as a whole."""
     archive = tmp_path / "small-bombs.zip"
-    archive.write_bytes(_zip({f"a/{i}.png": bytes(900_000) for i in range(60)}))
+    archive.write_bytes(zip_bytes({f"a/{i}.png": bytes(900_000) for i in range(60)}))
     assert archive.stat().st_size < 100_000
     with pytest.raises(DatasetError, match="inflate more than 200 times"):
         import_zip(archive, tmp_path / "data")
@@ -172,7 +165,7 @@ def test_an_image_padded_after_its_end_is_skipped(tmp_path: Path) -> None:
     entries = _classes()
     entries["a/padded.png"] = _png((12, 10)) + bytes(500_000)  # after IEND: invisible to any viewer
     archive = tmp_path / "padded.zip"
-    archive.write_bytes(_zip(entries))
+    archive.write_bytes(zip_bytes(entries))
     report = import_zip(archive, tmp_path / "data")
     assert report.skipped == {"file far larger than its image (hidden data)": 1}
     assert sum(p.stat().st_size for p in report.path.rglob("*") if p.is_file()) < 50_000
@@ -182,7 +175,7 @@ def test_a_member_name_over_255_bytes_is_skipped_not_an_oserror(tmp_path: Path) 
     entries = _classes()
     entries["a/" + "n" * 300 + ".png"] = _png((12, 10))
     archive = tmp_path / "long.zip"
-    archive.write_bytes(_zip(entries))
+    archive.write_bytes(zip_bytes(entries))
     assert import_zip(archive, tmp_path / "data").skipped == {"file or folder name over 255 bytes": 1}
 
 
@@ -191,7 +184,7 @@ def test_disk_per_person_is_bounded_and_a_replaced_upload_does_not_count(tmp_pat
     monkeypatch.setenv("LAB_MAX_UPLOAD_DISK_MB", "1")
     big = {f"{c}/{i}.png": _png((300, 300), colour=(i, 7, 3)) for c in ("a", "b") for i in range(3)}
     photos = tmp_path / "photos.zip"
-    photos.write_bytes(_zip({**big, "a/noise.bmp": _bmp_noise(450)}))  # ~0.6 MB unpacked
+    photos.write_bytes(zip_bytes({**big, "a/noise.bmp": _bmp_noise(450)}))  # ~0.6 MB unpacked
     import_zip(photos, tmp_path / "data", owner="s1")
     import_zip(photos, tmp_path / "data", owner="s1")  # the same name again: replaces, fits
     with pytest.raises(DatasetError, match=r"your uploads over 1 MB \(LAB_MAX_UPLOAD_DISK_MB\)"):
@@ -210,7 +203,7 @@ def test_old_uploads_no_run_uses_are_pruned(tmp_path: Path) -> None:
     from lab.data.upload import prune_uploads
 
     archive = tmp_path / "pets.zip"
-    archive.write_bytes(_zip(_classes()))
+    archive.write_bytes(zip_bytes(_classes()))
     used = import_zip(archive, tmp_path / "data", owner="s1", name="used")
     unused = import_zip(archive, tmp_path / "data", owner="s2", name="unused")
     fresh = prune_uploads(tmp_path / "data", {used.dataset_name}, older_than_s=3600)
@@ -221,7 +214,7 @@ def test_old_uploads_no_run_uses_are_pruned(tmp_path: Path) -> None:
 
 def test_messages_name_the_upload_not_the_servers_paths(tmp_path: Path) -> None:
     archive = tmp_path / "one-class.zip"
-    archive.write_bytes(_zip({f"cat/{i}.png": _png((12, 10)) for i in range(3)}))
+    archive.write_bytes(zip_bytes({f"cat/{i}.png": _png((12, 10)) for i in range(3)}))
     with pytest.raises(DatasetError) as refused:
         import_zip(archive, tmp_path / "data", owner="0123456789abcdef")
     message = str(refused.value)

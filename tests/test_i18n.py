@@ -345,15 +345,13 @@ def test_swept_settings_are_named_as_lab_sweep_names_them():
 
 
 @pytest.fixture
-def korean(tmp_path, monkeypatch) -> AppTest:
-    """The app on its Home page in Korean, with its own data and runs folders.
+def korean(isolated_lab, monkeypatch) -> AppTest:
+    """The app on its Home page in Korean, in the isolated lab (tests/conftest.py).
 
     LAB_LANGUAGE too, not only the session's "lang": AppTest's ``select`` calls a selectbox's
     format_func in the test's thread, outside the session, where only the server's setting is
     seen; with English there it would not find the Korean option it selects.
     """
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("LAB_LANGUAGE", "ko")
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["lang"] = "ko"
@@ -414,9 +412,7 @@ def test_build_page_in_korean_stores_the_same_values(korean):
     assert activation.label == "활성화 함수" and activation.value in ("relu", "none")
 
 
-def test_switching_language_keeps_the_widgets_and_the_draft(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+def test_switching_language_keeps_the_widgets_and_the_draft(isolated_lab, monkeypatch):
     monkeypatch.delenv("LAB_LANGUAGE", raising=False)
     at = page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/build.py")
     filters = next(n for n in at.number_input if n.key.endswith(".0.filters"))
@@ -438,9 +434,7 @@ def test_augment_page_in_korean(korean):
     assert korean.session_state["draft"]["augment"] == {"preset": "cifar_standard"}
 
 
-def test_server_language_makes_a_fresh_session_korean(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+def test_server_language_makes_a_fresh_session_korean(isolated_lab, monkeypatch):
     monkeypatch.setenv("LAB_LANGUAGE", "ko")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception

@@ -20,7 +20,6 @@ from lab.insight.embed import (
     embed_epoch,
     ensure_maps,
     load_map,
-    map_path,
     pca,
     procrustes,
     standardize,
@@ -36,10 +35,9 @@ from lab.insight.probe import (
     load_cams,
     load_probe,
     probe_indices,
-    probe_summary,
-    recorded_epochs,
 )
 from lab.jobs import JobManager
+from lab.runs.layout import RunLayout
 from lab.runs.store import RunStore
 from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 
@@ -81,35 +79,35 @@ def test_cam_samples_are_one_image_per_class():
 
 
 def test_run_records_epoch_zero_and_every_epoch(gap_cam_run):
-    run_dir = gap_cam_run.run_dir
-    assert recorded_epochs(run_dir) == [0, 1, 2, 3]
+    run = RunStore(gap_cam_run.runs_dir).get(gap_cam_run.run_id)
+    assert run.probe_epochs == [0, 1, 2, 3]
     ds = load_dataset("shapes")
-    first = load_probe(run_dir, 0)
+    first = load_probe(run.layout, 0)
     assert first.features.shape == (400, 128) and first.layer == "global_avg_pool_1"  # the output layer's input
     assert np.bincount(first.labels).tolist() == [50] * 8  # stratified: the val split is balanced
     assert np.array_equal(first.labels, ds.val_y.numpy()[first.indices])
     for epoch in (1, 2, 3):
-        probe = load_probe(run_dir, epoch)
+        probe = load_probe(run.layout, epoch)
         assert np.array_equal(probe.indices, first.indices) and np.array_equal(probe.labels, first.labels)
         assert probe.preds.min() >= 0 and probe.preds.max() < 8 and np.isfinite(probe.features).all()
-    summary = probe_summary(run_dir)
+    summary = run.probe_index
     knn = [row["knn_acc"] for row in summary["epochs"]]
     assert [row["epoch"] for row in summary["epochs"]] == [0, 1, 2, 3]
     assert knn[-1] > 0.8 and knn[-1] > knn[0] + 0.3  # the classes separate as the net learns
-    assert load_probe(run_dir, 3).knn_acc == pytest.approx(knn[-1], abs=1e-6)
-    meta = json.loads((run_dir / "probe" / "meta.json").read_text())
+    assert load_probe(run.layout, 3).knn_acc == pytest.approx(knn[-1], abs=1e-6)
+    meta = run.probe_meta
     assert meta["layer"] == "global_avg_pool_1" and meta["cam_method"] == "cam" and len(meta["indices"]) == 400
 
 
 def test_cam_samples_and_weights_are_recorded_every_epoch(gap_cam_run):
-    run_dir = gap_cam_run.run_dir
-    assert recorded_epochs(run_dir, "cams") == [0, 1, 2, 3]
-    assert recorded_epochs(run_dir, "weights", ".pt") == [0, 1, 2, 3]
+    run = RunLayout(gap_cam_run.run_dir)
+    assert run.cam_epochs() == [0, 1, 2, 3]
+    assert run.weight_epochs() == [0, 1, 2, 3]
     for epoch in (0, 3):
-        cams = load_cams(run_dir, epoch)
+        cams = load_cams(run, epoch)
         assert cams.heatmaps.shape == (8, 32, 32) and cams.labels.tolist() == list(range(8))
         assert cams.heatmaps.min() >= 0 and cams.heatmaps.max() <= 1 and cams.method == "cam"
-    assert (load_cams(run_dir, 3).preds == load_cams(run_dir, 3).labels).mean() > 0.5
+    assert (load_cams(run, 3).preds == load_cams(run, 3).labels).mean() > 0.5
 
 
 class Spy(Callback):
@@ -131,14 +129,14 @@ def test_recorder_on_a_chosen_layer_leaves_no_hooks(tmp_path):
     trainer.callbacks = [ProbeRecorder(store, run_id, size=config.probe_size, layer=config.probe_layer), spy]
     assert trainer.run().status == "finished"
     assert spy.seen == [(0, True), (0, True)]  # after each record: no hook left, train mode back
-    probe = load_probe(store.path(run_id), 2)
+    probe = load_probe(store.layout(run_id), 2)
     assert probe.layer == "conv2d_2" and probe.features.shape == (200, 16)  # maps averaged per channel
-    assert recorded_epochs(store.path(run_id)) == [0, 1, 2]
+    assert store.get(run_id).probe_epochs == [0, 1, 2]
 
 
 def test_insight_off_records_nothing_and_bad_settings_are_refused(tmp_path, monkeypatch):
     run_id, result = run_training(digits_config(insight=False, epochs=1), tmp_path, None)
-    assert result.status == "finished" and not (tmp_path / run_id / "probe").exists()
+    assert result.status == "finished" and not RunStore(tmp_path).layout(run_id).probe_dir.exists()
     with pytest.raises(ConfigError, match="probe_size must be a whole number from 10 to 5,000"):
         digits_config(probe_size=6000).validate()
     monkeypatch.setenv("LAB_MAX_PROBE_SIZE", "8000")
@@ -153,7 +151,7 @@ def test_job_manager_runs_get_the_probe(tmp_path):
     jobs = JobManager(runs_dir=tmp_path)
     run_id = jobs.submit(digits_config(epochs=1))
     assert jobs.wait(run_id, timeout=120).status == "finished"
-    assert recorded_epochs(tmp_path / run_id) == [0, 1]
+    assert jobs.store.get(run_id).probe_epochs == [0, 1]
 
 
 # ---------------------------------------------------------------- numbers beside the picture
@@ -189,7 +187,7 @@ def test_procrustes_undoes_rotation_scale_and_shift():
 
 
 def test_pca_matches_scikit_learn_up_to_sign():
-    PCA = pytest.importorskip("sklearn.decomposition").PCA
+    from sklearn.decomposition import PCA
 
     x = np.random.default_rng(0).normal(size=(100, 7)) @ np.diag([5, 3, 2, 1, 1, 1, 1])
     ours, theirs = pca(x), PCA(n_components=2).fit_transform(x)
@@ -201,23 +199,21 @@ def test_pca_matches_scikit_learn_up_to_sign():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_maps_have_one_row_per_probe_image_and_are_cached(gap_cam_run, tmp_path, method):
-    pytest.importorskip({"tsne": "sklearn.manifold", "umap": "umap"}.get(method, "numpy"))
-    run_dir = tmp_path / "run"
-    shutil.copytree(gap_cam_run.run_dir, run_dir)
+    run = RunLayout(tmp_path / "run")
+    shutil.copytree(gap_cam_run.run_dir, run.root)
     upto = 3 if method != "umap" else 1  # umap-learn compiles on first use: two epochs are enough
-    maps = ensure_maps(run_dir, method, upto=upto)
+    maps = ensure_maps(run, method, upto=upto)
     assert sorted(maps) == list(range(upto + 1))
     for epoch, points in maps.items():
         assert points.shape == (400, 2) and np.isfinite(points).all()
-        np.testing.assert_array_equal(load_map(run_dir, epoch, method), points)
-    stamp = map_path(run_dir, method, 0).stat().st_mtime_ns
-    ensure_maps(run_dir, method, upto=upto)  # from the cache: nothing recomputed
-    assert map_path(run_dir, method, 0).stat().st_mtime_ns == stamp
+        np.testing.assert_array_equal(load_map(run, epoch, method), points)
+    stamp = run.map(method, 0).stat().st_mtime_ns
+    ensure_maps(run, method, upto=upto)  # from the cache: nothing recomputed
+    assert run.map(method, 0).stat().st_mtime_ns == stamp
 
 
 def test_aligned_epochs_move_less_than_unaligned_ones(gap_cam_run, tmp_path):
-    pytest.importorskip("sklearn.manifold")
-    features = [load_probe(gap_cam_run.run_dir, e).features for e in range(4)]
+    features = [load_probe(RunLayout(gap_cam_run.run_dir), e).features for e in range(4)]
     # PCA: Procrustes-aligned chain vs each epoch's PCA on its own.
     aligned, previous = [], None
     for f in features:
@@ -238,28 +234,25 @@ def test_aligned_epochs_move_less_than_unaligned_ones(gap_cam_run, tmp_path):
 
 
 def test_embedding_worker_computes_in_the_background_and_reports_failures(gap_cam_run, tmp_path):
-    pytest.importorskip("sklearn.manifold")
-    run_dir, short = tmp_path / "run", tmp_path / "short"
-    shutil.copytree(gap_cam_run.run_dir / "probe", run_dir / "probe")
-    (short / "probe").mkdir(parents=True)
+    run, short, broken = (RunLayout(tmp_path / name) for name in ("run", "short", "broken"))
+    shutil.copytree(RunLayout(gap_cam_run.run_dir).probe_dir, run.probe_dir)
+    short.probe_dir.mkdir(parents=True)
     for epoch in (0, 1):
-        name = f"epoch_{epoch:03d}.npz"
-        shutil.copy(run_dir / "probe" / name, short / "probe" / name)
-    broken = tmp_path / "broken"
-    (broken / "probe").mkdir(parents=True)
-    (broken / "probe" / "epoch_000.npz").write_bytes(b"not a zip")
+        shutil.copy(run.probe(epoch), short.probe(epoch))
+    broken.probe_dir.mkdir(parents=True)
+    broken.probe(0).write_bytes(b"not a zip")
     worker = EmbeddingWorker(nice=0)  # at the server's nice 19, a busy machine starves it past any timeout
     try:
-        assert worker.get(run_dir, 2, "pca") is None  # not made yet: asked for, not waited for
+        assert worker.get(run, 2, "pca") is None  # not made yet: asked for, not waited for
         worker.request(short, "tsne")  # in the worker's child process
-        worker.request(broken, "pca")
+        worker.request(RunLayout(tmp_path / "." / "broken"), "pca")  # the same run, spelt otherwise
         assert worker.wait(timeout=120)
-        assert worker.get(run_dir, 2, "pca").shape == (400, 2)
-        assert [load_map(run_dir, e, "pca") is not None for e in range(4)] == [True] * 4
+        assert worker.get(run, 2, "pca").shape == (400, 2)
+        assert [load_map(run, e, "pca") is not None for e in range(4)] == [True] * 4
         assert [load_map(short, e, "tsne").shape for e in (0, 1)] == [(400, 2)] * 2
-        assert list(worker.errors) == [(broken.resolve(), "pca")]
+        assert list(worker.errors) == [worker.key(broken, "PCA")]
         with pytest.raises(InsightError):
-            worker.request(run_dir, "isomap")
+            worker.request(run, "isomap")
         child = worker._child.proc
     finally:
         worker.close()
@@ -293,14 +286,15 @@ def test_load_run_model_by_epoch_and_its_input_statistics(gap_cam_run, tmp_path)
 # ---------------------------------------------------------------- the command line
 
 
-def test_cli_embed_writes_one_row_per_probe_point(gap_cam_run, tmp_path, capsys):
+def test_cli_embed_writes_one_row_per_probe_point(gap_cam_run, copy_gap_cam_run, tmp_path, capsys):
     out = tmp_path / "maps" / "epoch1.csv"
-    code = main(["embed", gap_cam_run.run_id, "--runs-dir", str(gap_cam_run.runs_dir), "--method", "pca",
+    run_id = copy_gap_cam_run(tmp_path / "runs")  # embed caches its maps in the run folder
+    code = main(["embed", run_id, "--runs-dir", str(tmp_path / "runs"), "--method", "pca",
                  "--epoch", "1", "--out", str(out)])
     assert code == 0 and "epoch 1: 400 probe points, k-NN accuracy" in capsys.readouterr().out
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 400 and {"x", "y", "label", "prediction"} <= set(rows[0])
-    probe = load_probe(gap_cam_run.run_dir, 1)
+    probe = load_probe(RunLayout(gap_cam_run.run_dir), 1)
     assert [int(r["label"]) for r in rows] == probe.labels.tolist()
     assert [int(r["prediction"]) for r in rows] == probe.preds.tolist()
 

@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -14,9 +15,10 @@ import pytest
 import torch
 
 from lab.bench.live_ui import rss_mb
-from lab.insight.probe import CAMS_DIR, ProbeRecorder
+from lab.insight.probe import ProbeRecorder
 from lab.jobs import JobManager
 from lab.runs.store import RunNotFound
+from lab.train import engine
 from lab.train.device import return_freed_memory
 from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 
@@ -143,7 +145,7 @@ def test_stop_while_the_probe_and_cams_are_made_ends_once_they_are_on_disk(manag
     state = manager.wait(run_id, WAIT_S)
     assert state.status == "stopped"
     assert [m["epoch"] for m in state.metrics] == list(range(1, epoch + 1))  # no epoch after the stop
-    cams = manager.store.path(run_id) / CAMS_DIR
+    cams = manager.store.layout(run_id).cams_dir
     assert sorted(p.name for p in cams.iterdir()) == [f"epoch_{e:03d}.npz" for e in range(epoch + 1)]
 
 
@@ -223,6 +225,57 @@ def test_bad_settings_are_refused_before_anything_is_queued(manager):
     with pytest.raises(ConfigError, match="lr"):
         manager.submit(config(lr=0.0))
     assert manager.store.list() == []
+
+
+class SlowData:
+    """``load_dataset`` that waits for the test, noting the thread it was called on."""
+
+    def __init__(self, monkeypatch):
+        self.threads, self.release = [], threading.Event()
+        self.real = engine.load_dataset
+        monkeypatch.setattr(engine, "load_dataset", self)
+
+    def __call__(self, name, data_dir=None):
+        self.threads.append(threading.current_thread())
+        assert self.release.wait(WAIT_S)
+        return self.real(name, data_dir)
+
+
+def test_submit_returns_before_the_data_is_loaded_which_the_worker_does(manager, monkeypatch):
+    data = SlowData(monkeypatch)
+    run_id = manager.submit(config())  # returns while the loader still waits: no page waits on it
+    assert manager.state(run_id).status == "queued"
+    assert "resolved" not in manager.store.get(run_id).config
+    data.release.set()
+    assert manager.wait(run_id, WAIT_S).status == "finished"
+    assert data.threads and threading.current_thread() not in data.threads
+    resolved = manager.store.get(run_id).config["resolved"]  # config.json gains the data set's facts
+    assert resolved["input"] == [1, 8, 8] and resolved["num_classes"] == 10 and resolved["spec_name"] == "tiny"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(spec={"name": "bad", "layers": [{"type": "conv2d", "filters": 0}]}), "filters must be at least 1"),
+    (dict(dataset="folder:/no/such/folder"), "not found"),
+])
+def test_a_model_or_data_set_the_trainer_refuses_ends_the_run_failed_and_the_queue_goes_on(manager, bad, message):
+    broken = manager.submit(config(**bad))
+    healthy = manager.submit(config())
+    state = manager.wait(broken, WAIT_S)
+    assert state.status == "failed" and message in state.message and "Error:" not in state.message
+    assert manager.store.get(broken).state == "failed" and manager.jobs.get(broken) is None
+    assert manager.wait(healthy, WAIT_S).status == "finished"
+
+
+def test_stop_while_the_trainer_is_built_ends_it_before_it_trains(manager, monkeypatch):
+    data = SlowData(monkeypatch)
+    run_id = manager.submit(config())
+    deadline = time.monotonic() + WAIT_S
+    while not data.threads and time.monotonic() < deadline:  # the worker has taken it and is loading
+        time.sleep(0.01)
+    assert manager.stop(run_id) is True
+    data.release.set()
+    state = manager.wait(run_id, WAIT_S)
+    assert state.status == "stopped" and "before it started" in state.message and state.metrics == []
 
 
 def test_an_unknown_run_is_reported_not_found(manager):

@@ -22,22 +22,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.bench.live_ui import rss_mb
-from lab.ui.state import default_draft, embedding_worker, job_manager
+from lab.ui.state import default_draft, job_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 20
 WAIT_S = 600  # a guard against hanging, never a measure of speed
-
-
-@pytest.fixture
-def classroom(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
-    job_manager.clear()
-    yield
-    job_manager.clear()
-    embedding_worker().close()
-    embedding_worker.clear()
 
 
 class Student:
@@ -79,7 +68,8 @@ class Student:
         return job_manager().state(self.run_id).live
 
 
-def test_twenty_sessions_build_and_train_at_once(classroom):
+@pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
+def test_twenty_sessions_build_and_train_at_once():
     peak, done = [rss_mb(os.getpid())], threading.Event()
 
     def sample() -> None:

@@ -69,7 +69,7 @@ def test_checkpoints_load_weights_only_and_refuse_pickles(store, tmp_path):
         def __reduce__(self):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
-    with open(store.checkpoint_path(run_id, "last"), "wb") as f:
+    with open(store.layout(run_id).checkpoint("last"), "wb") as f:
         pickle.dump(Evil(), f)
     with pytest.raises(pickle.UnpicklingError):
         store.load_checkpoint(run_id, "last")

@@ -64,8 +64,7 @@ def test_a_link_that_inflates_without_end_is_refused_while_inflating():
         decode_setup(bomb)
 
 
-def test_opening_a_link_makes_it_the_draft_once_and_leaves_the_url(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+def test_opening_a_link_makes_it_the_draft_once_and_leaves_the_url(isolated_lab):
     shared = preset_draft("fashion_cnn") | {"dataset": "digits"}
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["setup"] = encode_setup(shared)
@@ -79,8 +78,7 @@ def test_opening_a_link_makes_it_the_draft_once_and_leaves_the_url(tmp_path, mon
     assert decode_setup(link.split("setup=")[1]) == at.session_state["draft"]
 
 
-def test_a_damaged_link_is_one_error_and_keeps_the_draft(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+def test_a_damaged_link_is_one_error_and_keeps_the_draft(isolated_lab):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["setup"] = encode_setup(default_draft())[:-9]
     at.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, SpecError
 from lab.model.presets import PRESETS, get_preset
-from lab.model.spec import analyze, build_model, load_spec, summarize
+from lab.model.spec import analyze, build_model, eval_mode, load_spec, parse_spec_json, summarize
 
 
 def measured_shapes(model, input_shape) -> dict[str, tuple]:
@@ -127,6 +129,41 @@ def test_load_spec_accepts_presets_json_and_files(tmp_path):
         load_spec("no_such_model")
     with pytest.raises(SpecError, match="not valid JSON"):
         load_spec("{broken")
+
+
+def test_pasted_json_is_parsed_as_load_spec_does_with_every_layer_normalised(tmp_path):
+    text = '{"name": "tiny", "layers": [{"type": "Conv2D", "filters": 4}, {"type": "global_avg_pool"}]}'
+    parsed = parse_spec_json(text)
+    assert parsed["name"] == "tiny" and parsed["layers"] == summarize(load_spec(text)).layers[:2]
+    (tmp_path / "m.json").write_text(text)
+    for not_json in (str(tmp_path / "m.json"), "fashion_cnn"):  # a browser's text is never a path or a preset
+        with pytest.raises(SpecError, match="paste a JSON object"):
+            parse_spec_json(not_json)
+    with pytest.raises(SpecError, match="not valid JSON"):
+        parse_spec_json("{broken")
+    with pytest.raises(SpecError, match="'layers' must be a list"):
+        parse_spec_json('{"layers": "conv"}')
+
+
+def test_pasted_json_names_the_first_layer_it_cannot_normalise_as_analyze_does():
+    spec = {"layers": [{"type": "conv2d"}, {"type": "warp"}, {"type": "dense", "units": 0}]}
+    with pytest.raises(SpecError) as refused:
+        parse_spec_json(json.dumps(spec))
+    assert str(refused.value) == str(analyze(spec).problems[0])
+    assert refused.value.index == 2 and "warp" in str(refused.value)
+
+
+def test_eval_mode_restores_the_mode_it_found_even_on_an_error():
+    model = build_model(get_preset("lenet5"))
+    for training in (True, False):
+        model.train(training)
+        with eval_mode(model):
+            assert not model.training and not any(m.training for m in model.modules())
+        assert model.training is training
+    model.train()
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError("a failing forward")
+    assert model.training
 
 
 def test_every_layer_type_and_activation_builds():

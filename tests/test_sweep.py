@@ -6,12 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
+from support.cli import lab
 
 from lab.cli import main
 from lab.plots.compare import best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
@@ -117,11 +115,6 @@ def test_plan_sweep_refuses_what_cannot_run_before_anything_runs(values, fragmen
 
 
 # ---------------------------------------------------------------- the sweep command
-
-
-def lab(*args: str, runs_dir) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAB_RUNS_DIR": str(runs_dir), "LAB_DATA_DIR": str(runs_dir / "data")}
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")

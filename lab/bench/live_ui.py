@@ -31,20 +31,14 @@ Needs the dev requirements (playwright) and /usr/bin/chromium; it imports no Str
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from lab.runs.store import LIVE_STATUSES, RunStore
+from lab.serve import CHROMIUM, Server, launch_chromium
+
 IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
 # Counts the page's script runs (full and fragment) from now on, in window.labRefreshes: proof that
 # the watched page really refreshed while the run trained.
@@ -54,20 +48,6 @@ COUNT_REFRESHES = """() => {
   new MutationObserver(() => { if (app.dataset.testScriptState === 'running') window.labRefreshes++; })
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _children(pid: int) -> list[int]:
@@ -120,52 +100,11 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Server:
-    """``streamlit run app.py`` on a free port with its own runs and data folders in ``folder``
-    (the browser tests serve the lab this way too)."""
-
-    def __init__(self, folder: Path, start_s: float = 120, cores: set[int] | None = None):
-        """``cores``: run the server (and so its torch threads, which count them at start) on these only."""
-        self.runs_dir = folder / "runs"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = {**os.environ, "LAB_RUNS_DIR": str(self.runs_dir), "LAB_DATA_DIR": str(folder / "data")}
-        self.log = open(folder / "streamlit.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", self.url.rsplit(":", 1)[1],
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
-        deadline = time.monotonic() + start_s
-        while not healthy(self.url):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start; see {folder / 'streamlit.log'}")
-            time.sleep(0.3)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-    def run_ids(self) -> set[str]:
-        return {p.name for p in self.runs_dir.glob("*") if p.is_dir()} if self.runs_dir.exists() else set()
-
-    def status(self, run_id: str) -> str:
-        try:
-            return json.loads((self.runs_dir / run_id / "status.json").read_text()).get("status", "")
-        except (OSError, ValueError):
-            return ""
-
-    def metrics(self, run_id: str) -> list[dict]:
-        lines = (self.runs_dir / run_id / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def start_run(page, server: Server, epochs: int) -> str:
-    """Fill the Train page's epochs, count its refreshes from now on and click Start; the new run's id."""
-    before = server.run_ids()
+    """Fill the Train page's epochs, count its refreshes from now on and click Start; the new run's id
+    (once its status is written: until then the store would call it interrupted)."""
+    runs = RunStore(server.runs_dir)
+    before = {run.id for run in runs.list()}
     page.goto(f"{server.url}/train")
     page.wait_for_function(IDLE, timeout=120_000)
     box = page.get_by_role("spinbutton", name="Epochs")
@@ -175,11 +114,11 @@ def start_run(page, server: Server, epochs: int) -> str:
     page.evaluate(COUNT_REFRESHES)
     page.get_by_role("button", name="Start training").click()
     deadline = time.monotonic() + 60
-    while not (server.run_ids() - before):
+    while not (started := {run.id for run in runs.list() if run.state in LIVE_STATUSES} - before):
         if time.monotonic() > deadline:
             raise RuntimeError("the Train page did not start a run")
         time.sleep(0.2)
-    return (server.run_ids() - before).pop()
+    return started.pop()
 
 
 def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | None = None) -> dict:
@@ -189,7 +128,8 @@ def wait_run(server: Server, run_id: str, samples: list[tuple[float, float]] | N
     started, server_cpu = time.monotonic(), cpu_seconds([server.proc.pid])
     before = {pid: cpu_seconds([pid]) for pid in browser_pids()}
     last = dict(before)
-    while server.status(run_id) not in ("finished", "stopped", "failed", "diverged", "interrupted"):
+    runs = RunStore(server.runs_dir)
+    while runs.read_status(run_id)["status"] in LIVE_STATUSES:
         _sample_browser(last)
         if samples is not None:
             samples.append((time.monotonic() - started, rss_mb(server.proc.pid)))
@@ -207,8 +147,9 @@ def _sample_browser(last: dict[int, float]) -> None:
 def summarize_run(server: Server, run_id: str, cpu: dict) -> dict:
     """Train-only images/s (epochs after the first) and wall seconds per epoch, insight included,
     with the run's CPU accounting from :func:`wait_run`."""
-    rows = server.metrics(run_id)[1:] or server.metrics(run_id)
-    return {"run": run_id, "status": server.status(run_id), **cpu,
+    runs = RunStore(server.runs_dir)
+    rows = runs.read_metrics(run_id)[1:] or runs.read_metrics(run_id)
+    return {"run": run_id, "status": runs.read_status(run_id)["status"], **cpu,
             "images_per_sec": sum(r["images_per_sec"] for r in rows) / len(rows),
             "seconds_per_epoch": sum(r["seconds"] for r in rows) / len(rows)}
 
@@ -236,9 +177,9 @@ def _measure_pair(epochs: int, minutes: float, server_cores: set[int] | None = N
     (at least one), with the server's memory sampled meanwhile."""
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
-        server = Server(Path(folder), cores=server_cores)
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with (tempfile.TemporaryDirectory() as folder, sync_playwright() as p,
+          Server(Path(folder), cores=server_cores) as server):
+        browser = launch_chromium(p)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             unwatched_id = start_run(context.new_page(), server, epochs)
@@ -257,7 +198,6 @@ def _measure_pair(epochs: int, minutes: float, server_cores: set[int] | None = N
                 run_end_mb.append(rss_mb(server.proc.pid))
         finally:
             browser.close()
-            server.close()
     return {"server_cores": sorted(server_cores) if server_cores else None,
             "unwatched": unwatched, "watched": watched,
             "ratio": watched[0]["images_per_sec"] / unwatched["images_per_sec"],

@@ -22,8 +22,9 @@ The teacher writes a TOML file on the server and starts the lab with
     password = "class-7b"                   # or LAB_TEACHER_PASSWORD
 
 Locks are applied to each session's draft (:meth:`Exercise.apply`) and checked again
-when a student's run is submitted (:meth:`Exercise.check`), so neither a share link
-nor a crafted widget value gets round them. Teachers and the command line are free.
+by every page that submits a student's run (:func:`check_run`), so neither a share
+link nor a crafted widget value gets round them. Teachers and the command line are
+free. The job queue (lab.jobs) knows nothing of exercises: it runs what it is given.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from dataclasses import dataclass, field, fields
 from lab import settings
 from lab.data.registry import list_datasets
 from lab.model.presets import PRESETS, get_preset
+from lab.runs.access import Visitor
 from lab.runs.compare import run_row
-from lab.runs.store import RunInfo
+from lab.runs.view import RunInfo
 from lab.settings import ExerciseFileError
 from lab.train.augment import AUGMENT_PRESETS
 from lab.train.engine import ConfigError, TrainConfig
@@ -103,6 +105,17 @@ def current_exercise() -> Exercise | None:
     if _last[0] is not table:  # exercise_file() returns the same dict until the file changes
         _last[:] = [table, _read_exercise(table)]
     return _last[1]
+
+
+def check_run(config: TrainConfig, visitor: Visitor | None) -> None:
+    """Refuse a student's run that breaks the class's exercise, saying what the exercise asks for.
+
+    Called by a page before it submits a run for its browser session; a teacher's session
+    and the command line (no visitor) are free.
+    """
+    exercise = current_exercise()
+    if exercise is not None and visitor is not None and not visitor.teacher:
+        exercise.check(config)
 
 
 def _read_exercise(table: dict) -> Exercise:

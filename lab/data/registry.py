@@ -1,7 +1,7 @@
 """Dataset names -> loaders, in one table.
 
-Names are normalised (case, '_' or ' ' for '-', a few aliases); an unknown name is
-refused with the list of valid ones. 'folder:PATH' loads a user's folder (or zip) of
+Names are looked up as every table's are (lab.registry: case, spaces, '_' and '-' ignored,
+a few aliases); an unknown name is refused with the list of valid ones. 'folder:PATH' loads a user's folder (or zip) of
 class folders. Loaded datasets are cached per process: they are read-only and
 shared by every session of a server. A dataset's title, description and how-to-get hint
 are in lab/locales (``dataset.<name>.title`` ...), given in the ``lang`` asked for.
@@ -24,6 +24,7 @@ from lab.data.folder import load_folder
 from lab.data.upload import import_zip, upload_path
 from lab.i18n import DEFAULT as DEFAULT_LANG
 from lab.i18n import text
+from lab.registry import Registry
 
 FOLDER_PREFIX = "folder:"
 DEFAULT = "shapes"
@@ -62,9 +63,10 @@ _ENTRIES = [
            lambda root, lang: tv.idx_how_to_get(tv.FASHION_MNIST, root, lang)),
     _Entry("cifar10", (3, 32, 32), 10, 50_000, 10_000, False, tv.load_cifar10, tv.cifar_how_to_get),
 ]
-_BY_NAME = {entry.name: entry for entry in _ENTRIES}
-_ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
-            "sklearn-digits": "digits"}
+DATASETS: Registry[_Entry] = Registry(
+    "dataset", {entry.name: entry for entry in _ENTRIES}, DatasetError,
+    aliases={"fmnist": "fashion-mnist", "sklearn-digits": "digits"},
+    also=(f"{FOLDER_PREFIX}PATH (a folder or .zip of class folders)",))
 
 _NAMED: LoadCache[Dataset] = LoadCache(maxsize=len(_ENTRIES) * 2)
 _ZIP_LOCK = threading.Lock()  # one import at a time: a re-import renames the folder away
@@ -72,13 +74,7 @@ _ZIP_LOCK = threading.Lock()  # one import at a time: a re-import renames the fo
 
 def normalise(name: str) -> str:
     """Canonical registry name ('Fashion_MNIST' -> 'fashion-mnist'), or DatasetError."""
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
-    key = _ALIASES.get(key, key)
-    if key not in _BY_NAME:
-        valid = ", ".join(_BY_NAME)
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {valid}, or "
-                           f"'{FOLDER_PREFIX}PATH' for a folder or .zip of class folders")
-    return key
+    return DATASETS.name_of(name)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
@@ -91,7 +87,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     root = settings.data_dir(data_dir).expanduser().resolve()
     if name.strip().lower().startswith(FOLDER_PREFIX):
         return _load_path(name.strip()[len(FOLDER_PREFIX):], root)
-    entry = _BY_NAME[normalise(name)]
+    entry = DATASETS.lookup(name)
     cache_key = (entry.name, None if entry.offline else root)  # built-ins ignore the data dir
     return _NAMED.get(cache_key, lambda: entry.load(root, download))
 

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from lab.export.code import ExportError, run_code
-from lab.insight.load import checkpoint_path
 from lab.model.spec import build_model
-from lab.runs.store import RunInfo
+from lab.registry import Registry
+from lab.runs.view import NoCheckpoint, RunInfo
 from lab.train.engine import TrainConfig
 
 
@@ -35,9 +35,11 @@ def config_json(config: dict) -> str:
 
 
 def _checkpoint_state(run: RunInfo, checkpoint: str) -> dict:
-    """The model's state_dict at 'best', 'last' or an epoch; InsightError naming what exists."""
-    path = checkpoint_path(run.path, checkpoint)
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    """The model's state_dict at 'best', 'last' or an epoch; ExportError naming what exists."""
+    try:
+        return run.load_checkpoint(checkpoint)["model"]
+    except NoCheckpoint as err:
+        raise ExportError(str(err)) from None
 
 
 def state_dict_bytes(run: RunInfo, checkpoint: str = "best") -> bytes:
@@ -103,7 +105,7 @@ class ExportKind:
     make: Callable[[RunInfo, str, Any], str | bytes]  # (run, checkpoint, data dir) -> the file's content
 
 
-EXPORTS: dict[str, ExportKind] = {
+EXPORTS: Registry[ExportKind] = Registry("export", {
     "code": ExportKind("PyTorch code + training loop",
                        "Net, torchvision data loading and a training loop with the run's settings; importing it "
                        "trains nothing.", ".py", "text/x-python",
@@ -119,15 +121,12 @@ EXPORTS: dict[str, ExportKind] = {
                          lambda run, checkpoint, data_dir: config_json(run.config)),
     "report": ExportKind("Report", "One HTML page that works offline: settings, curves, feature space, CAM "
                          "samples, confusion matrix.", "_report_{checkpoint}.html", "text/html", _report_html),
-}
+}, ExportError)
 
 
 def get_export(what: str) -> ExportKind:
-    """The export called ``what`` (case ignored); ExportError listing the valid ones."""
-    key = what.strip().lower()
-    if key not in EXPORTS:
-        raise ExportError(f"unknown export {what!r}; use one of: {', '.join(EXPORTS)}")
-    return EXPORTS[key]
+    """The export called ``what`` (case, spaces, '-' and '_' ignored); ExportError listing the valid ones."""
+    return EXPORTS.lookup(what)
 
 
 def export_stem(run: RunInfo) -> str:

@@ -30,14 +30,14 @@ from lab.data import Dataset, DatasetError, load_dataset
 from lab.insight.cam import auto_method, get_cam_method, overlay_samples
 from lab.insight.embed import map_frames
 from lab.insight.errors import InsightError
-from lab.insight.load import InputStats, checkpoint_path, load_run_model
-from lab.insight.probe import CAMS_DIR, cam_sample_indices, epoch_file, load_cams, recorded_epochs
+from lab.insight.load import InputStats, load_run_model
+from lab.insight.probe import cam_sample_indices, load_cams
 from lab.insight.validation import confusion_matrix, evaluate
 from lab.model.spec import summarize
 from lab.plots.images import display_scale, to_hwc, upscale
 from lab.plots.insight import confusion_figure, feature_space_figure
 from lab.plots.training import epoch_figure
-from lab.runs.store import RunInfo
+from lab.runs.view import RunInfo
 from lab.train.augment import get_augment
 
 SECTIONS = {"config": "Configuration", "curves": "Training curves", "feature-space": "Feature space",
@@ -111,10 +111,10 @@ def _curves_section(run: RunInfo) -> str:
 
 def _feature_section(run: RunInfo, classes: list[str]) -> str:
     """The PCA map of the probe at the last recorded epoch: how the classes lie apart at the end."""
-    epochs = recorded_epochs(run.path)
+    epochs = run.probe_epochs
     if not epochs:
         return _note("The run did not record the feature-space probe (it was trained with insight off).")
-    fig = feature_space_figure(map_frames(run.path, "pca", [epochs[-1]]), classes, "pca")
+    fig = feature_space_figure(map_frames(run.layout, "pca", [epochs[-1]]), classes, "pca")
     return _chart(fig, "feature-space-map") + _note(
         "Each point is a validation image of the probe, placed by PCA of the features the probe layer "
         "records (by default what the output layer reads); colour is its true class, a cross marks a mistake. "
@@ -125,8 +125,8 @@ def _cam_samples(run: RunInfo, model: torch.nn.Module, stats: InputStats, ds: Da
                  epoch: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     """(val indices, heatmaps, predictions, confidences, where they come from): recorded at the
     checkpoint's epoch when the run kept them, else computed now with the run's own choice of method."""
-    if epoch is not None and epoch_file(run.path, CAMS_DIR, epoch).exists():
-        cams = load_cams(run.path, epoch)
+    if epoch is not None and epoch in run.cam_epochs:
+        cams = load_cams(run.layout, epoch)
         return (cams.indices, cams.heatmaps, cams.preds, cams.confidence,
                 f"recorded during training at epoch {epoch}: {cams.method} at layer {cams.layer}")
     indices = cam_sample_indices(ds.val_y.numpy(), len(stats.classes))
@@ -182,7 +182,7 @@ def run_report(run: RunInfo, checkpoint: str = "best", data_dir=None) -> str:
     checkpoint does not exist.
     """
     model, _, stats = load_run_model(run.path, checkpoint, data_dir=data_dir)
-    epoch = torch.load(checkpoint_path(run.path, checkpoint), map_location="cpu", weights_only=True).get("epoch")
+    epoch = run.load_checkpoint(checkpoint).get("epoch")
     sections = [("config", _config_section(run, checkpoint, epoch)), ("curves", _curves_section(run)),
                 ("feature-space", _feature_section(run, stats.classes))]
     try:

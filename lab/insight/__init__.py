@@ -27,7 +27,7 @@ _EXPORTS = {
     "InsightError": "errors",
     "InputStats": "load", "load_run_model": "load",
     "ProbeRecorder": "probe", "insight_callbacks": "probe", "knn_accuracy": "probe", "load_cams": "probe",
-    "load_probe": "probe", "probe_indices": "probe", "probe_summary": "probe", "recorded_epochs": "probe",
+    "load_probe": "probe", "probe_indices": "probe",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -19,7 +19,8 @@ from torch import nn
 
 from lab.insight.cam import colorize
 from lab.insight.errors import InsightError
-from lab.insight.hooks import capture, children, eval_mode, get_layer, layer_type
+from lab.insight.hooks import capture, children, get_layer, layer_type
+from lab.model.spec import eval_mode
 from lab.plots.images import display_scale, tile
 
 CONV_TYPES = ("conv2d", "residual")

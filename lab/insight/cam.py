@@ -41,8 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab.insight.errors import InsightError
-from lab.insight.hooks import capture, children, default_cam_layer, eval_mode, get_layer, layer_type, map_layers
+from lab.insight.hooks import capture, children, default_cam_layer, get_layer, layer_type, map_layers
 from lab.model.budget import model_batch
+from lab.model.spec import eval_mode
+from lab.registry import Registry
 
 Target = Any  # None | 'pred' | 'true' | class index | sequence/tensor of class indices (one per image)
 
@@ -307,17 +309,14 @@ class EigenCAM(BaseCAM):
         return proj.reshape(b, h, w)
 
 
-CAM_METHODS: dict[str, type[BaseCAM]] = {m.name: m for m in (CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, EigenCAM)}
-_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++"}
+CAM_METHODS: Registry[type[BaseCAM]] = Registry(
+    "CAM method", {m.name: m for m in (CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, EigenCAM)}, InsightError,
+    aliases={"gradcampp": "gradcam++", "gradcam_plusplus": "gradcam++"})
 
 
 def get_cam_method(name: str) -> type[BaseCAM]:
     """The method class for a name ('Grad-CAM', 'grad_cam' and 'gradcam' all work)."""
-    key = "".join(ch for ch in str(name).strip().lower() if ch not in "-_ ")
-    key = _ALIASES.get(key, key)
-    if key not in CAM_METHODS:
-        raise InsightError(f"unknown CAM method {name!r}; use one of: {', '.join(CAM_METHODS)}")
-    return CAM_METHODS[key]
+    return CAM_METHODS.lookup(name)
 
 
 def explain(model: nn.Module, x_norm: torch.Tensor, method: str = "gradcam", layer: str | None = None,

@@ -1,8 +1,8 @@
 """2-D maps of the probe's features, epoch after epoch, that move instead of jump.
 
-    ensure_maps(run_dir, "tsne")        # every recorded epoch, computed once, cached on disk
-    load_map(run_dir, 3, "umap")        # (N, 2) or None when not computed yet
-    worker = EmbeddingWorker(); worker.request(run_dir, "tsne")   # the same, off this thread
+    ensure_maps(run.layout, "tsne")     # every recorded epoch, computed once, cached on disk
+    load_map(run.layout, 3, "umap")     # (N, 2) or None when not computed yet
+    worker = EmbeddingWorker(); worker.request(run.layout, "tsne")   # the same, off this thread
 
 Methods: ``pca`` (a numpy SVD: instant, no scikit-learn), ``tsne`` (scikit-learn)
 and ``umap`` (umap-learn); both heavy libraries are imported only when used.
@@ -11,8 +11,8 @@ Consecutive epochs are aligned: epoch e starts from epoch e-1's layout (t-SNE
 and UMAP take it as their initialisation) and every map is then rotated or
 reflected onto the previous one by orthogonal Procrustes, after centring and
 scaling to unit RMS radius. So the maps of a run form one chain from epoch 0,
-and the cache files ``probe/map_<method>_NNN.npy`` are only valid in that chain:
-epochs are always computed in order.
+and the cached maps (``RunLayout.map``) are only valid in that chain: epochs are
+always computed in order.
 """
 
 from __future__ import annotations
@@ -30,23 +30,19 @@ from pathlib import Path
 import numpy as np
 
 from lab.insight.errors import InsightError
+from lab.registry import Registry
+from lab.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-METHODS = ("pca", "tsne", "umap")
 HEAVY = ("tsne", "umap")  # run in the worker's child process; PCA is a millisecond SVD
-_ALIASES = {"t-sne": "tsne", "t_sne": "tsne"}
 PRE_PCA_DIMS = 50  # t-SNE and UMAP see the top 50 principal components (the usual recipe; faster kNN)
 SEED = 0
 
 
 def normalize_method(name: str) -> str:
-    """Canonical embedding method name; refuses unknown names listing the valid ones."""
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in METHODS:
-        raise InsightError(f"unknown embedding method {name!r}; use one of: {', '.join(METHODS)}")
-    return key
+    """Canonical embedding method name ('t-SNE' is 'tsne'); refuses unknown names listing the valid ones."""
+    return EMBEDDINGS.name_of(name)
 
 
 # ---------------------------------------------------------------- geometry
@@ -141,16 +137,17 @@ def umap(features: np.ndarray, init: np.ndarray | None = None, seed: int = SEED)
     return model.fit_transform(x.astype(np.float32))
 
 
+# Every method as (features, previous map or None, seed) -> (N, 2); PCA needs neither warm start nor seed.
+EMBEDDINGS: Registry[Callable[[np.ndarray, np.ndarray | None, int], np.ndarray]] = Registry(
+    "embedding method", {"pca": lambda features, previous, seed: pca(features), "tsne": tsne, "umap": umap},
+    InsightError)
+METHODS = tuple(EMBEDDINGS)
+
+
 def embed_epoch(features: np.ndarray, method: str, previous: np.ndarray | None = None,
                 seed: int = SEED) -> np.ndarray:
     """One epoch's (N, 2) map, standardised and aligned to ``previous`` when given."""
-    method = normalize_method(method)
-    if method == "pca":
-        points = pca(features)
-    elif method == "tsne":
-        points = tsne(features, previous, seed)
-    else:
-        points = umap(features, previous, seed)
+    points = EMBEDDINGS.lookup(method)(features, previous, seed)
     points = standardize(np.asarray(points, dtype=np.float64))
     if previous is not None and len(previous) == len(points):
         points = procrustes(points, previous)
@@ -159,24 +156,18 @@ def embed_epoch(features: np.ndarray, method: str, previous: np.ndarray | None =
 
 # ---------------------------------------------------------------- the cache
 
-def map_path(run_dir: Path, method: str, epoch: int) -> Path:
-    return Path(run_dir) / "probe" / f"map_{normalize_method(method)}_{epoch:03d}.npy"
-
-
-def load_map(run_dir: Path, epoch: int, method: str) -> np.ndarray | None:
+def load_map(run: RunLayout, epoch: int, method: str) -> np.ndarray | None:
     """The cached (N, 2) map, or None when it has not been computed yet."""
     try:
-        return np.load(map_path(run_dir, method, epoch))
+        return np.load(run.map(normalize_method(method), epoch))
     except (OSError, ValueError):
         return None
 
 
-def mapped_epochs(run_dir: Path, method: str) -> list[int]:
+def mapped_epochs(run: RunLayout, method: str) -> list[int]:
     """Epochs whose ``method`` map is cached, ascending: a glob, cheap enough for a page
     to call every second to learn whether a new map has landed."""
-    prefix = f"map_{normalize_method(method)}_"
-    found = [path.name[len(prefix):-len(".npy")] for path in (Path(run_dir) / "probe").glob(f"{prefix}*.npy")]
-    return sorted(int(digits) for digits in found if digits.isdigit())
+    return run.map_epochs(normalize_method(method))
 
 
 def _save_map(path: Path, points: np.ndarray) -> None:
@@ -186,7 +177,7 @@ def _save_map(path: Path, points: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def ensure_maps(run_dir: Path, method: str, upto: int | None = None,
+def ensure_maps(run: RunLayout, method: str, upto: int | None = None,
                 should_stop: Callable[[], bool] | None = None,
                 compute: Callable[[np.ndarray, str, np.ndarray | None], np.ndarray] = embed_epoch,
                 ) -> dict[int, np.ndarray]:
@@ -196,19 +187,19 @@ def ensure_maps(run_dir: Path, method: str, upto: int | None = None,
     predecessor's cached map; ``should_stop`` is checked between epochs. ``compute`` is
     :func:`embed_epoch` or a stand-in that runs it elsewhere (the worker's child process).
     """
-    from lab.insight.probe import load_probe, recorded_epochs  # torch: not in the worker's child
+    from lab.insight.probe import load_probe  # torch: not in the worker's child
 
     method = normalize_method(method)
-    epochs = [e for e in recorded_epochs(run_dir) if upto is None or e <= upto]
+    epochs = [e for e in run.probe_epochs() if upto is None or e <= upto]
     maps: dict[int, np.ndarray] = {}
     previous = None
     for epoch in epochs:
-        cached = load_map(run_dir, epoch, method)
+        cached = load_map(run, epoch, method)
         if cached is None:
             if should_stop is not None and should_stop():
                 break
-            cached = compute(load_probe(run_dir, epoch).features, method, previous)
-            _save_map(map_path(run_dir, method, epoch), cached)
+            cached = compute(load_probe(run, epoch).features, method, previous)
+            _save_map(run.map(method, epoch), cached)
         maps[epoch] = previous = cached
     return maps
 
@@ -226,7 +217,7 @@ class MapFrame:
     knn_acc: float
 
 
-def map_frames(run_dir: Path, method: str, epochs: Sequence[int]) -> list[MapFrame]:
+def map_frames(run: RunLayout, method: str, epochs: Sequence[int]) -> list[MapFrame]:
     """The frames of ``epochs`` (ascending), for a picture or an animation.
 
     PCA maps missing from the cache are made here (milliseconds an epoch); t-SNE and
@@ -237,13 +228,13 @@ def map_frames(run_dir: Path, method: str, epochs: Sequence[int]) -> list[MapFra
 
     method = normalize_method(method)
     if method not in HEAVY and epochs:
-        ensure_maps(run_dir, method, upto=max(epochs))
+        ensure_maps(run, method, upto=max(epochs))
     frames = []
     for epoch in sorted(epochs):
-        points = load_map(Path(run_dir), epoch, method)
+        points = load_map(run, epoch, method)
         if points is None:
             raise InsightError(f"the {method} map of epoch {epoch} is not made yet; ask the embedding worker")
-        probe = load_probe(run_dir, epoch)
+        probe = load_probe(run, epoch)
         frames.append(MapFrame(epoch, points, probe.labels, probe.preds, probe.confidence, probe.indices,
                                probe.knn_acc))
     return frames
@@ -382,10 +373,10 @@ class EmbeddingWorker:
 
     def __init__(self, nice: int = 19, processes: bool = True):
         self.nice, self.processes = nice, processes
-        self.errors: dict[tuple[Path, str], str] = {}
-        self._pending: deque[tuple[Path, str]] = deque()
+        self.errors: dict[tuple[RunLayout, str], str] = {}  # keyed by :meth:`key`
+        self._pending: deque[tuple[RunLayout, str]] = deque()
         self._cond = threading.Condition()
-        self._busy: tuple[Path, str] | None = None
+        self._busy: tuple[RunLayout, str] | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
         self._child: _Child | None = None  # started on the first t-SNE/UMAP request
@@ -398,9 +389,14 @@ class EmbeddingWorker:
             if self.processes and self._child is None:
                 self._child = _Child(self.nice, warm_up=True)
 
-    def request(self, run_dir: Path | str, method: str) -> None:
+    @staticmethod
+    def key(run: RunLayout, method: str) -> tuple[RunLayout, str]:
+        """How requests and ``errors`` name a (run, method): the same run however its folder was spelt."""
+        return RunLayout(run.root.resolve()), normalize_method(method)
+
+    def request(self, run: RunLayout, method: str) -> None:
         """Make (or finish) every recorded epoch's map of this run with this method."""
-        key = (Path(run_dir).resolve(), normalize_method(method))
+        key = self.key(run, method)
         with self._cond:
             if self._closing:
                 raise RuntimeError("the embedding worker is closed")
@@ -411,23 +407,21 @@ class EmbeddingWorker:
                 self._thread.start()
             self._cond.notify_all()
 
-    def get(self, run_dir: Path | str, epoch: int, method: str) -> np.ndarray | None:
+    def get(self, run: RunLayout, epoch: int, method: str) -> np.ndarray | None:
         """The map if it is ready; otherwise None, and it is requested."""
-        from lab.insight.probe import recorded_epochs
-
-        points = load_map(Path(run_dir), epoch, method)
-        if points is None and epoch in recorded_epochs(Path(run_dir)):
-            self.request(run_dir, method)
+        points = load_map(run, epoch, method)
+        if points is None and epoch in run.probe_epochs():
+            self.request(run, method)
         return points
 
     def busy(self) -> bool:
         with self._cond:
             return bool(self._pending) or self._busy is not None
 
-    def pending(self, run_dir: Path | str, method: str) -> bool:
+    def pending(self, run: RunLayout, method: str) -> bool:
         """Whether this run's maps with this method are queued or being made now (a page
         polls while they are, and says "computing…")."""
-        key = (Path(run_dir).resolve(), normalize_method(method))
+        key = self.key(run, method)
         with self._cond:
             return key in self._pending or self._busy == key
 

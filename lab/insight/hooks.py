@@ -122,18 +122,6 @@ def capture(module: nn.Module, keep_all: bool = False) -> Iterator[Captured]:
         handle.remove()
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put the model in eval mode for the block and restore what it was (nanoGPT's
-    ``estimate_loss`` pattern): batchnorm uses its running statistics, dropout is off."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def hook_count(model: nn.Module) -> int:
     """Forward, pre-forward and backward hooks registered anywhere in the model (tests, asserts)."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from lab.insight.errors import InsightError
-from lab.insight.probe import WEIGHTS_DIR, epoch_file, recorded_epochs
 from lab.model.spec import SpecNet, build_model
 from lab.runs.store import open_run
+from lab.runs.view import NoCheckpoint
 
 
 @dataclass(frozen=True)
@@ -51,39 +50,6 @@ def _stats(config: dict, data_dir: str | os.PathLike | None) -> tuple[list[float
     return load_dataset(config["dataset"], data_dir).channel_stats()
 
 
-def checkpoint_path(run_dir: Path, epoch: str | int) -> Path:
-    """The weights file for 'best', 'last' or an epoch number; InsightError listing what exists."""
-    run_dir = Path(run_dir)
-    key = str(epoch).strip().lower()
-    if key in ("best", "last"):
-        path = run_dir / f"{key}.pt"
-        if not path.exists():
-            raise InsightError(f"the run has no {key}.pt yet (it saves best after its first epoch, "
-                               f"last when it ends)")
-        return path
-    if not key.isdigit():
-        raise InsightError(f"epoch must be a number, 'best' or 'last', got {epoch!r}")
-    number = int(key)
-    path = epoch_file(run_dir, WEIGHTS_DIR, number, ".pt")
-    if path.exists():
-        return path
-    for name in ("best", "last"):  # runs without per-epoch weights still have these two
-        candidate = run_dir / f"{name}.pt"
-        if candidate.exists() and torch.load(candidate, map_location="cpu", weights_only=True).get("epoch") == number:
-            return candidate
-    have = recorded_epochs(run_dir, WEIGHTS_DIR, ".pt")
-    raise InsightError(f"no weights saved for epoch {number}; use best, last"
-                       + (f" or one of epochs {', '.join(map(str, have))}" if have else ""))
-
-
-def checkpoint_choices(run_dir: Path) -> list[str]:
-    """What :func:`checkpoint_path` can open for this run now: 'best', 'last' (once written)
-    and every epoch with saved weights, for a page's checkpoint picker."""
-    run_dir = Path(run_dir)
-    named = [name for name in ("best", "last") if (run_dir / f"{name}.pt").exists()]
-    return named + [str(e) for e in recorded_epochs(run_dir, WEIGHTS_DIR, ".pt")]
-
-
 def load_run_model(run_ref: str | os.PathLike, epoch: str | int = "best", runs_dir: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu",
                    data_dir: str | os.PathLike | None = None) -> tuple[SpecNet, dict, InputStats]:
@@ -101,7 +67,10 @@ def load_run_model(run_ref: str | os.PathLike, epoch: str | int = "best", runs_d
         spec = config["spec"]
     except KeyError as err:
         raise InsightError(f"run {run_id}: config.json lacks {err}; cannot rebuild its model") from None
-    state = torch.load(checkpoint_path(info.path, epoch), map_location="cpu", weights_only=True)
+    try:
+        state = info.load_checkpoint(epoch)
+    except NoCheckpoint as err:
+        raise InsightError(str(err)) from None
     model = build_model(spec, shape, len(classes))
     model.load_state_dict(state["model"])
     model.to(device).eval()

@@ -3,13 +3,14 @@
 ``ProbeRecorder`` is a Trainer listener. At the start of a run (epoch 0, the
 untrained net) and at the end of every epoch it runs the probe images through
 the model, records the features at one layer (default: the input of the output
-layer), the predictions and the labels, and writes them into the run folder::
+layer), the predictions and the labels, and writes them into the run folder
+(where each file lives: :class:`lab.runs.layout.RunLayout`)::
 
-    probe/meta.json          layer, probe indices into the val split, classes, CAM settings
-    probe/index.json         recorded epochs with their k-NN accuracy (rewritten each epoch)
-    probe/epoch_NNN.npz      features (N, D) float16, labels, preds, confidence, knn_acc
-    cams/epoch_NNN.npz       heatmaps (K, H, W) float16 of one val image per class, preds
-    weights/epoch_NNN.pt     the weights at that epoch, for small models (``explain --epoch N``)
+    probe_meta      layer, probe indices into the val split, classes, CAM settings
+    probe_index     recorded epochs with their k-NN accuracy (rewritten each epoch)
+    probe(epoch)    features (N, D) float16, labels, preds, confidence, knn_acc
+    cams(epoch)     heatmaps (K, H, W) float16 of one val image per class, preds
+    weights(epoch)  the weights at that epoch, for small models (``explain --epoch N``)
 
 Everything is written atomically, so a page or the embedding worker reading a
 run in progress sees whole epochs only. The probe is chosen from the labels with
@@ -30,6 +31,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +43,13 @@ from torch import nn
 
 from lab.insight.cam import BaseCAM, auto_method, get_cam_method
 from lab.insight.errors import InsightError
-from lab.insight.hooks import capture, default_probe_layer, eval_mode, get_layer
+from lab.insight.hooks import capture, default_probe_layer, get_layer
 from lab.model.budget import model_batch
-from lab.runs.store import atomic_save_torch, atomic_write_json, read_json
+from lab.model.spec import eval_mode
+from lab.runs.layout import RunLayout
+from lab.runs.store import atomic_save_torch, atomic_write_json
 from lab.train.engine import Callback, ConfigError
 
-PROBE_DIR, CAMS_DIR, WEIGHTS_DIR = "probe", "cams", "weights"
 PROBE_SEED = 0  # fixed, not the run's seed: every run on a dataset follows the same images
 KNN_K = 5  # neighbours voting in the k-NN accuracy
 STORED_DIMS = 512  # wider features are stored through a fixed random projection (k-NN uses them all)
@@ -152,22 +155,11 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def epoch_file(run_dir: Path, folder: str, epoch: int, suffix: str = ".npz") -> Path:
-    return Path(run_dir) / folder / f"epoch_{epoch:03d}{suffix}"
-
-
-def recorded_epochs(run_dir: Path, folder: str = PROBE_DIR, suffix: str = ".npz") -> list[int]:
-    """Epochs with a complete file in ``folder`` (0 = before training), ascending."""
-    found = []
-    for path in (Path(run_dir) / folder).glob(f"epoch_*{suffix}"):
-        digits = path.name[len("epoch_"):-len(suffix)]
-        if digits.isdigit():
-            found.append(int(digits))
-    return sorted(found)
-
-
-def _open_npz(path: Path):
-    """``np.load`` without pickles; a damaged file is an InsightError naming it."""
+def _open_recorded(path: Path, recorded: Callable[[], list[int]], missing: str, none: str = "none"):
+    """``np.load`` of one epoch's file, without pickles. InsightError when it is absent (``missing``
+    followed by the recorded epochs, or ``none``) or damaged (naming it)."""
+    if not path.exists():
+        raise InsightError(missing + (", ".join(map(str, recorded())) or none))
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -188,14 +180,11 @@ class ProbeEpoch:
     knn_acc: float
 
 
-def load_probe(run_dir: Path, epoch: int) -> ProbeEpoch:
+def load_probe(run: RunLayout, epoch: int) -> ProbeEpoch:
     """The probe as recorded at ``epoch``; InsightError naming the recorded epochs if absent."""
-    path = epoch_file(run_dir, PROBE_DIR, epoch)
-    if not path.exists():
-        have = recorded_epochs(run_dir)
-        raise InsightError(f"no probe recorded for epoch {epoch}; recorded epochs: "
-                           f"{', '.join(map(str, have)) or 'none (was the run trained with insight on?)'}")
-    with _open_npz(path) as z:
+    missing = f"no probe recorded for epoch {epoch}; recorded epochs: "
+    with _open_recorded(run.probe(epoch), run.probe_epochs, missing,
+                        "none (was the run trained with insight on?)") as z:
         return ProbeEpoch(int(z["epoch"]), str(z["layer"]), z["features"].astype(np.float32),
                           z["labels"].astype(np.int64), z["preds"].astype(np.int64),
                           z["confidence"].astype(np.float32), z["indices"].astype(np.int64), float(z["knn_acc"]))
@@ -215,21 +204,12 @@ class CamSamples:
     indices: np.ndarray  # int64 (K,) positions in the val split
 
 
-def load_cams(run_dir: Path, epoch: int) -> CamSamples:
-    path = epoch_file(run_dir, CAMS_DIR, epoch)
-    if not path.exists():
-        have = recorded_epochs(run_dir, CAMS_DIR)
-        raise InsightError(f"no CAM samples recorded for epoch {epoch}; recorded: "
-                           f"{', '.join(map(str, have)) or 'none'}")
-    with _open_npz(path) as z:
+def load_cams(run: RunLayout, epoch: int) -> CamSamples:
+    """The CAM samples as recorded at ``epoch``; InsightError naming the recorded epochs if absent."""
+    with _open_recorded(run.cams(epoch), run.cam_epochs, f"no CAM samples recorded for epoch {epoch}; recorded: ") as z:
         return CamSamples(int(z["epoch"]), str(z["method"]), str(z["layer"]), z["heatmaps"].astype(np.float32),
                           z["labels"].astype(np.int64), z["preds"].astype(np.int64),
                           z["confidence"].astype(np.float32), z["indices"].astype(np.int64))
-
-
-def probe_summary(run_dir: Path) -> dict:
-    """``probe/index.json``: layer, size and, per recorded epoch, its k-NN accuracy."""
-    return read_json(Path(run_dir) / PROBE_DIR / "index.json", {"epochs": []}) or {"epochs": []}
 
 
 # ---------------------------------------------------------------- the listener
@@ -250,10 +230,11 @@ class ProbeRecorder(Callback):
         self.worker, self.keep_weights = worker, keep_weights
         self.cam: BaseCAM | None = None
         self._projection: torch.Tensor | None = None  # (D, STORED_DIMS), made once per run
+        self._index: list[dict] = []  # the rows of the probe index, one per recorded epoch
 
     @property
-    def run_dir(self) -> Path:
-        return self.store.path(self.run_id)
+    def layout(self) -> RunLayout:
+        return self.store.layout(self.run_id)
 
     def on_run_start(self, trainer) -> None:
         ds, model = trainer.dataset, trainer.model
@@ -289,7 +270,7 @@ class ProbeRecorder(Callback):
         self._record(trainer, metrics["epoch"])
 
     def _meta_path(self) -> Path:
-        path = self.run_dir / PROBE_DIR / "meta.json"
+        path = self.layout.probe_meta
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -306,7 +287,7 @@ class ProbeRecorder(Callback):
             feats = feats @ self._projection  # (N, STORED_DIMS)
         probs = logits.softmax(1)
         conf, preds = probs.max(1)
-        atomic_save_npz(epoch_file(self.run_dir, PROBE_DIR, epoch),
+        atomic_save_npz(self.layout.probe(epoch),
                         features=feats.clamp(-6e4, 6e4).half().cpu().numpy(),
                         labels=self.probe_labels.cpu().numpy().astype(np.int16),
                         preds=preds.cpu().numpy().astype(np.int16), confidence=conf.half().cpu().numpy(),
@@ -315,25 +296,23 @@ class ProbeRecorder(Callback):
         if self.cam is not None:
             self._record_cams(trainer, epoch)
         if self.keep_weights:
-            path = epoch_file(self.run_dir, WEIGHTS_DIR, epoch, ".pt")
+            path = self.layout.weights(epoch)
             path.parent.mkdir(exist_ok=True)
             atomic_save_torch(path, trainer.checkpoint())
-        summary = probe_summary(self.run_dir)
-        rows = [e for e in summary.get("epochs", []) if e["epoch"] != epoch]
-        rows.append({"epoch": epoch, "knn_acc": knn, "probe_acc": (preds == self.probe_labels).float().mean().item()})
-        atomic_write_json(self.run_dir / PROBE_DIR / "index.json",
-                          {"layer": self.layer, "size": len(self.indices), "knn_k": KNN_K,
-                           "epochs": sorted(rows, key=lambda e: e["epoch"])})
+        self._index = [e for e in self._index if e["epoch"] != epoch]
+        self._index.append({"epoch": epoch, "knn_acc": knn,
+                            "probe_acc": (preds == self.probe_labels).float().mean().item()})
+        atomic_write_json(self.layout.probe_index, {"layer": self.layer, "size": len(self.indices), "knn_k": KNN_K,
+                                                   "epochs": sorted(self._index, key=lambda e: e["epoch"])})
         if self.worker is not None:
-            self.worker.request(self.run_dir, "pca")
+            self.worker.request(self.layout, "pca")
 
     def _record_cams(self, trainer, epoch: int) -> None:
         """Heatmaps for the true class of each sample: the same question every epoch."""
         x = trainer.normalize(trainer.prepare(trainer.val_x[self.cam_idx]))
         labels = trainer.val_y[self.cam_idx]
         result = self.cam(x, "true", labels)
-        (self.run_dir / CAMS_DIR).mkdir(exist_ok=True)
-        atomic_save_npz(epoch_file(self.run_dir, CAMS_DIR, epoch),
+        atomic_save_npz(self.layout.cams(epoch),
                         heatmaps=result.heatmaps.half().numpy(), labels=labels.cpu().numpy().astype(np.int16),
                         preds=result.preds.numpy().astype(np.int16),
                         confidence=result.confidence.half().numpy(), indices=self.cam_idx.cpu().numpy(),

@@ -23,7 +23,7 @@ from lab.insight.cam import CAM_METHODS, get_cam_method, overlay, to_heatmaps
 from lab.insight.embed import ensure_maps, normalize_method
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
-from lab.insight.probe import load_probe, recorded_epochs
+from lab.insight.probe import load_probe
 from lab.model.budget import model_batch
 from lab.runs.store import open_run
 
@@ -236,14 +236,14 @@ def embedding_rows(run: str, method: str = "pca", epoch: int | None = None,
     """(rows of index, x, y, label, prediction, names; epoch; k-NN accuracy) for one epoch's map."""
     method = normalize_method(method)
     store, run_id = open_run(run, runs_dir)
-    run_dir = store.path(run_id)
-    epochs = recorded_epochs(run_dir)
+    info = store.get(run_id)
+    epochs = info.probe_epochs
     if not epochs:
         raise InsightError(f"run {run_id} has no probe recorded (trained with insight off, or not started)")
     epoch = epochs[-1] if epoch is None else epoch
-    probe = load_probe(run_dir, epoch)  # refuses an epoch that was not recorded
-    points = ensure_maps(run_dir, method, upto=epoch)[epoch]
-    classes = store.get(run_id).config.get("resolved", {}).get("classes") or []
+    probe = load_probe(info.layout, epoch)  # refuses an epoch that was not recorded
+    points = ensure_maps(info.layout, method, upto=epoch)[epoch]
+    classes = info.classes
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
     rows = [{"index": int(i), "x": float(x), "y": float(y), "label": int(t), "prediction": int(p),
              "label_name": name(int(t)), "prediction_name": name(int(p))}

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab.insight.hooks import eval_mode
 from lab.insight.load import InputStats
 from lab.model.budget import model_batch
+from lab.model.spec import eval_mode
 
 BATCH = 256  # images per forward pass: small enough for a CPU's cache, large enough for a GPU
 

@@ -18,6 +18,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from lab.registry import Registry, fold
+
 Shape = tuple[int, ...]
 
 
@@ -34,7 +36,7 @@ class SpecError(ValueError):
 
 # ---------------------------------------------------------------- activations
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation", {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "elu": nn.ELU,
@@ -43,8 +45,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
     "softmax": lambda: nn.Softmax(dim=1),
-}
-_ACTIVATION_ALIASES = {"none": None, "linear": None, "": None, "swish": "silu", "leakyrelu": "leaky_relu"}
+}, SpecError, aliases={"swish": "silu"}, also=("none",))
+_LINEAR = ("none", "linear", "")  # no activation: a layer dict holds None, so these stay out of the table
 
 
 def normalize_activation(name: Any) -> str | None:
@@ -53,13 +55,7 @@ def normalize_activation(name: Any) -> str | None:
         return None
     if not isinstance(name, str):
         raise SpecError(f"activation must be a name, got {name!r}")
-    key = name.strip().lower().replace("-", "_")
-    if key in _ACTIVATION_ALIASES:
-        return _ACTIVATION_ALIASES[key]
-    if key not in ACTIVATIONS:
-        valid = ", ".join([*ACTIVATIONS, "none"])
-        raise SpecError(f"unknown activation {name!r}; use one of: {valid}")
-    return key
+    return None if fold(name) in _LINEAR else ACTIVATIONS.name_of(name)
 
 
 def make_activation(name: str | None) -> nn.Module:
@@ -364,28 +360,23 @@ class Residual(LayerType):
         return ResidualBlock(in_shape[0], p["filters"], p["stride"])
 
 
-LAYER_TYPES: dict[str, LayerType] = {
+LAYER_TYPES: Registry[LayerType] = Registry("layer type", {
     t.name: t
     for t in (
         Conv2d(), MaxPool2d(), AvgPool2d(), BatchNorm(), Dropout(), Flatten(),
         GlobalAvgPool(), Dense(), Activation(), Residual(),
     )
-}
-_TYPE_ALIASES = {
-    "conv": "conv2d", "convolution": "conv2d", "maxpool": "maxpool2d", "max_pool": "maxpool2d",
-    "max_pooling2d": "maxpool2d", "avgpool": "avgpool2d", "average_pooling2d": "avgpool2d",
-    "bn": "batchnorm", "batch_norm": "batchnorm", "batchnormalization": "batchnorm", "linear": "dense",
-    "fc": "dense", "gap": "global_avg_pool", "globalaveragepooling2d": "global_avg_pool", "res": "residual",
-}
+}, SpecError, aliases={  # the names Keras and PyTorch users bring along
+    "conv": "conv2d", "convolution": "conv2d", "maxpool": "maxpool2d", "max_pooling2d": "maxpool2d",
+    "avgpool": "avgpool2d", "average_pooling2d": "avgpool2d", "bn": "batchnorm", "batch_normalization": "batchnorm",
+    "linear": "dense", "fc": "dense", "gap": "global_avg_pool", "global_average_pooling2d": "global_avg_pool",
+    "res": "residual",
+})
 
 
 def get_layer_type(name: Any) -> LayerType:
-    """Layer type for a name (case, '-' and aliases such as 'conv' or 'fc' accepted)."""
-    key = str(name).strip().lower().replace("-", "_") if name is not None else ""
-    key = _TYPE_ALIASES.get(key, key)
-    if key not in LAYER_TYPES:
-        raise SpecError(f"unknown layer type {name!r}; use one of: {', '.join(LAYER_TYPES)}")
-    return LAYER_TYPES[key]
+    """Layer type for a name (case, '-', '_', spaces and aliases such as 'conv' or 'fc' accepted)."""
+    return LAYER_TYPES.lookup(name)
 
 
 def normalize_layer(raw: Any) -> dict:

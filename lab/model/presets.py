@@ -12,6 +12,8 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from lab.i18n import DEFAULT, text
+from lab.model.layers import SpecError
+from lab.registry import Registry
 
 
 def _conv(filters: int, kernel: int = 3, **extra) -> dict:
@@ -41,7 +43,7 @@ class Preset:
     description: str = ""  # where it comes from: filled in by get_preset_info, in the language asked for
 
 
-PRESETS: dict[str, Preset] = {
+PRESETS: Registry[Preset] = Registry("preset", {
     "lenet5": Preset(
         {
             "name": "lenet5", "input": [1, 28, 28], "num_classes": 10,
@@ -133,21 +135,13 @@ PRESETS: dict[str, Preset] = {
             ],
         },
     ),
-}
-
-
-def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+}, SpecError)
 
 
 def get_preset_info(name: str, lang: str = DEFAULT) -> Preset:
     """The preset entry for a name ('fashion-cnn' and 'Fashion_CNN' both work), its
     description in ``lang``."""
-    from lab.model.layers import SpecError
-
-    key = _key(name)
-    if key not in PRESETS:
-        raise SpecError(f"unknown preset {name!r}; use one of: {', '.join(PRESETS)}")
+    key = PRESETS.name_of(name)
     return replace(PRESETS[key], description=text(f"preset.{key}", lang))
 
 

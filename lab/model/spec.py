@@ -24,6 +24,8 @@ import copy
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,8 @@ from lab import settings
 from lab.i18n import DEFAULT, text
 from lab.model.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
-__all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "load_spec"]
+__all__ = ["SpecError", "LayerRow", "Summary", "analyze", "summarize", "build_model", "SpecNet", "eval_mode",
+           "load_spec", "parse_spec_json"]
 
 
 @dataclass
@@ -148,10 +151,27 @@ def _read_header(spec: Any, input_shape: Shape | None, num_classes: int | None) 
     classes = num_classes if num_classes is not None else spec.get("num_classes", 10)
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
         raise SpecError(f"num_classes must be a whole number >= 2, got {classes!r}")
+    return str(spec.get("name") or "model"), shape, classes, _layer_list(spec)
+
+
+def _layer_list(spec: dict) -> list:
     layers = spec.get("layers", [])
     if not isinstance(layers, list):
         raise SpecError("'layers' must be a list of layer objects")
-    return str(spec.get("name") or "model"), shape, classes, layers
+    return layers
+
+
+def _normalize_each(raw_layers: list) -> tuple[list[dict], list[SpecError]]:
+    """Every layer in canonical form, and one problem per layer the registry refuses, naming its
+    position and type (so the builder can show it at that layer)."""
+    layers, problems = [], []
+    for i, raw in enumerate(raw_layers, start=1):
+        try:
+            layers.append(normalize_layer(raw))
+        except SpecError as err:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            problems.append(SpecError(err.reason, i, str(kind)))
+    return layers, problems
 
 
 def _complete_output(layers: list[dict], num_classes: int, last_shape: Shape | None, notes: list[str],
@@ -204,13 +224,7 @@ def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None
     except SpecError as err:
         return Summary("model", tuple(input_shape or ()), num_classes or 0, problems=[err])
     summary = Summary(name, shape, classes)
-    layers: list[dict] = []
-    for i, raw in enumerate(raw_layers, start=1):
-        try:
-            layers.append(normalize_layer(raw))
-        except SpecError as err:
-            kind = raw.get("type") if isinstance(raw, dict) else None
-            summary.problems.append(SpecError(err.reason, i, str(kind)))
+    layers, summary.problems = _normalize_each(raw_layers)
     if summary.problems:
         return summary
     walked, last = _walk(layers, shape, summary.problems)
@@ -272,6 +286,19 @@ class SpecNet(nn.Module):
         return f"spec={self.spec_name!r}, input={format_shape(self.input_shape)}, classes={self.num_classes}"
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put the model in eval mode for the block and restore what it was (nanoGPT's
+    ``estimate_loss`` pattern): batchnorm uses its running statistics, dropout is off.
+    Here, below both, so the trainer's evaluation and the insight tools share it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def check_size(summary: Summary) -> None:
     """Refuse a model too big for this server before any of it is allocated: every layer
     can be valid and the whole still need tens of GB (4096 filters of 31x31, twice)."""
@@ -296,17 +323,36 @@ def load_spec(source: str | Path | dict) -> dict:
         return copy.deepcopy(source)
     text = str(source).strip()
     if text.startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"spec is not valid JSON: {err}") from None
+        return _json_object(text)
     path = Path(text)
     if path.suffix == ".json" or path.exists():
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise SpecError(f"cannot read spec file {path}: {err}") from None
-    if text.replace("-", "_").lower() in PRESETS:
+    if PRESETS.recognises(text):
         return get_preset(text)
     raise SpecError(f"{text!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
 
+
+def parse_spec_json(text: str) -> dict:
+    """A spec from JSON a visitor pasted or uploaded, with every layer normalised: what an editor can show.
+
+    Only a JSON object: text from a browser is never taken for a server path or a
+    preset name (as :func:`load_spec` would), and the first layer the registry cannot
+    normalise is refused by position, so the editor never holds a layer it cannot draw.
+    """
+    if not text.strip().startswith("{"):
+        raise SpecError("paste a JSON object: it starts with '{' and has a 'layers' list")
+    spec = _json_object(text)
+    layers, problems = _normalize_each(_layer_list(spec))
+    if problems:
+        raise problems[0]
+    return {**spec, "layers": layers}
+
+
+def _json_object(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SpecError(f"spec is not valid JSON: {err}") from None

@@ -20,6 +20,7 @@ from lab.i18n import DEFAULT, text
 from lab.plots.training import EPOCH_METRICS
 from lab.runs.compare import elapsed, overfit_epoch
 from lab.runs.sweep import AXES, varied_axes
+from lab.train.engine import best_row
 
 Series = Sequence[tuple[str, Sequence[dict]]]  # (run label, its metrics rows)
 COLORS = qualitative.Plotly
@@ -69,7 +70,7 @@ def best_acc_figure(series: Series, lang: str = DEFAULT) -> go.Figure:
     """Best validation accuracy of each run, labelled with the epoch it was reached at."""
     fig = go.Figure()
     for i, (name, metrics) in enumerate(series):
-        best = max(metrics, key=lambda m: m["val_acc"], default=None)  # first on ties, as RunInfo.best
+        best = best_row(metrics)
         acc = best["val_acc"] if best else None
         fig.add_trace(go.Bar(x=[name], y=[acc], name=name, marker_color=color(i), showlegend=False,
                              text=[text("plot.best.bar", lang, acc=acc, epoch=best["epoch"]) if best

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from lab.runs.store import RunInfo
+from lab.runs.view import RunInfo
 from lab.train.augment import augment_label, get_augment
 
 RUN_COLUMNS = ["id", "name", "owner", "tags", "status", "dataset", "spec", "params", "batch_size", "epochs",
@@ -50,6 +51,12 @@ def run_row(run: RunInfo) -> dict:
         "sweep": (cfg.get("sweep") or {}).get("name", ""),
         "created": _date(run.status.get("created")), "note": run.note,
     }
+
+
+def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """Run id -> its name, with the end of the id added where two runs share a name."""
+    counts = Counter(r.name for r in runs)
+    return {r.id: r.name if counts[r.name] == 1 else f"{r.name} ({r.id[-6:]})" for r in runs}
 
 
 def rows_to_csv(rows: Iterable[dict], columns: Sequence[str] = RUN_COLUMNS) -> str:

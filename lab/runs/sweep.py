@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from lab.runs.compare import run_row
-from lab.runs.store import RunInfo
+from lab.runs.view import RunInfo
 from lab.train.augment import augment_label, get_augment
 from lab.train.engine import ConfigError, TrainConfig
 

@@ -55,6 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lab.registry import Registry
+
 
 class AugmentError(ValueError):
     """An augmentation spec that cannot be used; the message says what is valid."""
@@ -168,7 +170,7 @@ def _checked(key: str, value: Any, default: Any) -> float | int:
 
 
 CUSTOM = "custom"  # augment_label of a config that matches no preset
-AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+AUGMENT_PRESETS: Registry[AugmentConfig] = Registry("augmentation preset", {
     "none": AugmentConfig(),
     # Keras ImageDataGenerator(rotation_range=15, width_shift_range=0.1,
     # height_shift_range=0.1, horizontal_flip=True), as in the common Keras CIFAR-10
@@ -181,25 +183,12 @@ AUGMENT_PRESETS: dict[str, AugmentConfig] = {
     "strong": AugmentConfig(crop_padding=4, hflip=0.5, cutout=8, cutmix=1.0),
     # Digits must not be flipped (a mirrored 3 is not a 3).
     "mnist_basic": AugmentConfig(rotation=10.0, shift=0.1, zoom=0.1),
-}
-
-
-def _norm_name(name: str) -> str:
-    return name.strip().lower().replace("-", "_").replace(" ", "_")
-
-
-def _preset(name: Any) -> AugmentConfig:
-    key = _norm_name(name) if isinstance(name, str) else None
-    if key not in AUGMENT_PRESETS:
-        raise AugmentError(
-            f"unknown augmentation preset {name!r}; valid presets: {', '.join(AUGMENT_PRESETS)}"
-        )
-    return AUGMENT_PRESETS[key]
+}, AugmentError)
 
 
 def _from_dict(spec: dict[str, Any]) -> AugmentConfig:
     overrides = dict(spec)
-    base = _preset(overrides.pop("preset")) if "preset" in overrides else AugmentConfig()
+    base = AUGMENT_PRESETS.lookup(overrides.pop("preset")) if "preset" in overrides else AugmentConfig()
     unknown = [k for k in overrides if k not in _DEFAULTS]
     if unknown:
         hints = difflib.get_close_matches(str(unknown[0]), _DEFAULTS, n=1)
@@ -214,7 +203,7 @@ def _from_dict(spec: dict[str, Any]) -> AugmentConfig:
 def get_augment(spec: str | dict[str, Any] | AugmentConfig | None) -> AugmentConfig:
     """Turn what a user, the CLI or a saved run holds into a validated config.
 
-    Accepts a preset name (case and '-'/'_' ignored), a JSON object string, a dict
+    Accepts a preset name (case, spaces, '-' and '_' ignored), a JSON object string, a dict
     (optionally ``{"preset": NAME, **overrides}``), a config, or None (no augmentation).
     """
     if spec is None:
@@ -229,7 +218,7 @@ def get_augment(spec: str | dict[str, Any] | AugmentConfig | None) -> AugmentCon
     if isinstance(spec, dict):
         return _from_dict(spec)
     if isinstance(spec, str):
-        return _preset(spec)
+        return AUGMENT_PRESETS.lookup(spec)
     raise AugmentError(
         "augmentation spec must be a preset name, a JSON object, a dict or an "
         f"AugmentConfig, got {type(spec).__name__}"

@@ -23,13 +23,13 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 
-from lab import settings
 from lab.data import Dataset, load_dataset
 from lab.model.budget import batch_that_fits, check_training_batch
 from lab.model.layers import SpecError
-from lab.model.spec import SpecNet, analyze, build_model, check_size, load_spec, summarize
+from lab.model.spec import SpecNet, analyze, build_model, check_size, eval_mode, load_spec, summarize
 from lab.train.augment import AugmentConfig, augment_batch, get_augment
 from lab.train.device import native_bf16, resolve_device
+from lab.train.ranges import setting_ranges
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -70,7 +70,7 @@ class TrainConfig:
     cuda_graph: bool = True  # replay the train step as one CUDA graph (CUDA only, not with compile)
     train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
     insight: bool = True  # record the feature-space probe and CAM samples at epoch 0 and every epoch (lab.insight)
-    probe_size: int = 1000  # probe images, a stratified sample of the val split (at most limits().max_probe_size)
+    probe_size: int = 1000  # probe images, a stratified sample of the val split (range: lab.train.ranges)
     probe_layer: str = ""  # layer whose output the probe records; "" = the input of the output layer
     name: str = ""
     owner: str = ""
@@ -94,22 +94,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values a run cannot use, with what to change."""
-        lim = settings.limits()
-        _check_int("epochs", self.epochs, 1, lim.max_epochs)
-        _check_int("batch_size", self.batch_size, 1, lim.max_batch_size)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
-        _check_int("train_limit", self.train_limit, 0, 10**9)
-        _check_int("probe_size", self.probe_size, 10, lim.max_probe_size)
+        for name, allowed in setting_ranges().items():
+            problem = allowed.problem(name, getattr(self, name))
+            if problem:
+                raise ConfigError(problem)
         for key in ("insight", "compile", "cuda_graph", "eval_flip"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         self._check_probe_layer()
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 100 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a number in (0, 100], got {self.lr!r}")
-        for key in ("weight_decay", "momentum", "label_smoothing"):
-            value = getattr(self, key)
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise ConfigError(f"{key} must be in [0, 1), got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -136,11 +128,6 @@ class TrainConfig:
                               f"use one of: {', '.join(names)}")
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high:,}, got {value!r}")
-
-
 class Callback:
     """Base listener: every hook is a no-op; override the ones you need."""
 
@@ -154,6 +141,12 @@ class Callback:
     def on_run_end(self, trainer: "Trainer", status: str, message: str) -> None: ...
 
 
+def best_row(metrics: Iterable[dict]) -> dict | None:
+    """The epoch's metrics row with the highest validation accuracy, the first one on ties: "the best
+    epoch" everywhere a run is shown, and the epoch whose weights are ``best.pt`` (RunRecorder)."""
+    return max(metrics, key=lambda m: m.get("val_acc", -1), default=None)
+
+
 @dataclass
 class RunResult:
     status: str  # finished | stopped | failed | diverged
@@ -162,7 +155,7 @@ class RunResult:
 
     @property
     def best(self) -> dict | None:
-        return max(self.history, key=lambda m: m["val_acc"], default=None)
+        return best_row(self.history)
 
 
 class Diverged(RuntimeError):
@@ -413,13 +406,11 @@ class Trainer:
         self.emit("on_epoch_end", metrics)
 
     def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """Mean loss and accuracy, in large batches under inference mode; restores train mode."""
+        """Mean loss and accuracy, in large batches under inference mode and eval mode (restored after)."""
         batch_size = self.eval_batch
-        was_training = self.model.training
-        self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode(), eval_mode(self.model), self.autocast():
             for i in range(0, len(y), batch_size):
                 x = self.normalize(self.prepare(x_uint8[i:i + batch_size]))
                 logits = self.forward(x).float()
@@ -428,7 +419,6 @@ class Trainer:
                 yb = y[i:i + batch_size]
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(1) == yb).sum()
-        self.model.train(was_training)
         return loss_sum.item() / len(y), correct.item() / len(y)
 
     def checkpoint(self) -> dict:
@@ -518,7 +508,6 @@ class RunRecorder(Callback):
 
     def __init__(self, store, run_id: str):
         self.store, self.run_id = store, run_id
-        self.best_acc = -1.0
 
     def on_run_start(self, trainer: Trainer) -> None:
         self.store.set_status(self.run_id, "running", started=time.time(), device=str(trainer.device),
@@ -530,8 +519,7 @@ class RunRecorder(Callback):
     def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
         """The checkpoint before the metrics row: a server killed between the two leaves no epoch on
         disk without its weights (a best.pt one epoch ahead of metrics.jsonl is harmless)."""
-        if metrics["val_acc"] > self.best_acc:
-            self.best_acc = metrics["val_acc"]
+        if best_row(trainer.history) is metrics:
             self.store.save_checkpoint(self.run_id, "best", trainer.checkpoint())
         self.store.append_metrics(self.run_id, metrics)
         self.store.set_status(self.run_id, "running", epoch=metrics["epoch"])
@@ -539,7 +527,7 @@ class RunRecorder(Callback):
     def on_run_end(self, trainer: Trainer, status: str, message: str) -> None:
         if trainer.model is not None:
             self.store.save_checkpoint(self.run_id, "last", trainer.checkpoint())
-        best = max(trainer.history, key=lambda m: m["val_acc"], default=None)
+        best = best_row(trainer.history)
         self.store.set_status(self.run_id, status, message, ended=time.time(),
                               best_val_acc=best and best["val_acc"], best_epoch=best and best["epoch"],
                               compile_seconds=trainer.compile_seconds, cuda_graph=trainer.graph_status)

@@ -26,7 +26,7 @@ from lab.classroom.exercise import Exercise, current_exercise
 from lab.export.code import pytorch_code, spec_json
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.model.presets import PRESETS, get_preset, get_preset_info
-from lab.model.spec import LayerRow, Summary, load_spec
+from lab.model.spec import LayerRow, Summary, parse_spec_json
 from lab.model.teach import explain
 from lab.plots.diagram import architecture_figure
 from lab.ui.i18n import language, t
@@ -124,34 +124,11 @@ def _start_empty() -> None:
 # ---------------------------------------------------------------- import
 
 
-def parse_spec_text(text: str) -> dict:
-    """A spec from pasted or uploaded JSON whose layers the editor can show.
-
-    Refuses anything but a JSON object (``load_spec`` would otherwise treat the
-    text as a server path or preset name) and any layer the registry cannot
-    normalise, naming the layer, so the editor never holds a layer it cannot draw.
-    """
-    if not text.strip().startswith("{"):
-        raise SpecError("paste a JSON object: it starts with '{' and has a 'layers' list")
-    spec = load_spec(text)
-    layers = spec.get("layers", [])
-    if not isinstance(layers, list):
-        raise SpecError("'layers' must be a list of layer objects")
-    normalised = []
-    for i, raw in enumerate(layers, start=1):
-        try:
-            normalised.append(normalize_layer(raw))
-        except SpecError as err:
-            kind = raw.get("type") if isinstance(raw, dict) else None
-            raise SpecError(err.reason, i, str(kind)) from None
-    return {**spec, "layers": normalised}
-
-
 def _import_json(text_key: str, file_key: str) -> None:
     upload = st.session_state.get(file_key)
     text = upload.getvalue().decode("utf-8", errors="replace") if upload else st.session_state.get(text_key, "")
     try:
-        spec = parse_spec_text(text)
+        spec = parse_spec_json(text)
     except SpecError as err:
         st.session_state["build.import_error"] = str(err)
         return

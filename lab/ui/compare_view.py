@@ -14,19 +14,16 @@ in session state across that rerun (``_flash``).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
-from lab.data import DatasetError
-from lab.insight.probe import recorded_epochs
-from lab.model.spec import SpecError
+from lab.classroom.exercise import check_run
 from lab.plots.compare import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
 from lab.runs.access import AccessDenied, may_change
-from lab.runs.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_row
-from lab.runs.store import LIVE_STATUSES, AnnotationError, RunInfo, RunNotFound
+from lab.runs.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_labels, run_row
+from lab.runs.store import LIVE_STATUSES, AnnotationError, RunNotFound
 from lab.runs.sweep import (
     SUMMARY_COLUMNS,
     default_sweep_name,
@@ -37,11 +34,21 @@ from lab.runs.sweep import (
     summarize_sweep,
     sweep_of,
 )
+from lab.runs.view import RunInfo
 from lab.train.augment import AUGMENT_PRESETS, augment_label, get_augment
 from lab.train.engine import OPTIMIZERS, ConfigError, TrainConfig
 from lab.ui.i18n import language, t
-from lab.ui.insight_view import cam_epochs, cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
-from lab.ui.state import draft, draft_summary, job_manager, status_label, visitor
+from lab.ui.insight_view import cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
+from lab.ui.state import (
+    annotate_run,
+    delete_run,
+    draft,
+    draft_summary,
+    job_manager,
+    list_runs,
+    status_label,
+    visitor,
+)
 from lab.ui.train_view import build_config
 
 POLL_SECONDS = 1.0
@@ -87,12 +94,6 @@ def _show_flash() -> None:
     kind, text = st.session_state.pop(FLASH_KEY, (None, ""))
     if kind:
         getattr(st, kind)(text)
-
-
-def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
-    """Run id -> its name, with the end of the id added where two runs share a name."""
-    counts = Counter(r.name for r in runs)
-    return {r.id: r.name if counts[r.name] == 1 else f"{r.name} ({r.id[-6:]})" for r in runs}
 
 
 def _table(rows: list[dict], columns: Sequence[str] = TABLE_ORDER) -> None:
@@ -149,13 +150,13 @@ def _insight_side_by_side(runs: list[RunInfo], labels: dict[str, str]) -> None:
 
     A fragment that polls while a t-SNE/UMAP map of these runs is still being made."""
     st.subheader(t("compare.insight"))
-    recorded = [r for r in runs if recorded_epochs(r.path)]
+    recorded = [r for r in runs if r.probe_epochs]
     if not recorded:
         st.caption(t("compare.insight.none"))
         return
     if len(recorded) < len(runs):
         st.caption(t("compare.insight.missing", runs=", ".join(labels[r.id] for r in runs if r not in recorded)))
-    polling = any(maps_pending(r.path, st.session_state.get(INSIGHT_METHOD_KEY, "pca")) for r in recorded)
+    polling = any(maps_pending(r.layout, st.session_state.get(INSIGHT_METHOD_KEY, "pca")) for r in recorded)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_insight_panel)(recorded, labels, polling)
 
 
@@ -164,7 +165,7 @@ def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -
     method_col, epoch_col, alpha_col = st.columns(3)
     with method_col:
         method = method_choice(INSIGHT_METHOD_KEY)
-    common = sorted(set.intersection(*(set(recorded_epochs(r.path)) for r in runs)))
+    common = sorted(set.intersection(*(set(r.probe_epochs) for r in runs)))
     epoch = common[-1]
     if len(common) > 1:
         epoch = epoch_col.select_slider(t("common.epoch"), common, value=common[-1], key="compare.insight.epoch",
@@ -175,17 +176,17 @@ def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -
             with column:
                 st.markdown(f"**{labels[run.id]}**")
                 feature_space(run, method, epoch, key=f"compare.insight.{run.id}")
-                if epoch in cam_epochs(run):
+                if epoch in run.cam_epochs:
                     cam_strip(run, epoch, alpha)
                 else:
                     st.caption(no_cams_reason(run))
-    if polling != any(maps_pending(r.path, method) for r in runs):
+    if polling != any(maps_pending(r.layout, method) for r in runs):
         st.rerun()  # a map started or landed: a full rerun redraws with the right polling
 
 
 def _save(run_id: str, name: str, tags: str, note: str) -> None:
     try:
-        job_manager().store.annotate(run_id, name=name, tags=tags.split(","), note=note, by=visitor())
+        annotate_run(run_id, name, tags.split(","), note)
     except (AnnotationError, RunNotFound, AccessDenied) as err:
         st.error(t("compare.not_saved", error=err))
         return
@@ -207,7 +208,7 @@ def _delete(run_id: str, label: str) -> None:
     st.session_state.pop(EDIT_KEY, None)
     st.session_state[SELECT_KEY] = [i for i in st.session_state.get(SELECT_KEY, []) if i != run_id]
     try:
-        job_manager().store.delete(run_id, by=visitor())
+        delete_run(run_id)
     except (RunNotFound, AccessDenied) as err:
         _flash("error", t("compare.not_deleted", error=err))
         return
@@ -299,13 +300,16 @@ def _sweep_values(d: dict) -> dict[str, list]:
 
 
 def _queue(configs: list[TrainConfig]) -> None:
-    """Submit every combination to the shared job queue, then show the new sweep."""
+    """Submit every combination to the shared job queue, then show the new sweep. A combination the
+    class's exercise does not allow stops the sweep before any run is queued."""
     queued = []
     try:
+        for config in configs:
+            check_run(config, visitor())
         with st.spinner(t("compare.sweep.queueing", count=len(configs))):
             for config in configs:
                 queued.append(job_manager().submit(config, by=visitor()))
-    except (ConfigError, SpecError, DatasetError) as err:
+    except ConfigError as err:
         done = " " + t("compare.sweep.partly_queued", queued=len(queued), total=len(configs)) if queued else ""
         st.error(t("compare.sweep.cannot_queue", error=err) + done)
         return
@@ -366,7 +370,7 @@ def _sweep_progress(runs: list[RunInfo]) -> bool:
 
 def _sweep_panel(sweep_id: str, polling: bool) -> None:
     """Body of the sweep fragment: progress, the summary table and its figure."""
-    runs = group_sweeps(job_manager().store.list()).get(sweep_id, [])
+    runs = group_sweeps(list_runs()).get(sweep_id, [])
     if not runs:
         st.warning(t("compare.sweep.all_deleted"))
         return
@@ -411,7 +415,7 @@ def render_compare_page() -> None:
     st.title(t("nav.compare"))
     st.caption(t("compare.caption"))
     _show_flash()
-    runs = job_manager().store.list()
+    runs = list_runs()
     runs_tab, sweep_tab = st.tabs([t("compare.tab.runs"), t("compare.tab.sweep")])
     with runs_tab:
         _runs_tab(runs)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -31,16 +30,16 @@ from lab.data.images import IMAGE_SUFFIXES
 from lab.insight.activations import LayerMaps, conv_feature_maps, filters_grid, first_conv, maps_grid
 from lab.insight.cam import CAM_METHODS, overlay
 from lab.insight.errors import InsightError
-from lab.insight.load import InputStats, checkpoint_choices, checkpoint_path, load_run_model
+from lab.insight.load import InputStats, load_run_model
 from lab.insight.tools import InputImage, MethodsAnswer, dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
 from lab.plots.images import display_scale, to_hwc, upscale
 from lab.plots.insight import confusion_figure, probability_figure
-from lab.runs.store import RunInfo
-from lab.ui.compare_view import run_labels
+from lab.runs.compare import run_labels
+from lab.runs.view import NoCheckpoint, RunInfo
 from lab.ui.export_view import render_exports
 from lab.ui.i18n import language, t
-from lab.ui.state import job_manager
+from lab.ui.state import job_manager, list_runs
 
 QUERY_KEY = "run"
 RUN_KEY, CHECKPOINT_KEY, SOURCE_KEY = "explain.run", "explain.checkpoint", "explain.source"
@@ -70,8 +69,8 @@ def _loaded(run_dir: str, checkpoint: str, stamp: int) -> LoadedModel:
     return LoadedModel(model, stats, threading.Lock())
 
 
-def _stamp(run_dir: Path, checkpoint: str) -> int:
-    return checkpoint_path(run_dir, checkpoint).stat().st_mtime_ns
+def _stamp(run: RunInfo, checkpoint: str) -> int:
+    return run.checkpoint(checkpoint).stat().st_mtime_ns
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
@@ -104,7 +103,7 @@ def _explained(run_dir: str, checkpoint: str, stamp: int, image_key: str, target
 
 def explainable_runs() -> list[RunInfo]:
     """Runs with at least one checkpoint (a run saves its first after epoch 0 or 1)."""
-    return [run for run in job_manager().store.list() if checkpoint_choices(run.path)]
+    return [run for run in list_runs() if run.checkpoints]
 
 
 def _sync_run_choice(ids: list[str]) -> None:
@@ -141,7 +140,7 @@ def _choose_run() -> tuple[RunInfo, str] | None:
     run_col, checkpoint_col = st.columns([3, 1])
     run = by_id[run_col.selectbox(t("explain.run"), list(by_id), format_func=labels.get, key=RUN_KEY)]
     st.query_params[QUERY_KEY] = run.id
-    choices = checkpoint_choices(run.path)
+    choices = run.checkpoints
     _keep_valid(CHECKPOINT_KEY, choices)
     checkpoint = checkpoint_col.selectbox(t("explain.checkpoint"), choices, key=CHECKPOINT_KEY,
                                           format_func=lambda c: _checkpoint_label(run, c),
@@ -275,10 +274,10 @@ def render_explain_page() -> None:
         return
     run, checkpoint = chosen
     try:
-        stamp = _stamp(run.path, checkpoint)
+        stamp = _stamp(run, checkpoint)
         with st.spinner(t("explain.loading")):
             loaded = _loaded(str(run.path), checkpoint, stamp)
-    except InsightError as err:
+    except (InsightError, NoCheckpoint) as err:
         st.error(t("explain.load_error", error=err))
         return
     with st.expander(t("explain.downloads"), icon=":material/download:"):

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from pathlib import Path
 
 import streamlit as st
 
 from lab.export.files import EXPORTS, export_file_name, export_run
-from lab.runs.store import RunInfo, open_run
+from lab.runs.store import open_run
+from lab.runs.view import RunInfo
 from lab.ui.i18n import t
 
 
-def _fresh_export(run_dir: str, what: str, checkpoint: str, data_dir) -> bytes:
+def _fresh_export(run_folder: str, what: str, checkpoint: str, data_dir) -> bytes:
     """The export, from the run folder as it is now (Streamlit calls this on click, off the script thread)."""
-    store, run_id = open_run(run_dir)
+    store, run_id = open_run(run_folder)
     return export_run(store.get(run_id), what, checkpoint, data_dir)
 
 
@@ -52,8 +52,9 @@ def render_exports(run: RunInfo, checkpoint: str, data_dir=None) -> None:
     _button(config_col, run, "config", checkpoint, data_dir, t("export.config"))
     _button(report_col, run, "report", checkpoint, data_dir, t("export.report", checkpoint=tag))
     best_col, last_col, onnx_col = st.columns(3)
+    written = run.checkpoints
     for column, which in ((best_col, "best"), (last_col, "last")):
-        missing = "" if (Path(run.path) / f"{which}.pt").exists() else t(f"export.no_weights.{which}")
+        missing = "" if which in written else t(f"export.no_weights.{which}")
         _button(column, run, "weights", which, data_dir, t("export.weights", checkpoint=_tag(which)), missing)
     onnx_missing = "" if importlib.util.find_spec("onnx") else t("export.no_onnx")
     _button(onnx_col, run, "onnx", checkpoint, data_dir, f"ONNX ({tag})", onnx_missing)

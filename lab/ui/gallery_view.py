@@ -13,7 +13,7 @@ from lab.classroom.exercise import LEADERBOARD_COLUMNS, current_exercise, leader
 from lab.runs.store import RunNotFound
 from lab.ui.compare_view import column_config, run_frame
 from lab.ui.i18n import t
-from lab.ui.state import job_manager
+from lab.ui.state import list_runs
 
 REFRESH_SECONDS = 5
 BEST_KEY = "class.best_per_student"
@@ -21,7 +21,7 @@ BEST_KEY = "class.best_per_student"
 
 def _board(best_per_student: bool) -> None:
     try:
-        rows = leaderboard(job_manager().store.list(), current_exercise(), best_per_student)
+        rows = leaderboard(list_runs(), current_exercise(), best_per_student)
     except RunNotFound:  # a run deleted while the folder was read: the next refresh is whole
         return
     if not rows:

@@ -1,7 +1,8 @@
 """A run's feature space and its CAM strip, as the Train and Compare pages draw them.
 
-Everything is read from the run folder (``probe/``, ``cams/``), so a live run, a
-finished one and one from before a restart look the same. PCA maps are made on the
+Everything is read from the run folder through its :class:`~lab.runs.store.RunInfo`
+and :class:`~lab.runs.layout.RunLayout`, so a live run, a finished one and one from
+before a restart look the same. PCA maps are made on the
 page thread (milliseconds); t-SNE and UMAP only by the server's one
 ``EmbeddingWorker``: until their maps land the page says "computing…" and polls.
 
@@ -23,10 +24,11 @@ from lab.data import DatasetError, load_dataset
 from lab.insight.cam import get_cam_method, overlay_samples
 from lab.insight.embed import HEAVY, METHODS, map_frames, mapped_epochs
 from lab.insight.errors import InsightError
-from lab.insight.probe import CAMS_DIR, load_cams, probe_summary, recorded_epochs
+from lab.insight.probe import load_cams
 from lab.plots.images import display_scale
 from lab.plots.insight import METHOD_TITLES, feature_space_figure, knn_figure, spread
-from lab.runs.store import RunInfo, read_json
+from lab.runs.layout import RunLayout
+from lab.runs.view import RunInfo
 from lab.ui.i18n import language, t
 from lab.ui.state import embedding_worker, job_manager, markdown_safe
 
@@ -35,52 +37,50 @@ CAM_SIDE = 96  # on-screen pixels of one CAM sample
 LATEST = "latest"
 
 
-def run_classes(run: RunInfo) -> list[str]:
-    """The class names the run was trained on (its dataset's, resolved when it started)."""
-    return list(run.config.get("resolved", {}).get("classes") or [])
-
-
-def maps_error(run_dir: Path, method: str) -> str | None:
+def maps_error(run: RunLayout, method: str) -> str | None:
     """The embedding worker's failure for this run and method, if its last try failed."""
-    return embedding_worker().errors.get((Path(run_dir).resolve(), method))
+    worker = embedding_worker()
+    return worker.errors.get(worker.key(run, method))
 
 
-def maps_pending(run_dir: Path, method: str) -> bool:
+def maps_pending(run: RunLayout, method: str) -> bool:
     """Whether a recorded epoch still waits for its t-SNE/UMAP map: the page polls until it lands."""
-    if method not in HEAVY or maps_error(run_dir, method):
+    if method not in HEAVY or maps_error(run, method):
         return False
-    return len(mapped_epochs(run_dir, method)) < len(recorded_epochs(run_dir))
+    return len(mapped_epochs(run, method)) < len(run.probe_epochs())
 
 
-def insight_stamp(run_dir: Path, method: str) -> tuple[int, int, int]:
+def insight_stamp(run: RunLayout, method: str) -> tuple[int, int, int]:
     """How many probe epochs, CAM epochs and (t-SNE/UMAP) maps a run has, in three globs: when
     it changes, a new epoch or map has landed and the pictures are worth drawing again."""
-    maps = len(mapped_epochs(run_dir, method)) if method in HEAVY else 0
-    return len(recorded_epochs(run_dir)), len(recorded_epochs(run_dir, CAMS_DIR)), maps
+    maps = len(mapped_epochs(run, method)) if method in HEAVY else 0
+    return len(run.probe_epochs()), len(run.cam_epochs()), maps
 
 
-def ready_epochs(run_dir: Path, method: str) -> list[int]:
+def ready_epochs(run: RunLayout, method: str) -> list[int]:
     """Recorded epochs whose map can be drawn now; asks the worker for the missing ones."""
-    recorded = recorded_epochs(run_dir)
+    recorded = run.probe_epochs()
     if method not in HEAVY:
         return recorded  # made on the spot by map_frames
-    ready = sorted(set(mapped_epochs(run_dir, method)) & set(recorded))
+    ready = sorted(set(mapped_epochs(run, method)) & set(recorded))
     worker = embedding_worker()
-    if len(ready) < len(recorded) and not maps_error(run_dir, method) and not worker.pending(run_dir, method):
-        worker.request(run_dir, method)
+    if len(ready) < len(recorded) and not maps_error(run, method) and not worker.pending(run, method):
+        worker.request(run, method)
     return ready
 
 
+# Cached figures are keyed by the run folder as text, which Streamlit hashes as it is.
+
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _map_figure(run_dir: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...],
+def _map_figure(run_folder: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...],
                 lang: str) -> go.Figure:
-    return feature_space_figure(map_frames(Path(run_dir), method, epochs), classes, method, lang=lang)
+    return feature_space_figure(map_frames(RunLayout(Path(run_folder)), method, epochs), classes, method, lang=lang)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _knn_figure(run_dir: str, epochs: tuple[int, ...], lang: str) -> go.Figure:
+def _knn_figure(run_folder: str, epochs: tuple[int, ...], lang: str, _run: RunInfo) -> go.Figure:
     """Keyed by the recorded epochs so it is rebuilt only when one more has landed."""
-    return knn_figure(probe_summary(Path(run_dir))["epochs"], lang=lang)
+    return knn_figure(_run.probe_index["epochs"], lang=lang)
 
 
 def method_choice(key: str) -> str:
@@ -100,24 +100,24 @@ def _computing(method: str, ready: int, recorded: int, error: str | None) -> Non
 def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str = "insight") -> None:
     """The probe's map, animated over every epoch (or at one ``epoch``); "computing…" for the
     epochs whose map the worker has not made yet (the caller polls while ``maps_pending``)."""
-    recorded = recorded_epochs(run.path)
+    recorded = run.probe_epochs
     if not recorded:
         st.caption(t("insight.no_probe"))
         return
-    ready = ready_epochs(run.path, method)
+    ready = ready_epochs(run.layout, method)
     shown = spread(ready) if epoch is None else [e for e in ready if e == epoch]
     if shown:
-        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run_classes(run)), language())
+        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run.classes), language())
         st.plotly_chart(figure, config=CHART_CONFIG, key=f"{key}.map")
     _computing(method, len(ready) if epoch is None else len(shown), len(recorded) if epoch is None else 1,
-               maps_error(run.path, method))
+               maps_error(run.layout, method))
 
 
 def knn_chart(run: RunInfo, key: str = "insight") -> None:
     """k-NN accuracy of the probe per epoch, with a line on what it means."""
-    recorded = recorded_epochs(run.path)
+    recorded = run.probe_epochs
     if recorded:
-        st.plotly_chart(_knn_figure(str(run.path), tuple(recorded), language()), config=CHART_CONFIG,
+        st.plotly_chart(_knn_figure(str(run.path), tuple(recorded), language(), run), config=CHART_CONFIG,
                         key=f"{key}.knn")
         st.caption(t("insight.knn"))
 
@@ -133,11 +133,11 @@ def _val_images(dataset: str, indices):
 def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
     """The CAM samples of one epoch (one val image per class, heatmap of its true class) on their images."""
     try:
-        cams = load_cams(run.path, epoch)
+        cams = load_cams(run.layout, epoch)
     except InsightError as err:
         st.caption(str(err))
         return
-    classes = run_classes(run)
+    classes = run.classes
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
     images = _val_images(run.config.get("dataset", ""), cams.indices)
     if images is None:
@@ -151,12 +151,6 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
     st.caption(t("insight.cam", method=get_cam_method(cams.method).title, layer=cams.layer, epoch=cams.epoch))
 
 
-def cam_epochs(run: RunInfo) -> list[int]:
-    """Epochs with CAM samples recorded, ascending."""
-    return recorded_epochs(run.path, CAMS_DIR)
-
-
 def no_cams_reason(run: RunInfo) -> str:
     """Why a run has no CAM samples: the recorder's note (e.g. no feature maps to explain), or none yet."""
-    note = (read_json(run.path / "probe" / "meta.json", {}) or {}).get("cam_note", "")
-    return markdown_safe(note or t("insight.no_cams"))
+    return markdown_safe(run.probe_meta.get("cam_note", "") or t("insight.no_cams"))

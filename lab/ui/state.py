@@ -1,10 +1,16 @@
-"""Per-session draft, and the server-wide job manager and embedding worker.
+"""Per-session draft, the server-wide job manager and embedding worker, and the runs as pages read them.
 
 The draft is what a user is working on: dataset, model spec, augmentation and
 training settings. It is a plain dict in ``st.session_state`` so it survives
 page switches and reruns and never leaks into another browser session. The
 job manager and the embedding worker are shared by everyone (``st.cache_resource``):
 runs are shared on disk, drafts are not.
+
+Pages read runs through :func:`list_runs` and :func:`shown_run` (a
+:class:`~lab.runs.store.RunInfo`: the same for a live, an ended and a pre-restart
+run), progress within an epoch through ``job_manager().state``, and change runs
+through :func:`annotate_run`, :func:`delete_run` and ``job_manager().stop`` as this
+session's :func:`visitor`.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from lab.jobs import JobManager
 from lab.model.layers import Shape
 from lab.model.presets import get_preset, get_preset_info
 from lab.model.spec import Summary, analyze
+from lab.runs import access
 from lab.runs.access import Visitor
+from lab.runs.layout import RunLayout
 from lab.runs.store import STATUSES
+from lab.runs.view import RunInfo
 from lab.ui.i18n import language, t
 
 DEFAULT_PRESET = "gap_cam"
@@ -147,3 +156,33 @@ def embedding_worker() -> EmbeddingWorker:
     worker = EmbeddingWorker()
     worker.warm_up()
     return worker
+
+
+def list_runs() -> list[RunInfo]:
+    """Every run of this server, newest first, as its folder is now."""
+    return job_manager().store.list()
+
+
+def shown_run(run_id: str) -> RunInfo:
+    """The run a page shows, read from its folder now; RunNotFound when there is none."""
+    return job_manager().store.get(run_id)
+
+
+def run_layout(run_id: str) -> RunLayout:
+    """Where a run's files are, without reading them: for what a live view polls every second."""
+    return job_manager().store.layout(run_id)
+
+
+def may_change_run(run_id: str) -> bool:
+    """Whether this session may stop, rename or delete the run (lab.runs.access)."""
+    return access.may_change(job_manager().store.read_status(run_id), visitor())
+
+
+def annotate_run(run_id: str, name: str, tags: list[str], note: str) -> dict:
+    """Rename, tag and annotate a run as this session; AnnotationError, RunNotFound or AccessDenied."""
+    return job_manager().store.annotate(run_id, name=name, tags=tags, note=note, by=visitor())
+
+
+def delete_run(run_id: str) -> None:
+    """Delete a run's folder as this session; RunNotFound or AccessDenied."""
+    job_manager().store.delete(run_id, by=visitor())

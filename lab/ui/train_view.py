@@ -21,25 +21,24 @@ The attached run id lives in session state (page switches) and in the URL as
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import streamlit as st
 
-from lab import settings
-from lab.classroom.exercise import current_exercise
-from lab.data import DatasetError
+from lab.classroom.exercise import check_run, current_exercise
 from lab.jobs import RunState
 from lab.model.spec import SpecError
 from lab.plots.training import batch_loss_figure, batch_loss_svg, epoch_figure
 from lab.runs import access
-from lab.runs.store import LIVE_STATUSES, RunInfo, RunNotFound
+from lab.runs.layout import RunLayout
+from lab.runs.store import LIVE_STATUSES, RunNotFound
+from lab.runs.view import RunInfo
 from lab.train.device import DEVICE_CHOICES
 from lab.train.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from lab.train.ranges import Range, setting_ranges
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import (
     LATEST,
-    cam_epochs,
     cam_strip,
     feature_space,
     insight_stamp,
@@ -48,7 +47,17 @@ from lab.ui.insight_view import (
     method_choice,
     no_cams_reason,
 )
-from lab.ui.state import draft, job_manager, owner, status_label, visitor
+from lab.ui.state import (
+    draft,
+    job_manager,
+    list_runs,
+    may_change_run,
+    owner,
+    run_layout,
+    shown_run,
+    status_label,
+    visitor,
+)
 
 POLL_SECONDS = 1.0
 RECENT_RUNS = 10
@@ -62,32 +71,32 @@ DEFAULTS = TrainConfig()  # the type and fallback value of every setting
 
 
 class Setting(NamedTuple):
-    """One TrainConfig field on the page: a number box, a select box (options) or a switch (bool default)."""
+    """One TrainConfig field on the page: a number box (allowed), a select box (options) or a switch
+    (bool default)."""
 
     label: str
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
+    allowed: Range | None = None  # a number box's min, max and step: what TrainConfig.validate accepts
     options: tuple[str, ...] = ()
     help: str = ""
 
 
 def _settings() -> dict[str, Setting]:
-    """The widgets in page order, labelled in the session's language; bounds mirror
-    ``TrainConfig.validate`` and this server's limits. Option values (adam, onecycle, auto) are
-    the config's own words in every language."""
-    lim = settings.limits()
+    """The widgets in page order, labelled in the session's language; number boxes take their bounds
+    from lab.train.ranges (this server's limits included), as validation does. Option values
+    (adam, onecycle, auto) are the config's own words in every language."""
+    ranges = setting_ranges()
     return {
-        "epochs": Setting(t("train.setting.epochs"), 1, lim.max_epochs, 1, help=t("train.setting.epochs.help")),
-        "batch_size": Setting(t("train.setting.batch_size"), 1, lim.max_batch_size, 16,
+        "epochs": Setting(t("train.setting.epochs"), ranges["epochs"], help=t("train.setting.epochs.help")),
+        "batch_size": Setting(t("train.setting.batch_size"), ranges["batch_size"],
                               help=t("train.setting.batch_size.help")),
-        "train_limit": Setting(t("train.setting.train_limit"), 0, None, 500, help=t("train.setting.train_limit.help")),
-        "seed": Setting(t("train.setting.seed"), 0, 2**31 - 1, 1, help=t("train.setting.seed.help")),
+        "train_limit": Setting(t("train.setting.train_limit"), ranges["train_limit"],
+                               help=t("train.setting.train_limit.help")),
+        "seed": Setting(t("train.setting.seed"), ranges["seed"], help=t("train.setting.seed.help")),
         "optimizer": Setting(t("train.setting.optimizer"), options=OPTIMIZERS),
-        "lr": Setting(t("train.setting.lr"), 0.0, None, 1e-4, help=t("train.setting.lr.help")),
+        "lr": Setting(t("train.setting.lr"), ranges["lr"], help=t("train.setting.lr.help")),
         "schedule": Setting(t("train.setting.schedule"), options=SCHEDULES, help=t("train.setting.schedule.help")),
-        "weight_decay": Setting(t("train.setting.weight_decay"), 0.0, 0.99, 1e-4),
-        "label_smoothing": Setting(t("train.setting.label_smoothing"), 0.0, 0.99, 0.05,
+        "weight_decay": Setting(t("train.setting.weight_decay"), ranges["weight_decay"]),
+        "label_smoothing": Setting(t("train.setting.label_smoothing"), ranges["label_smoothing"],
                                    help=t("train.setting.label_smoothing.help")),
         "device": Setting(t("train.setting.device"), options=DEVICE_CHOICES, help=t("train.setting.device.help")),
         "compile": Setting("torch.compile", help=t("train.setting.compile.help")),  # a function's name: not translated
@@ -103,16 +112,12 @@ def _widget_key(key: str) -> str:
 
 
 def _fit(key: str, value: object, setting: Setting) -> object:
-    """A draft value in the form its widget accepts: float fields as floats, numbers inside the bounds."""
-    default = getattr(DEFAULTS, key)
-    if isinstance(default, bool) or isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A draft value in the form its widget accepts: float fields as floats, numbers inside the bounds
+    (a value outside them is one validation refuses anyway)."""
+    if setting.allowed is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
-    value = type(default)(value)
-    if setting.low is not None:
-        value = max(value, type(value)(setting.low))
-    if setting.high is not None:
-        value = min(value, type(value)(setting.high))
-    return value
+    number = type(getattr(DEFAULTS, key))
+    return min(max(number(value), number(setting.allowed.low)), number(setting.allowed.high))
 
 
 def _sync_settings(train: dict, table: dict[str, Setting]) -> None:
@@ -140,10 +145,9 @@ def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
     elif isinstance(getattr(DEFAULTS, key), bool):
         st.toggle(setting.label, **common)
     else:
-        number = type(getattr(DEFAULTS, key))
-        st.number_input(setting.label, min_value=number(setting.low),
-                        max_value=None if setting.high is None else number(setting.high),
-                        step=number(setting.step), format="%g" if number is float else None, **common)
+        number, allowed = type(getattr(DEFAULTS, key)), setting.allowed
+        st.number_input(setting.label, min_value=number(allowed.low), max_value=number(allowed.high),
+                        step=number(allowed.step), format="%g" if number is float else None, **common)
 
 
 def _settings_form(train: dict) -> None:
@@ -191,11 +195,13 @@ def attached_run() -> str | None:
 
 
 def _start(d: dict, name: str) -> None:
-    """Submit the draft as a run and attach it; bad settings, specs or data become one error line."""
+    """Submit the draft as a run and attach it; settings out of range or outside the class's exercise
+    become one error line. The run's model and data are checked by its worker: a bad one ends it failed."""
     try:
-        with st.spinner(t("train.preparing")):
-            run_id = job_manager().submit(build_config(d, name), by=visitor())
-    except (ConfigError, SpecError, DatasetError) as err:
+        config = build_config(d, name)
+        check_run(config, visitor())
+        run_id = job_manager().submit(config, by=visitor())
+    except (ConfigError, SpecError) as err:
         st.error(t("train.cannot_start", error=err))
         return
     st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
@@ -227,7 +233,7 @@ def progress_text(state: RunState) -> str:
 
 def outcome_text(state: RunState) -> str:
     """What a run that has ended achieved: status, best validation accuracy and its epoch, the message."""
-    best = max(state.metrics, key=lambda m: m["val_acc"], default=None)
+    best = state.best
     result = (t("train.outcome.best", acc=best["val_acc"], epoch=best["epoch"], epochs=state.epochs)
               if best else t("train.outcome.none"))
     message = f" — {state.message}" if state.message else ""  # the engine's words (English)
@@ -266,7 +272,7 @@ def _insight(run: RunInfo) -> None:
     with knn_col:
         knn_chart(run, INSIGHT_KEY)
     st.subheader(t("common.where_it_looks"))
-    epochs = cam_epochs(run)
+    epochs = run.cam_epochs
     if not epochs:
         st.caption(no_cams_reason(run))
         return
@@ -284,12 +290,12 @@ def _method() -> str:
 
 def _stamp(run_id: str) -> tuple:
     """What the full-rerun pictures were drawn from: epochs ended, and the insight files landed."""
-    return len(job_manager().state(run_id).metrics), insight_stamp(job_manager().store.path(run_id), _method())
+    return len(job_manager().state(run_id).metrics), insight_stamp(run_layout(run_id), _method())
 
 
-def _should_poll(state: RunState, run_dir: Path) -> bool:
+def _should_poll(state: RunState, run: RunLayout) -> bool:
     """Poll while the run is live or one of its maps is still being made in the background."""
-    return state.live or maps_pending(run_dir, _method())
+    return state.live or maps_pending(run, _method())
 
 
 def _stop(run_id: str) -> None:
@@ -310,7 +316,7 @@ def _run_panel(run_id: str, polling: bool) -> None:
     if state.live:
         bar, stop = st.columns([5, 1], vertical_alignment="bottom")
         bar.progress(state.progress, text=progress_text(state))
-        if access.may_change(job_manager().store.read_status(run_id), visitor()):
+        if may_change_run(run_id):
             stop.button(t("train.stop"), key=f"stop-{run_id}", on_click=_stop, args=(run_id,),
                         help=t("train.stop.help"))
         else:
@@ -318,7 +324,7 @@ def _run_panel(run_id: str, polling: bool) -> None:
     else:
         OUTCOME_ELEMENT.get(state.status, st.error)(outcome_text(state))
     _batch_loss(state)
-    if polling != _should_poll(state, job_manager().store.path(run_id)) or _stamp(run_id) != st.session_state.get(DRAWN_KEY):
+    if polling != _should_poll(state, run_layout(run_id)) or _stamp(run_id) != st.session_state.get(DRAWN_KEY):
         st.rerun()  # the run ended, a map started, or an epoch or map landed: redraw the whole page
 
 
@@ -326,13 +332,13 @@ def _attached_view(run_id: str) -> None:
     """The attached run, polled once a second only while it is live or its maps are being made,
     and its feature space and CAM strip as of this (full) run of the page."""
     try:
-        run = job_manager().store.get(run_id)
+        run = shown_run(run_id)
     except RunNotFound:
         st.warning(t("train.no_such_run", run=run_id))
         attach(None)
         return
     state = job_manager().state(run_id)
-    polling = _should_poll(state, run.path)
+    polling = _should_poll(state, run.layout)
     st.session_state[DRAWN_KEY] = _stamp(run_id)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
     _epoch_charts(state)
@@ -366,7 +372,7 @@ def render_train_page() -> None:
     st.title(t("nav.train"))
     st.caption(t("train.caption"))
     _settings_form(d["train"])
-    runs = job_manager().store.list()
+    runs = list_runs()
     name_col, start_col = st.columns([4, 1], vertical_alignment="bottom")
     name = name_col.text_input(t("train.run_name"), key=NAME_KEY, placeholder=default_name(d, runs)).strip()
     try:
@@ -377,7 +383,7 @@ def render_train_page() -> None:
         st.error(t("train.fix_first", problem=problem))
     if start_col.button(t("train.start"), type="primary", disabled=problem is not None):
         _start(d, name or default_name(d, runs))
-        runs = job_manager().store.list()
+        runs = list_runs()
     current = attached_run()
     if current:
         _attached_view(current)

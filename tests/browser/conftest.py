@@ -1,8 +1,8 @@
 """A real server and a real browser for the main flows: `streamlit run app.py` + Debian's chromium.
 
-The server runs in a subprocess with its own runs and data dirs; chromium is
-driven by Playwright. Without /usr/bin/chromium every browser test is skipped
-(CI installs it).
+The server runs in a subprocess with its own runs and data dirs; chromium is driven by
+Playwright (both from tests/support/browser.py). Without /usr/bin/chromium every browser
+test fails, saying what to install (.ci/run installs it).
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from lab.bench.live_ui import CHROMIUM, CHROMIUM_ARGS, Server
+from support.browser import headless_chromium, served_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-START_S = 90  # a guard for a slow, busy machine; the server is usually up in seconds
 
 
 @pytest.fixture(scope="session")
@@ -28,25 +26,14 @@ def server_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_url(server_dir) -> Iterator[str]:
     """The lab served on a free port with empty runs and data dirs; stopped after the session."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests need it")
-    try:
-        server = Server(server_dir, start_s=START_S)
-    except RuntimeError:
-        pytest.fail(f"streamlit did not come up:\n{(server_dir / 'streamlit.log').read_text()[-3000:]}")
-    try:
+    with served_lab(server_dir) as server:
         yield server.url
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")
 def browser(app_url):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""The range of every numeric training setting, written once.
+
+``TrainConfig.validate`` refuses a value outside it, and the Train page's number
+boxes take their min, max and step from it: the page never offers a value a run
+refuses, nor clips a shared draft's value a run accepts (the two had drifted:
+weight decay ``< 1`` in one, ``<= 0.99`` in the other). The server's limits
+(lab.settings) are the upper bounds where they apply, so the table is made on
+each call, as the limits are read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lab import settings
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one setting takes: ``low`` to ``high`` inclusive, ``low`` itself excluded when
+    ``low_open`` (a number box cannot show that: it offers ``low`` and validation names the range).
+    Whole-number settings have int bounds, the others float ones."""
+
+    low: int | float
+    high: int | float
+    step: int | float  # the Train page's +/- increment
+    low_open: bool = False
+
+    @property
+    def whole(self) -> bool:
+        return isinstance(self.low, int)
+
+    def problem(self, name: str, value: Any) -> str:
+        """'' when ``value`` is in the range, else what to change, naming the setting and the range."""
+        if self.whole:
+            if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+                return f"{name} must be a whole number from {self.low} to {self.high:,}, got {value!r}"
+            return ""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if number and (value > self.low if self.low_open else value >= self.low) and value <= self.high:
+            return ""
+        return f"{name} must be a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}], got {value!r}"
+
+
+def setting_ranges() -> dict[str, Range]:
+    """Every numeric TrainConfig setting's range, with this server's limits as of now."""
+    lim = settings.limits()
+    return {
+        "epochs": Range(1, lim.max_epochs, 1),
+        "batch_size": Range(1, lim.max_batch_size, 16),
+        "train_limit": Range(0, 10**9, 500),  # 0 = every training image
+        "seed": Range(0, 2**31 - 1, 1),
+        "probe_size": Range(10, lim.max_probe_size, 100),
+        "lr": Range(0.0, 100.0, 1e-4, low_open=True),
+        "momentum": Range(0.0, 0.99, 0.01),
+        "weight_decay": Range(0.0, 0.99, 1e-4),
+        "label_smoothing": Range(0.0, 0.99, 0.05),
+    }
