@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_jobs import TINY, WAIT_S, Gate
+from support.jobs import TINY, WAIT_S, Gate
 
 from lab.jobs import JobManager
 from lab.runs.access import AccessDenied, Visitor, is_teacher_password, may_change

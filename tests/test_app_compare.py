@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_sweep import fake_run
+from support.runs import fake_run
 
 from lab.runs.access import Visitor
 from lab.runs.compare import run_labels

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.files import zip_bytes
-from test_data import _classes_zip
+from support.apptest import switch_page
+from support.files import classes_zip, zip_bytes
 
 from lab.data import list_datasets, load_dataset
 from lab.model.presets import get_preset
@@ -23,12 +23,6 @@ def app(isolated_lab) -> AppTest:
     """The app on its Home page, in the isolated lab (tests/conftest.py)."""
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
-    return at
-
-
-def page(at: AppTest, path: str) -> AppTest:
-    at.switch_page(path).run()
-    assert not at.exception, at.exception
     return at
 
 
@@ -58,15 +52,15 @@ def test_home_shows_guide_datasets_and_quick_starts(app):
 
 
 def test_quick_start_sets_the_draft_and_the_build_page_follows(app):
-    page(app, "app_pages/build.py")  # the editor's widgets now exist for the default preset
-    page(app, "app_pages/home.py")
+    switch_page(app, "app_pages/build.py")  # the editor's widgets now exist for the default preset
+    switch_page(app, "app_pages/home.py")
     app.button(key="home.quick.0").click().run()
     draft = app.session_state["draft"]
     assert draft["preset"] == "fashion_cnn" and draft["spec"]["name"] == "fashion_cnn"
     assert draft["dataset"] in ("fashion-mnist", "digits", "shapes")
     assert draft["augment"] == {"preset": "none"}
     assert "fashion_cnn" in app.success[0].value
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     table = app.dataframe[0].value
     assert list(table["type"])[:3] == ["conv2d", "maxpool2d", "conv2d"]
     assert app.number_input(key=widget_key(app, ".0.filters")).value == 32
@@ -85,7 +79,7 @@ def test_quick_start_for_cifar_uses_keras_basic(app):
 
 @pytest.mark.parametrize("name", ["shapes", "digits"])
 def test_data_page_shows_examples_and_balance(app, name):
-    page(app, "app_pages/data.py")
+    switch_page(app, "app_pages/data.py")
     app.selectbox(key="data.pick").select(name).run()
     assert not app.exception
     assert app.session_state["draft"]["dataset"] == name
@@ -103,11 +97,11 @@ def _import_upload(at: AppTest, name: str, content: bytes) -> AppTest:
 
 
 def test_two_students_upload_the_same_file_name_and_each_trains_on_their_own(app, tmp_path):
-    page(app, "app_pages/data.py")
-    _import_upload(app, "flowers.zip", zip_bytes(_classes_zip(n=3)))
+    switch_page(app, "app_pages/data.py")
+    _import_upload(app, "flowers.zip", zip_bytes(classes_zip(n=3)))
     app.button(key="data.use_import").click().run()
-    classmate = page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/data.py")
-    _import_upload(classmate, "flowers.zip", zip_bytes(_classes_zip(n=5)))
+    classmate = switch_page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/data.py")
+    _import_upload(classmate, "flowers.zip", zip_bytes(classes_zip(n=5)))
     classmate.button(key="data.use_import").click().run()
     mine, theirs = app.session_state["draft"]["dataset"], classmate.session_state["draft"]["dataset"]
     assert mine != theirs
@@ -117,7 +111,7 @@ def test_two_students_upload_the_same_file_name_and_each_trains_on_their_own(app
 
 
 def test_a_file_that_is_not_a_zip_is_one_error_line(app):
-    page(app, "app_pages/data.py")
+    switch_page(app, "app_pages/data.py")
     _import_upload(app, "photos.zip", b"these are not the bytes of a zip")
     assert len(app.error) == 1 and "Import failed" in app.error[0].value and "zip" in app.error[0].value
     assert app.session_state["draft"]["dataset"] == "shapes"
@@ -127,7 +121,7 @@ def test_unavailable_dataset_shows_how_to_get_it_and_keeps_the_draft(app):
     missing = [i for i in list_datasets() if not i.available]
     if not missing:
         pytest.skip("every dataset is available on this machine")
-    page(app, "app_pages/data.py")
+    switch_page(app, "app_pages/data.py")
     app.selectbox(key="data.pick").select(missing[0].name).run()
     assert not app.exception and not app.error
     assert app.session_state["draft"]["dataset"] == "shapes"
@@ -138,7 +132,7 @@ def test_unavailable_dataset_shows_how_to_get_it_and_keeps_the_draft(app):
 
 
 def test_build_page_follows_a_preset_picked_with_the_widget(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     default_total = metric(app, "Parameters")
     app.selectbox(key="build.preset").select("fashion_cnn")
     app.button(key="build.load_preset").click().run()
@@ -150,7 +144,7 @@ def test_build_page_follows_a_preset_picked_with_the_widget(app):
 
 
 def test_adding_a_layer_grows_the_table(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     rows = len(app.dataframe[0].value)
     app.selectbox(key="build.add_type").select("dense")  # appended after the old output layer
     app.button(key="build.add").click().run()
@@ -161,7 +155,7 @@ def test_adding_a_layer_grows_the_table(app):
 
 
 def test_editing_a_value_updates_table_and_totals(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.number_input(key=widget_key(app, ".0.filters")).set_value(16).run()
     first = app.dataframe[0].value.iloc[0]
     assert first["output shape"] == "16x32x32" and first["params"] == 3 * 9 * 16 + 16
@@ -170,7 +164,7 @@ def test_editing_a_value_updates_table_and_totals(app):
 
 
 def test_pooling_too_far_shows_the_error_at_that_layer(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.number_input(key=widget_key(app, ".2.size")).set_value(40).run()  # layer 3: maxpool on 32x32
     assert not app.exception
     inline = expander(app, 3).error
@@ -181,7 +175,7 @@ def test_pooling_too_far_shows_the_error_at_that_layer(app):
 
 
 def test_dense_before_flatten_is_named_at_its_layer(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.selectbox(key=widget_key(app, ".0.newtype")).select("dense")
     app.button(key=widget_key(app, ".0.insert")).click().run()
     assert app.session_state["draft"]["spec"]["layers"][1]["type"] == "dense"
@@ -190,7 +184,7 @@ def test_dense_before_flatten_is_named_at_its_layer(app):
 
 
 def test_moves_and_deletes_keep_each_layers_values(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.number_input(key=widget_key(app, ".0.filters")).set_value(12).run()
     app.number_input(key=widget_key(app, ".3.filters")).set_value(40).run()  # layer 4, the second conv
     app.button(key=widget_key(app, ".0.down")).click().run()  # conv1 <-> batchnorm
@@ -208,7 +202,7 @@ def test_moves_and_deletes_keep_each_layers_values(app):
 
 def test_a_layer_the_registry_refuses_can_still_be_seen_and_deleted(app):
     """A draft from elsewhere (an old run, a hand-edited session) may hold anything."""
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.session_state["draft"]["spec"] = {"name": "odd", "layers": [
         {"type": "warp"}, {"type": "dropout", "rate": 1.0}, {"type": "conv2d", "filters": "many"}]}
     app.run()
@@ -222,7 +216,7 @@ def test_a_layer_the_registry_refuses_can_still_be_seen_and_deleted(app):
 
 
 def test_invalid_json_import_shows_a_message(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     before = app.session_state["draft"]["spec"]
     app.text_area(key="build.json_text").input('{"layers": [').run()
     app.button(key="build.load_json").click().run()
@@ -232,14 +226,14 @@ def test_invalid_json_import_shows_a_message(app):
 
 
 def test_json_import_with_a_bad_layer_names_it(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.text_area(key="build.json_text").input('{"layers": [{"type": "conv2d"}, {"type": "warp"}]}').run()
     app.button(key="build.load_json").click().run()
     assert any("layer 2" in e.value and "unknown layer type" in e.value for e in app.error)
 
 
 def test_json_import_replaces_the_layers(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     text = '{"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"}]}'
     app.text_area(key="build.json_text").input(text).run()
     app.button(key="build.load_json").click().run()
@@ -248,7 +242,7 @@ def test_json_import_replaces_the_layers(app):
 
 
 def test_export_buttons_and_code_preview(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     assert len(app.get("download_button")) == 2
     app.toggle(key="build.show_code").set_value(True).run()
     assert "class Net(nn.Module)" in app.code[0].value
@@ -261,7 +255,7 @@ def arithmetic(at: AppTest) -> str:
 
 
 def test_selecting_a_layer_shows_its_arithmetic(app):
-    page(app, "app_pages/build.py")  # gap_cam on 'shapes': 3x32x32 images
+    switch_page(app, "app_pages/build.py")  # gap_cam on 'shapes': 3x32x32 images
     assert app.selectbox(key="build.explain").value == "conv2d_1"
     assert "3*3*3*32 + 32 = 896" in arithmetic(app) and "Weight sharing" in arithmetic(app)
     app.selectbox(key="build.explain").select("maxpool2d_1").run()
@@ -273,7 +267,7 @@ def test_selecting_a_layer_shows_its_arithmetic(app):
 
 
 def test_arithmetic_survives_deleting_the_explained_layer(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     app.selectbox(key="build.explain").select("conv2d_3").run()
     app.button(key=widget_key(app, ".6.del")).click().run()  # layer 7, the third conv
     assert not app.exception
@@ -283,7 +277,7 @@ def test_arithmetic_survives_deleting_the_explained_layer(app):
 
 
 def test_activation_memory_and_macs_follow_the_drafts_batch_size(app):
-    page(app, "app_pages/build.py")
+    switch_page(app, "app_pages/build.py")
     summary = summarize(app.session_state["draft"]["spec"], (3, 32, 32), 8)
     assert metric(app, "Activation memory (batch 64)") == f"{summary.activation_bytes(64) / 1e6:,.1f} MB"
     table = app.dataframe[0].value

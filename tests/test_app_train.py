@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import time
 from functools import partial
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.apptest import charts
+from support.apptest import WAIT_S, button, charts, ok, page, tiny_draft
 
-from lab.insight.embed import EmbeddingWorker
+from lab.insight.worker import EmbeddingWorker
 from lab.jobs import RunState
 from lab.runs.layout import RunLayout
 from lab.train.augment import AUGMENT_PRESETS
@@ -20,40 +19,10 @@ from lab.ui import state
 from lab.ui.state import default_draft, embedding_worker, job_manager
 from lab.ui.train_view import outcome_text, progress_text
 
-PAGES = Path(__file__).resolve().parent.parent / "app_pages"
-TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
-                                   {"type": "dense", "units": 10}]}
-WAIT_S = 90  # a guard against hanging, never a measure of speed
 MAP_WAIT_S = 300  # likewise; t-SNE in the worker's child process shares a busy machine
 
 
 pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
-
-
-def page(name: str, draft: dict | None = None, owner: str = "", **query) -> AppTest:
-    """A page run once in a new session, with an optional draft, user name and URL query."""
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=WAIT_S)
-    if draft is not None:
-        at.session_state["draft"] = draft
-    if owner:
-        at.session_state["owner"] = owner
-    at.query_params.update(query)
-    return at.run()
-
-
-def tiny_draft(**train) -> dict:
-    d = default_draft()
-    d.update(dataset="digits", spec=TINY, augment={"preset": "none"})
-    d["train"].update({"epochs": 1, "batch_size": 128, "lr": 3e-3, "device": "cpu", **train})
-    return d
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 # ---------------------------------------------------------------- Augment
@@ -61,7 +30,7 @@ def button(at: AppTest, label: str):
 
 def test_augment_page_shows_switches_and_the_preview_grid():
     at = page("augment")
-    no_exception(at)
+    ok(at)
     assert len(at.toggle) == 11  # every AugmentConfig key but mix_prob, which the mixing share slider sets
     assert len(at.image) == 5  # the originals and 4 random draws
     assert all(len(img.value) == 6 for img in at.image)
@@ -71,7 +40,7 @@ def test_augment_page_shows_switches_and_the_preview_grid():
 def test_a_preset_sets_the_switches_and_the_draft():
     at = page("augment")
     at.selectbox(key="aug.preset").select("cifar_standard").run()
-    no_exception(at)
+    ok(at)
     on = {t.key.removeprefix("aug.on."): t.value for t in at.toggle}
     expected = {k: v > 0 for k, v in AUGMENT_PRESETS["cifar_standard"].to_dict().items() if k != "mix_prob"}
     assert on == expected
@@ -81,7 +50,7 @@ def test_a_preset_sets_the_switches_and_the_draft():
 def test_changing_a_setting_makes_the_draft_custom_and_keeps_only_changed_keys():
     at = page("augment")
     at.toggle(key="aug.on.rotation").set_value(True).run()
-    no_exception(at)
+    ok(at)
     assert at.session_state["draft"]["augment"] == {"rotation": 15.0}
     assert at.selectbox(key="aug.preset").value == "custom"
     at.toggle(key="aug.on.rotation").set_value(False).run()
@@ -93,7 +62,7 @@ def test_mixup_shows_the_mixed_labels_under_the_preview():
     originals, *draws = at.image
     assert all(not c for img in draws for c in img.captions)  # no mixing: no label under the draws
     at.toggle(key="aug.on.mixup").set_value(True).run()
-    no_exception(at)
+    ok(at)
     originals, *draws = at.image
     captions = [c for img in draws for c in img.captions]
     assert len(captions) == 24 and any(" / " in c for c in captions)  # e.g. "circle 0.62 / star 0.38"
@@ -104,7 +73,7 @@ def test_redraw_changes_the_preview():
     at = page("augment", draft={**default_draft(), "augment": {"preset": "strong"}})
     before = [img.value for img in at.image[1:]]
     button(at, "Redraw").click().run()
-    no_exception(at)
+    ok(at)
     assert at.session_state["aug.seed"] == 1
     assert [img.value for img in at.image[1:]] != before
 
@@ -123,7 +92,7 @@ def wait_for_outcome(at: AppTest) -> AppTest:
 
 def test_train_page_renders_the_default_draft():
     at = page("train")
-    no_exception(at)
+    ok(at)
     assert at.number_input(key="train.epochs").value == default_draft()["train"]["epochs"]
     assert at.selectbox(key="train.optimizer").value == default_draft()["train"]["optimizer"]
     assert not button(at, "Start training").disabled
@@ -133,11 +102,11 @@ def test_train_page_renders_the_default_draft():
 def test_start_trains_to_a_finished_run_with_curves_and_a_recent_row():
     at = page("train", draft=tiny_draft(), owner="kim")
     button(at, "Start training").click().run()
-    no_exception(at)
+    ok(at)
     run_id = at.query_params["run"]
     assert at.session_state["train.my_runs"] == [run_id]
     at = wait_for_outcome(at)
-    no_exception(at)
+    ok(at)
     assert "Finished" in at.success[0].value and "best validation accuracy" in at.success[0].value
     assert at.subheader[0].value == "Run tiny-digits-1"
     state = job_manager().state(run_id)
@@ -158,7 +127,7 @@ def test_a_live_run_draws_its_batch_loss_as_an_svg_and_an_ended_one_as_a_chart()
         while not job_manager().state(run_id).batch_losses and time.monotonic() < deadline:
             time.sleep(0.2)
         at.run()
-        no_exception(at)
+        ok(at)
         assert job_manager().state(run_id).live
         svgs = [url for image in at.image for url in image.value if url.startswith("data:image/svg+xml")]
         assert len(svgs) == 1 and "Training loss per batch" in base64.b64decode(svgs[0].split(",", 1)[1]).decode()
@@ -176,7 +145,7 @@ def test_a_reload_reattaches_the_run_from_the_url():
     run_id = first.query_params["run"]
     job_manager().wait(run_id, WAIT_S)
     reloaded = page("train", run=run_id)  # a new session: only the URL knows the run
-    no_exception(reloaded)
+    ok(reloaded)
     assert reloaded.session_state["train.current"] == run_id
     assert "Finished" in reloaded.success[0].value
 
@@ -189,20 +158,20 @@ def test_open_in_recent_runs_attaches_that_run():
     fresh = page("train")
     assert "run" not in fresh.query_params and not fresh.success
     fresh.button(key=f"open-{run_id}").click().run()
-    no_exception(fresh)
+    ok(fresh)
     assert fresh.query_params["run"] == run_id and "Finished" in fresh.success[0].value
 
 
 @pytest.mark.parametrize("run_id", ["20990101-000000-abcdef", "../../etc", "/etc/passwd", ".."])
 def test_an_unknown_run_in_the_url_is_a_warning_not_a_crash(run_id):
     at = page("train", run=run_id)  # a typo, or a path someone hopes the page will read
-    no_exception(at)
+    ok(at)
     assert "no run" in at.warning[0].value and "run" not in at.query_params
 
 
 def test_an_out_of_range_setting_is_an_error_and_blocks_start():
     at = page("train", draft=tiny_draft(lr=0.0))
-    no_exception(at)
+    ok(at)
     assert "lr must be" in at.error[0].value
     assert button(at, "Start training").disabled
 
@@ -212,18 +181,18 @@ def test_an_invalid_spec_ends_its_run_failed_with_the_reason():
     bad["spec"] = {"name": "bad", "layers": [{"type": "conv2d", "filters": 0}]}
     at = page("train", draft=bad)
     button(at, "Start training").click().run()  # the worker builds the model, not the page
-    no_exception(at)
+    ok(at)
     run_id = at.query_params["run"]
     assert job_manager().wait(run_id, WAIT_S).status == "failed"
     at.run()
-    no_exception(at)
+    ok(at)
     assert "Failed" in at.error[0].value and "filters must be at least 1" in at.error[0].value
 
 
 def test_every_number_box_takes_its_bounds_from_the_settings_table(monkeypatch):
     monkeypatch.setenv("LAB_MAX_EPOCHS", "7")  # a server's limit is the bound where one applies
     at = page("train")
-    no_exception(at)
+    ok(at)
     ranges = setting_ranges()
     boxes = {box.key.removeprefix("train."): box for box in at.number_input}
     assert set(boxes) == {"epochs", "batch_size", "train_limit", "seed", "lr", "weight_decay", "label_smoothing"}
@@ -236,7 +205,7 @@ def test_a_setting_changed_on_the_page_goes_into_the_draft():
     at = page("train", draft=tiny_draft())
     at.number_input(key="train.epochs").set_value(3).run()
     at.selectbox(key="train.schedule").select("cosine").run()
-    no_exception(at)
+    ok(at)
     assert at.session_state["draft"]["train"]["epochs"] == 3
     assert at.session_state["draft"]["train"]["schedule"] == "cosine"
 
@@ -244,7 +213,7 @@ def test_a_setting_changed_on_the_page_goes_into_the_draft():
 def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, copy_gap_cam_run):
     run_id = copy_gap_cam_run(tmp_path / "runs")
     at = page("train", run=run_id)
-    no_exception(at)
+    ok(at)
     assert [s.value for s in at.subheader][1:3] == ["Feature space", "Where it looks"]
     figures = charts(at)
     space = figures["Feature space (PCA)"]
@@ -254,7 +223,7 @@ def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, copy_gap_cam
     assert len(strip.captions) == 8 and all(" → " in c for c in strip.captions)
     assert any("epoch 3:" in c.value for c in at.caption)
     at.slider(key="train.insight.alpha").set_value(0.9).run()
-    assert no_exception(at) is None and at.image[0].value != strip.value  # more heatmap, other pictures
+    assert ok(at).image[0].value != strip.value  # more heatmap, other pictures
     at.selectbox(key="train.insight.cam_epoch").set_value(0).run()
     assert any("epoch 0:" in c.value for c in at.caption)
 
@@ -269,14 +238,14 @@ def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_
         run.probe(epoch).unlink()
     at = page("train", run=run_id)
     at.radio(key="train.insight.method").set_value("tsne").run()
-    no_exception(at)
+    ok(at)
     assert any(c.value.startswith("computing… the t-SNE maps") for c in at.caption)
     assert embedding_worker().pending(run, "tsne")  # asked for, not waited for
     deadline = time.monotonic() + MAP_WAIT_S
     while any(c.value.startswith("computing…") for c in at.caption) and time.monotonic() < deadline:
         time.sleep(0.5)
         at.run()  # as the fragment polls; epochs already made are drawn meanwhile
-    no_exception(at)
+    ok(at)
     assert [f["name"] for f in charts(at)["Feature space (t-SNE)"]["frames"]] == ["0", "1"]
 
 

@@ -12,18 +12,8 @@ import math
 import pytest
 import torch
 
-from lab.train.augment import (
-    AUGMENT_PRESETS,
-    AUGMENT_RANGES,
-    AugmentConfig,
-    AugmentError,
-    affine_warp,
-    augment_batch,
-    augment_label,
-    get_augment,
-    preview,
-    random_crop,
-)
+from lab.train.augment import AUGMENT_PRESETS, AUGMENT_RANGES, AugmentConfig, AugmentError, augment_label, get_augment
+from lab.train.augment_ops import affine_warp, augment_batch, preview, random_crop
 
 # One typical "on" setting per key; mix_prob needs a mix to act on.
 KEY_EXAMPLES: dict[str, dict] = {

@@ -13,19 +13,11 @@ from PIL import Image
 
 from lab.cli import main
 from lab.data import load_dataset
-from lab.insight.cam import (
-    CAM_METHODS,
-    COLORMAPS,
-    colorize,
-    explain,
-    get_cam_method,
-    overlay,
-    pointing_hits,
-    resolve_targets,
-)
+from lab.insight.cam import CAM_METHODS, explain, get_cam_method, pointing_hits, resolve_targets
 from lab.insight.errors import InsightError
 from lab.insight.hooks import hook_count
 from lab.insight.load import load_run_model
+from lab.insight.overlay import COLORMAPS, colorize, overlay
 from lab.model.presets import PRESETS, get_preset
 from lab.model.spec import build_model
 

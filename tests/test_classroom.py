@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_sweep import fake_run
+from support.runs import fake_run
 
 from lab import settings
-from lab.classroom.exercise import check_run, current_exercise, leaderboard, starting_draft
+from lab.classroom.exercise import Exercise, check_run, current_exercise, leaderboard, starting_draft
 from lab.classroom.share import encode_setup
 from lab.jobs import JobManager
 from lab.model.presets import get_preset
@@ -98,6 +98,39 @@ def test_a_broken_file_names_its_problem(exercise_file, change, fragment):
     with pytest.raises(ExerciseFileError, match=fragment):
         current_exercise()
         settings.limits()
+
+
+@pytest.mark.parametrize("table, fragment", [
+    ('dataset = "digits"\nlocked = ["build"]', "locked 'build' needs what to lock it to: add presets = "),
+    ('presets = ["lenet5"]\nlocked = ["augment"]', "locked 'augment' needs .*: add augment_presets = "),
+    ('presets = ["lenet5"]\nlocked = ["data"]', "locked 'data' needs .*: add dataset = "),
+])
+def test_a_locked_page_needs_what_it_is_locked_to(exercise_file, table, fragment):
+    exercise_file(f"[exercise]\n{table}\n")
+    with pytest.raises(ExerciseFileError, match=fragment):
+        current_exercise()
+
+
+def test_a_lock_refuses_on_its_own_whatever_else_the_exercise_says():
+    run = TrainConfig.from_dict(dict(spec=get_preset("lenet5"), dataset="digits", augment={"preset": "keras_basic"}))
+    for exercise, fragment in [(Exercise(locked=frozenset({"build"})), "one of the models"),
+                               (Exercise(locked=frozenset({"data"})), "trains on"),
+                               (Exercise(locked=frozenset({"augment"})), "uses the augmentation"),
+                               (Exercise(locked=frozenset({"augment"}), augment_presets=("none", "keras_basic")),
+                                "uses the augmentation none$")]:  # locked: the first, not any offered
+        with pytest.raises(ConfigError, match=fragment):
+            exercise.check(run)
+    Exercise(augment_presets=("none", "keras_basic")).check(run)  # open: any offered
+
+
+def test_exercise_names_are_read_in_any_spelling(exercise_file):
+    exercise_file('[exercise]\ndataset = "Digits"\npresets = ["Fashion-CNN"]\naugment_presets = ["Keras Basic"]\n'
+                  'locked = ["build", "augment"]\n')
+    exercise = current_exercise()
+    assert (exercise.dataset, exercise.presets, exercise.augment_presets) == ("digits", ("fashion_cnn",),
+                                                                              ("keras_basic",))
+    exercise.check(TrainConfig.from_dict(dict(spec=get_preset("fashion_cnn"), dataset="digits",
+                                              augment={"preset": "Keras-Basic"})))
 
 
 def test_the_draft_keeps_the_exercise_whatever_is_edited(exercise_file):

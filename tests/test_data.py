@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from support.files import zip_bytes
+from support.files import classes_zip, image_bytes, zip_bytes
 
 from lab import settings
 from lab.data import (
@@ -337,19 +336,11 @@ def test_cifar_jpeg_folders(tmp_path: Path) -> None:
 # --- folders of class folders -------------------------------------------------------------
 
 
-def _image_bytes(size: tuple[int, int] = (12, 10), mode: str = "RGB", colour=(10, 200, 30),
-                 fmt: str = "PNG") -> bytes:
-    img = Image.new("RGB", size, colour[:3]).convert(mode) if mode != "RGBA" else Image.new(mode, size, colour)
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
-
-
 def _write_images(folder: Path, n: int, size=(12, 10), mode="RGB", colour=(10, 200, 30), suffix=".png") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fmt = "JPEG" if suffix == ".jpg" else "PNG"
     for i in range(n):
-        (folder / f"{i}{suffix}").write_bytes(_image_bytes(size, mode, colour, fmt))
+        (folder / f"{i}{suffix}").write_bytes(image_bytes(size, mode, colour, fmt))
 
 
 def test_folder_with_mixed_modes_sizes_and_junk(tmp_path: Path) -> None:
@@ -409,11 +400,6 @@ def test_folder_missing_path_is_refused(tmp_path: Path) -> None:
 # --- zip import -------------------------------------------------------------------------------
 
 
-def _classes_zip(prefix: str = "", n: int = 3) -> dict[str, bytes]:
-    return {f"{prefix}{c}/{i}.png": _image_bytes(colour=colour)
-            for c, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))) for i in range(n)}
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path):
     """(data dir, zip path); afterwards, nothing may exist outside the data dir but the zip."""
@@ -426,7 +412,7 @@ def sandbox(tmp_path: Path):
 
 def test_import_zip_normal(sandbox: tuple[Path, Path]) -> None:
     data, archive = sandbox
-    entries = _classes_zip("pets/") | {"pets/readme.txt": b"hi", "__MACOSX/pets/cat/._0.png": b"junk",
+    entries = classes_zip("pets/") | {"pets/readme.txt": b"hi", "__MACOSX/pets/cat/._0.png": b"junk",
                                        "pets/bird/bad.jpg": b"not a jpeg"}
     archive.write_bytes(zip_bytes(entries))
     seen = []
@@ -443,12 +429,12 @@ def test_import_zip_normal(sandbox: tuple[Path, Path]) -> None:
 
 
 def test_import_zip_from_an_uploaded_file_object_replaces_same_name(tmp_path: Path) -> None:
-    first = io.BytesIO(zip_bytes(_classes_zip()))
+    first = io.BytesIO(zip_bytes(classes_zip()))
     first.name = "My Pets!.zip"
     report = import_zip(first, tmp_path, progress=None)
     assert report.name == "My-Pets"
     assert len(load_dataset(report.dataset_name, tmp_path).train_y) == 4
-    second = io.BytesIO(zip_bytes(_classes_zip(n=5)))
+    second = io.BytesIO(zip_bytes(classes_zip(n=5)))
     again = import_zip(second, tmp_path, name="My Pets!")
     assert again.path == report.path and again.kept == {"cat": 5, "dog": 5}
     assert sorted(p.name for p in (tmp_path / "uploads").iterdir() if not p.name.startswith(".")) == ["My-Pets"]
@@ -456,20 +442,20 @@ def test_import_zip_from_an_uploaded_file_object_replaces_same_name(tmp_path: Pa
 
 
 def test_two_sessions_uploading_the_same_name_keep_their_own_images(tmp_path: Path) -> None:
-    anna = import_zip(io.BytesIO(zip_bytes(_classes_zip())), tmp_path, name="flowers", owner="anna-key")
-    ben = import_zip(io.BytesIO(zip_bytes(_classes_zip(n=5))), tmp_path, name="flowers", owner="ben-key")
+    anna = import_zip(io.BytesIO(zip_bytes(classes_zip())), tmp_path, name="flowers", owner="anna-key")
+    ben = import_zip(io.BytesIO(zip_bytes(classes_zip(n=5))), tmp_path, name="flowers", owner="ben-key")
     assert anna.path != ben.path and anna.name == ben.name == "flowers"
     assert len(load_dataset(anna.dataset_name, tmp_path).train_y) == 4  # Ben's upload replaced nothing
     assert len(load_dataset(ben.dataset_name, tmp_path).train_y) == 8
-    evil = import_zip(io.BytesIO(zip_bytes(_classes_zip())), tmp_path, name="x", owner="../../etc")
+    evil = import_zip(io.BytesIO(zip_bytes(classes_zip())), tmp_path, name="x", owner="../../etc")
     assert evil.path.is_relative_to(tmp_path.resolve() / "uploads")
 
 
 def test_import_zip_skips_unsafe_entries(sandbox: tuple[Path, Path]) -> None:
     data, archive = sandbox
     absolute = f"/tmp/lab-escape-{uuid.uuid4().hex}.png"
-    png = _image_bytes()
-    entries = _classes_zip() | {"../escape.png": png, "cat/../../../escape2.png": png, absolute: png,
+    png = image_bytes()
+    entries = classes_zip() | {"../escape.png": png, "cat/../../../escape2.png": png, absolute: png,
                                 "C:/windows.png": png}
     archive.write_bytes(zip_bytes(entries, symlinks={"cat/link.png": "/etc/passwd"}))
     report = import_zip(archive, data)
@@ -483,7 +469,7 @@ def test_import_zip_skips_unsafe_entries(sandbox: tuple[Path, Path]) -> None:
 def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 MB of zeros deflate to ~20 kB: a ratio near 1000."""
     path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
-    path.write_bytes(zip_bytes(_classes_zip() | {"cat/huge.bmp": bytes(20 * 2**20)}))
+    path.write_bytes(zip_bytes(classes_zip() | {"cat/huge.bmp": bytes(20 * 2**20)}))
     return path
 
 
@@ -501,7 +487,7 @@ def test_import_zip_counts_real_bytes_while_streaming(bomb: Path, tmp_path: Path
         import_zip(bomb, tmp_path)
     monkeypatch.setenv("LAB_MAX_UPLOAD_BYTES", str(2 * 2**20))
     archive = tmp_path / "big.zip"
-    archive.write_bytes(zip_bytes(_classes_zip() | {"cat/big.bmp": np.random.default_rng(0).bytes(3 * 2**20)}))
+    archive.write_bytes(zip_bytes(classes_zip() | {"cat/big.bmp": np.random.default_rng(0).bytes(3 * 2**20)}))
     with pytest.raises(DatasetError, match="LAB_MAX_UPLOAD_BYTES"):
         import_zip(archive, tmp_path)
     assert _uploads_empty(tmp_path)
@@ -509,7 +495,7 @@ def test_import_zip_counts_real_bytes_while_streaming(bomb: Path, tmp_path: Path
 
 def test_import_zip_total_bytes_limit(sandbox: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     data, archive = sandbox
-    archive.write_bytes(zip_bytes(_classes_zip()))
+    archive.write_bytes(zip_bytes(classes_zip()))
     monkeypatch.setenv("LAB_MAX_UPLOAD_BYTES", "200")
     with pytest.raises(DatasetError, match="LAB_MAX_UPLOAD_BYTES"):
         import_zip(archive, data)
@@ -518,7 +504,7 @@ def test_import_zip_total_bytes_limit(sandbox: tuple[Path, Path], monkeypatch: p
 
 def test_import_zip_file_count_limit(sandbox: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     data, archive = sandbox
-    archive.write_bytes(zip_bytes(_classes_zip()))
+    archive.write_bytes(zip_bytes(classes_zip()))
     monkeypatch.setenv("LAB_MAX_UPLOAD_FILES", "5")
     with pytest.raises(DatasetError, match="LAB_MAX_UPLOAD_FILES"):
         import_zip(archive, data)
@@ -526,7 +512,7 @@ def test_import_zip_file_count_limit(sandbox: tuple[Path, Path], monkeypatch: py
 
 def test_import_zip_skips_images_over_the_side_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "limits", lambda: settings.Limits(max_image_side=16))
-    entries = _classes_zip() | {"dog/big.png": _image_bytes(size=(20, 12))}
+    entries = classes_zip() | {"dog/big.png": image_bytes(size=(20, 12))}
     report = import_zip(io.BytesIO(zip_bytes(entries)), tmp_path, name="sides")
     assert report.kept == {"cat": 3, "dog": 3}
     assert report.skipped == {"image larger than 16 px": 1}
@@ -540,7 +526,7 @@ def test_import_refuses_non_zip_and_single_class(sandbox: tuple[Path, Path]) -> 
         import_zip(archive, data)
     with pytest.raises(DatasetError, match="not a zip file"):
         import_zip(io.BytesIO(b"\x89PNG not a zip"), data)
-    archive.write_bytes(zip_bytes({f"cat/{i}.png": _image_bytes() for i in range(3)}))
+    archive.write_bytes(zip_bytes({f"cat/{i}.png": image_bytes() for i in range(3)}))
     with pytest.raises(DatasetError, match="at least two class folders"):
         import_zip(archive, data)
     assert _uploads_empty(data)
@@ -548,7 +534,7 @@ def test_import_refuses_non_zip_and_single_class(sandbox: tuple[Path, Path]) -> 
 
 def test_folder_name_may_be_a_zip(sandbox: tuple[Path, Path]) -> None:
     data, archive = sandbox
-    archive.write_bytes(zip_bytes(_classes_zip("set/train/") | _classes_zip("set/test/", n=1)))
+    archive.write_bytes(zip_bytes(classes_zip("set/train/") | classes_zip("set/test/", n=1)))
     ds = load_dataset(f"folder:{archive}", data)
     assert ds.classes == ["cat", "dog"] and len(ds.val_y) == 2
     assert (data / "uploads" / "in" / "set" / "train" / "cat" / "0.png").is_file()

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARENT = """
 import subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c",
-    "import os, time; from lab.insight.embed import _exit_with_parent; "
+    "import os, time; from lab.insight.worker import _exit_with_parent; "
     "_exit_with_parent(os.getppid(), every_s=0.1); time.sleep(120)"])
 print(child.pid, flush=True)
 time.sleep(120)

@@ -15,14 +15,16 @@ from PIL import Image
 
 from lab.data import load_dataset
 from lab.insight.activations import MAX_MAPS, TILE_SIDE, conv_feature_maps, filters_grid, maps_grid
-from lab.insight.cam import CAM_METHODS, overlay_samples
-from lab.insight.embed import EmbeddingWorker, map_frames, mapped_epochs
+from lab.insight.cam import CAM_METHODS
 from lab.insight.errors import InsightError
 from lab.insight.hooks import hook_count
 from lab.insight.load import load_run_model
+from lab.insight.maps import map_frames, mapped_epochs
+from lab.insight.overlay import overlay_samples
 from lab.insight.probe import load_cams, load_probe
 from lab.insight.tools import dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
+from lab.insight.worker import EmbeddingWorker
 from lab.model.presets import get_preset
 from lab.model.spec import analyze, build_model
 from lab.plots.images import display_scale

@@ -215,7 +215,7 @@ def test_run_code_continues_training_on_an_image_folder_without_the_lab(tmp_path
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
 def test_exported_optimizer_is_the_labs(optimizer, tmp_path):
-    from lab.export.code import run_code
+    from lab.export.run_script import run_code
     from lab.train.engine import OPTIMIZERS, TrainConfig, make_optimizer
 
     assert optimizer in OPTIMIZERS
@@ -234,7 +234,7 @@ def test_torchvision_datasets_load_through_torchvision(name, tmp_path, monkeypat
     import torchvision
     from PIL import Image
 
-    from lab.export.code import TORCHVISION_DATASETS, run_code
+    from lab.export.run_script import TORCHVISION_DATASETS, run_code
 
     shape = (3, 32, 32) if name == "cifar10" else (1, 28, 28)
     mean, std = [0.5] * shape[0], [0.25] * shape[0]
@@ -260,7 +260,7 @@ def test_torchvision_datasets_load_through_torchvision(name, tmp_path, monkeypat
 
 
 def test_augmentations_without_a_torchvision_twin_are_named(tmp_path):
-    from lab.export.code import run_code
+    from lab.export.run_script import run_code
 
     config = run_config(dataset="digits", augment={"crop_padding": 2, "rotation": 10, "cutout": 3, "mixup": 0.2})
     code = run_code(config)
@@ -383,7 +383,7 @@ def test_a_hostile_spec_name_stays_a_string_in_the_model_code(name):
 def test_hostile_run_class_and_folder_names_stay_data_in_the_run_code(name, tmp_path):
     """``export --what code``: spec, class and folder names of a run become literals; the file imports, and
     CLASSES and DATA_ROOT hold exactly the names, so nothing ran and nothing was lost."""
-    from lab.export.code import run_code
+    from lab.export.run_script import run_code
 
     def config_for(text: str) -> dict:
         config = run_config(classes=(text, "b", "c"), dataset=f"folder:/srv/uploads/{text}")
@@ -401,7 +401,7 @@ def test_hostile_run_class_and_folder_names_stay_data_in_the_run_code(name, tmp_
 
 def test_an_unknown_dataset_name_is_refused_not_written():
     from lab.data.dataset import DatasetError
-    from lab.export.code import run_code
+    from lab.export.run_script import run_code
 
     with pytest.raises(DatasetError, match="unknown dataset"):
         run_code(run_config(dataset='digits");__import__("os").system("x")#'), stem="m")
@@ -410,7 +410,8 @@ def test_an_unknown_dataset_name_is_refused_not_written():
 @pytest.mark.parametrize("setting, value", [("epochs", "1\nimport os"), ("lr", "0.1; import os"),
                                             ("optimizer", "adam)\nimport os#"), ("momentum", "0.9)#")])
 def test_a_config_edited_by_hand_cannot_put_code_in_the_settings(setting, value):
-    from lab.export.code import ExportError, run_code
+    from lab.export.code import ExportError
+    from lab.export.run_script import run_code
 
     config = run_config()
     config[setting] = value

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
-from test_app_train import WAIT_S, tiny_draft
-from test_sweep import fake_run
+from support.apptest import WAIT_S, switch_page, tiny_draft
+from support.runs import fake_run
 
 import lab.i18n
 from lab.data import list_datasets
-from lab.insight.embed import MapFrame
+from lab.insight.maps import MapFrame
 from lab.model.layers import LAYER_TYPES
 from lab.model.presets import PRESETS, get_preset_info
 from lab.model.spec import analyze
@@ -365,12 +365,6 @@ def chart_titles(at: AppTest) -> list[str]:
     return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
 
 
-def page(at: AppTest, path: str) -> AppTest:
-    at.switch_page(path).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def test_home_in_korean(korean):
     assert [s.value for s in korean.subheader][-1] == "안내"
     assert korean.button(key="home.quick.0").label == "이 설정 사용"
@@ -381,7 +375,7 @@ def test_home_in_korean(korean):
 
 
 def test_data_page_in_korean(korean):
-    page(korean, "app_pages/data.py")
+    switch_page(korean, "app_pages/data.py")
     assert korean.title[0].value == "데이터"
     assert korean.get("file_uploader")[0].label == "클래스 폴더를 담은 zip 파일"
     assert [m.label for m in korean.metric][:2] == ["이미지 형태", "클래스 수"]
@@ -395,7 +389,7 @@ def test_data_page_in_korean(korean):
 
 
 def test_build_page_in_korean_stores_the_same_values(korean):
-    page(korean, "app_pages/build.py")
+    switch_page(korean, "app_pages/build.py")
     assert korean.button(key="build.add").label == "층 추가"
     assert next(e for e in korean.expander if e.label.startswith("1. ")).label.startswith("1. 합성곱 · ")
     assert any("가중치 공유" in m.value for m in korean.markdown)  # lab.model.teach's arithmetic, in Korean
@@ -414,7 +408,7 @@ def test_build_page_in_korean_stores_the_same_values(korean):
 
 def test_switching_language_keeps_the_widgets_and_the_draft(isolated_lab, monkeypatch):
     monkeypatch.delenv("LAB_LANGUAGE", raising=False)
-    at = page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/build.py")
+    at = switch_page(AppTest.from_file(APP, default_timeout=60).run(), "app_pages/build.py")
     filters = next(n for n in at.number_input if n.key.endswith(".0.filters"))
     filters.set_value(16).run()
     at.session_state["lang"] = "ko"
@@ -426,7 +420,7 @@ def test_switching_language_keeps_the_widgets_and_the_draft(isolated_lab, monkey
 
 
 def test_augment_page_in_korean(korean):
-    page(korean, "app_pages/augment.py")
+    switch_page(korean, "app_pages/augment.py")
     assert korean.toggle(key="aug.on.hflip").label == "좌우 뒤집기 (확률)"
     assert any(b.label == "다시 뽑기" for b in korean.button)
     korean.selectbox(key="aug.preset").select("cifar_standard").run()
@@ -466,7 +460,7 @@ def test_the_sidebar_in_korean(korean_lab, monkeypatch):
     at = app_in("ko")
     assert at.sidebar.selectbox(key="lang.picker").label == "Language · 언어"  # the same in every language
     assert at.sidebar.text_input(key="owner").label == "이름"
-    assert any(m.value.startswith("**초안**  \n데이터셋: `shapes`") for m in at.sidebar.markdown)
+    assert any(m.value.startswith("**초안**  \n데이터셋: shapes") for m in at.sidebar.markdown)
     assert f"장치: **{describe_device(lang='ko')}**" in [c.value for c in at.sidebar.caption]
     assert "안내: 페이지별로 하는 일" in [link.proto.label for link in at.sidebar.get("page_link")]
     assert [e.label for e in at.sidebar.expander] == ["선생님"]
@@ -482,7 +476,7 @@ def test_the_sidebar_in_korean(korean_lab, monkeypatch):
 
 
 def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
-    at = page(app_in("ko", draft=tiny_draft()), "app_pages/train.py")
+    at = switch_page(app_in("ko", draft=tiny_draft()), "app_pages/train.py")
     assert at.title[0].value == "학습" and at.number_input(key="train.epochs").label == "에폭 수"
     next(b for b in at.button if b.label == "학습 시작").click().run()
     assert not at.exception, at.exception
@@ -504,7 +498,7 @@ def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
 
 def test_compare_page_in_korean_shows_statuses_in_korean_and_filters_on_the_stored_ones(korean_lab):
     a, b = fake_run(korean_lab, "a", [0.5, 0.7]), fake_run(korean_lab, "b", [0.6])
-    at = page(app_in("ko"), "app_pages/compare.py")
+    at = switch_page(app_in("ko"), "app_pages/compare.py")
     assert at.title[0].value == "비교" and [tab.label for tab in at.tabs] == ["실행", "스윕"]
     assert list(at.dataframe[0].value["status"]) == ["완료", "완료"]
     status = at.multiselect(key="compare.status")
@@ -520,7 +514,7 @@ def test_compare_page_in_korean_shows_statuses_in_korean_and_filters_on_the_stor
 
 def test_explain_page_in_korean(korean_lab, copy_gap_cam_run):
     copy_gap_cam_run(korean_lab.root)
-    at = page(app_in("ko"), "app_pages/explain.py")
+    at = switch_page(app_in("ko"), "app_pages/explain.py")
     assert at.title[0].value == "모델 해석"
     assert at.selectbox(key="explain.checkpoint").options[:2] == ["최고 (에폭 3)", "마지막"]
     assert at.radio(key="explain.source").options == ["검증 이미지", "가장 확신한 오답 중 하나", "내 이미지"]
@@ -538,7 +532,7 @@ def test_explain_page_in_korean(korean_lab, copy_gap_cam_run):
 def test_class_page_in_korean(korean_lab):
     for owner, accs in [("anna", [0.7]), ("ben", [0.9])]:
         korean_lab.set_status(fake_run(korean_lab, f"{owner}-run", accs), "finished", owner=owner)
-    at = page(app_in("ko"), "app_pages/gallery.py")
+    at = switch_page(app_in("ko"), "app_pages/gallery.py")
     assert at.title[0].value == "우리 반" and at.toggle(key="class.best_per_student").label == "학생마다 가장 좋은 실행만"
     assert at.metric[0].label == "지금까지 최고" and at.metric[0].value == "90.0%"
     table = at.dataframe[0].value
@@ -557,7 +551,7 @@ def test_the_title_table_names_every_page():
 @pytest.mark.parametrize("name", sorted(PAGE_TITLES))
 def test_every_page_renders_in_every_language(isolated_lab, monkeypatch, lang, name):
     monkeypatch.setenv("LAB_LANGUAGE", lang)
-    at = page(app_in(lang), f"app_pages/{name}.py")  # asserts no exception
+    at = switch_page(app_in(lang), f"app_pages/{name}.py")  # asserts no exception
     key = PAGE_TITLES[name]
     assert at.title[0].value == ("CNN Lab" if key is None else i18n.strings(lang)[key])
     sidebar = [i.label for i in at.sidebar.text_input]

@@ -13,21 +13,11 @@ import torch
 
 from lab.cli import main, run_training
 from lab.data import load_dataset
-from lab.insight.embed import (
-    METHODS,
-    EmbeddingWorker,
-    displacement,
-    embed_epoch,
-    ensure_maps,
-    load_map,
-    pca,
-    procrustes,
-    standardize,
-    tsne,
-)
+from lab.insight.embed import METHODS, displacement, embed_epoch, pca, procrustes, standardize, tsne
 from lab.insight.errors import InsightError
 from lab.insight.hooks import hook_count
 from lab.insight.load import load_run_model
+from lab.insight.maps import ensure_maps, load_map
 from lab.insight.probe import (
     ProbeRecorder,
     cam_sample_indices,
@@ -36,6 +26,7 @@ from lab.insight.probe import (
     load_probe,
     probe_indices,
 )
+from lab.insight.worker import EmbeddingWorker
 from lab.jobs import JobManager
 from lab.runs.layout import RunLayout
 from lab.runs.store import RunStore
@@ -313,8 +304,6 @@ def test_cli_embed_bad_input_exits_2_with_one_line(gap_cam_run, tmp_path, capsys
 
 def test_worker_warm_up_starts_its_child_before_any_request():
     """The server asks for the worker at start-up, so UMAP compiles while nobody waits."""
-    from lab.insight.embed import EmbeddingWorker
-
     worker = EmbeddingWorker()
     try:
         worker.warm_up()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.jobs import TINY, WAIT_S, Gate
 
 from lab.bench.live_ui import rss_mb
 from lab.insight.probe import ProbeRecorder
@@ -21,10 +22,6 @@ from lab.runs.store import RunNotFound
 from lab.train import engine
 from lab.train.device import return_freed_memory
 from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
-
-TINY = {"name": "tiny", "layers": [{"type": "conv2d", "filters": 4}, {"type": "global_avg_pool"},
-                                   {"type": "dense", "units": 10}]}
-WAIT_S = 120  # a guard against hanging, never a measure of speed
 
 
 def config(**overrides) -> TrainConfig:
@@ -37,17 +34,6 @@ def config(**overrides) -> TrainConfig:
 @pytest.fixture
 def manager(tmp_path):
     return JobManager(tmp_path / "runs")
-
-
-class Gate(Callback):
-    """Holds its run at the start until released, so the runs behind it stay queued."""
-
-    def __init__(self):
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def on_run_start(self, trainer):
-        self.started.set()
-        assert self.release.wait(WAIT_S)
 
 
 class PauseAtFirstBatch(Callback):

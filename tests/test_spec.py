@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, SpecError
 from lab.model.presets import PRESETS, get_preset
-from lab.model.spec import analyze, build_model, eval_mode, load_spec, parse_spec_json, summarize
+from lab.model.spec import (
+    MAX_LAYERS,
+    MAX_SPEC_BYTES,
+    analyze,
+    build_model,
+    eval_mode,
+    load_spec,
+    parse_spec_json,
+    summarize,
+)
 
 
 def measured_shapes(model, input_shape) -> dict[str, tuple]:
@@ -151,6 +160,47 @@ def test_pasted_json_names_the_first_layer_it_cannot_normalise_as_analyze_does()
         parse_spec_json(json.dumps(spec))
     assert str(refused.value) == str(analyze(spec).problems[0])
     assert refused.value.index == 2 and "warp" in str(refused.value)
+
+
+def nested(levels: int) -> list:
+    """A list nested ``levels`` deep, made without recursion."""
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+DEEP_TEXT = '{"layers": [{"type": "conv2d", "filters": ' + "[" * 30_000 + "]" * 30_000 + "}]}"
+
+
+def test_a_spec_nested_too_deep_is_one_clear_problem_not_a_recursion_error(tmp_path):
+    (tmp_path / "deep.json").write_text(DEEP_TEXT)
+    for parse in (parse_spec_json, load_spec, lambda text: load_spec(str(tmp_path / "deep.json"))):
+        with pytest.raises(SpecError, match="nested deeper than 32 levels"):
+            parse(DEEP_TEXT)
+    deep = {"layers": [{"type": "conv2d", "filters": nested(30_000)}]}  # made in code, not parsed
+    with pytest.raises(SpecError, match="nested deeper than 32 levels"):
+        load_spec(deep)
+    assert [str(p) for p in analyze(deep).problems] == [str(analyze({"layers": [nested(40)]}).problems[0])]
+
+
+def test_spec_text_is_refused_by_its_size_before_it_is_parsed(tmp_path):
+    padded = '{"layers": []' + " " * MAX_SPEC_BYTES + "}"
+    (tmp_path / "big.json").write_text(padded)
+    for parse in (parse_spec_json, load_spec, lambda text: load_spec(str(tmp_path / "big.json"))):
+        with pytest.raises(SpecError, match=f"more than the {MAX_SPEC_BYTES:,} it may be"):
+            parse(padded)
+    assert parse_spec_json(b'{"layers": []}', "the uploaded file") == {"layers": []}  # an upload's bytes
+
+
+def test_a_spec_with_too_many_layers_is_one_problem_before_any_layer_is_looked_at():
+    fits = analyze({"layers": [{"type": "dropout"}] * MAX_LAYERS}, (1, 8, 8), 2)
+    assert fits.ok and len(fits.rows) == MAX_LAYERS + 2  # the flatten and output the rules add do not count
+    summary = analyze({"layers": [{"type": "warp"}] * (MAX_LAYERS + 1)}, (1, 8, 8), 2)
+    assert [str(p) for p in summary.problems] == [
+        f"the spec has {MAX_LAYERS + 1:,} layers, more than the {MAX_LAYERS} a model may have; remove layers"]
+    with pytest.raises(SpecError, match="more than the 500 a model may have"):
+        parse_spec_json(json.dumps({"layers": [{"type": "flatten"}] * (MAX_LAYERS + 1)}))
 
 
 def test_eval_mode_restores_the_mode_it_found_even_on_an_error():

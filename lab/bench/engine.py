@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from lab.data import Dataset, load_dataset
 from lab.model.presets import get_preset, get_preset_info
-from lab.train.augment import augment_batch
+from lab.train.augment_ops import augment_batch
 from lab.train.device import describe_device, resolve_device
 from lab.train.engine import Callback, ConfigError, TrainConfig, Trainer
 

@@ -30,10 +30,10 @@ free. The job queue (lab.jobs) knows nothing of exercises: it runs what it is gi
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from lab import settings
-from lab.data.registry import list_datasets
+from lab.data.registry import DATASETS
 from lab.model.presets import PRESETS, get_preset
 from lab.runs.access import Visitor
 from lab.runs.compare import run_row
@@ -43,6 +43,11 @@ from lab.train.augment import AUGMENT_PRESETS
 from lab.train.engine import ConfigError, TrainConfig
 
 PAGES = ("data", "build", "augment")
+LOCK_NEEDS = {  # what a locked page is locked to, as the file must say it
+    "data": 'dataset = "fashion-mnist" (the dataset everyone trains on)',
+    "build": 'presets = ["fashion_cnn"] (the models students may train)',
+    "augment": 'augment_presets = ["none"] (the first is the one everyone uses)',
+}
 DRAFT_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"spec", "dataset", "augment", "name", "owner"}
 LEADERBOARD_COLUMNS = ["rank", "owner", "name", "spec", "params", "augment", "epochs_done", "best_val_acc",
                        "status", "created", "id"]
@@ -70,19 +75,24 @@ class Exercise:
             draft["dataset"] = self.dataset
         if self.presets and (self.locks("build") and not self._is_offered(draft["spec"])):
             draft.update(preset=self.presets[0], spec=get_preset(self.presets[0]))
-        if self.augment_presets and (self.locks("augment") or not self._augment_offered(draft["augment"])):
+        if self.augment_presets and (self.locks("augment")
+                                     or not _is_augment_preset(draft["augment"], self.augment_presets)):
             draft["augment"] = {"preset": self.augment_presets[0]}
         draft["train"].update(self.train)
         return draft
 
     def check(self, config: TrainConfig) -> None:
-        """Refuse a run that breaks the exercise, saying what the exercise asks for."""
-        if self.dataset and config.dataset != self.dataset:
+        """Refuse a run that breaks the exercise, saying what the exercise asks for.
+
+        Every lock refuses on its own, whatever else the exercise says: a locked page
+        with nothing to lock it to lets no run through rather than every run."""
+        if self.locks("data") and config.dataset != self.dataset:
             raise ConfigError(f"this exercise trains on {self.dataset}, not {config.dataset}")
-        if self.presets and self.locks("build") and not self._is_offered(config.spec):
+        if self.locks("build") and not self._is_offered(config.spec):
             raise ConfigError(f"this exercise trains one of the models {', '.join(self.presets)} as they are")
-        if self.augment_presets and not self._augment_offered(config.augment):
-            raise ConfigError(f"this exercise uses the augmentation {' or '.join(self.augment_presets)}")
+        allowed = self.augment_presets[:1] if self.locks("augment") else self.augment_presets
+        if (allowed or self.locks("augment")) and not _is_augment_preset(config.augment, allowed):
+            raise ConfigError(f"this exercise uses the augmentation {' or '.join(allowed)}")
         for key, value in self.train.items():
             if getattr(config, key) != value:
                 raise ConfigError(f"this exercise fixes {key} at {value}")
@@ -90,8 +100,12 @@ class Exercise:
     def _is_offered(self, spec) -> bool:
         return any(spec == get_preset(name) for name in self.presets)
 
-    def _augment_offered(self, augment) -> bool:
-        return isinstance(augment, dict) and augment.get("preset") in self.augment_presets and len(augment) == 1
+
+def _is_augment_preset(augment, names: tuple[str, ...]) -> bool:
+    """Whether ``augment`` is exactly one of the augment presets ``names`` (in any spelling), with no overrides."""
+    if not (isinstance(augment, dict) and len(augment) == 1 and AUGMENT_PRESETS.recognises(augment.get("preset"))):
+        return False
+    return AUGMENT_PRESETS.name_of(augment["preset"]) in names
 
 
 _last: list = [None, None]  # (the file's [exercise] table, its Exercise): checked once per file version
@@ -123,22 +137,29 @@ def _read_exercise(table: dict) -> Exercise:
     unknown = sorted(set(table) - known)
     if unknown:
         raise ExerciseFileError(f"unknown key(s) {', '.join(unknown)} in [exercise]; valid: {', '.join(sorted(known))}")
-    exercise = Exercise(title=str(table.get("title", "")), text=str(table.get("text", "")),
-                        dataset=str(table.get("dataset", "")), presets=tuple(table.get("presets", ())),
-                        augment_presets=tuple(table.get("augment_presets", ())),
-                        locked=frozenset(table.get("locked", ())), train=dict(table.get("train", {})))
-    _validate(exercise)
-    return exercise
+    written = Exercise(title=str(table.get("title", "")), text=str(table.get("text", "")),
+                       dataset=str(table.get("dataset", "")), presets=tuple(table.get("presets", ())),
+                       augment_presets=tuple(table.get("augment_presets", ())),
+                       locked=frozenset(table.get("locked", ())), train=dict(table.get("train", {})))
+    _validate(written)
+    return replace(written, dataset=DATASETS.name_of(written.dataset) if written.dataset else "",
+                   presets=tuple(PRESETS.name_of(p) for p in written.presets),
+                   augment_presets=tuple(AUGMENT_PRESETS.name_of(a) for a in written.augment_presets))
 
 
 def _validate(exercise: Exercise) -> None:
-    """Every name in the file is one this lab knows, and the fixed settings are usable."""
+    """Every name in the file is one this lab knows (in any spelling its registries take), every
+    locked page has a value to be locked to, and the fixed settings are usable."""
     problems = []
-    if exercise.dataset and exercise.dataset not in {d.name for d in list_datasets()}:
+    if exercise.dataset and not DATASETS.recognises(exercise.dataset):
         problems.append(f"dataset {exercise.dataset!r} is not one of this lab's")
-    problems += [f"preset {p!r} does not exist" for p in exercise.presets if p not in PRESETS]
-    problems += [f"augment preset {a!r} does not exist" for a in exercise.augment_presets if a not in AUGMENT_PRESETS]
+    problems += [f"preset {p!r} does not exist" for p in exercise.presets if not PRESETS.recognises(p)]
+    problems += [f"augment preset {a!r} does not exist" for a in exercise.augment_presets
+                 if not AUGMENT_PRESETS.recognises(a)]
     problems += [f"locked {page!r} is not one of {', '.join(PAGES)}" for page in exercise.locked if page not in PAGES]
+    values = {"data": exercise.dataset, "build": exercise.presets, "augment": exercise.augment_presets}
+    problems += [f"locked {page!r} needs what to lock it to: add {LOCK_NEEDS[page]}"
+                 for page in PAGES if page in exercise.locked and not values[page]]
     problems += [f"train setting {key!r} is not one a draft has" for key in exercise.train if key not in DRAFT_TRAIN_FIELDS]
     if not problems:
         try:

@@ -36,6 +36,7 @@ from lab import settings
 from lab.data import images
 from lab.data.cache import LoadCache
 from lab.data.dataset import Dataset, DatasetError, stratified_split
+from lab.durable import atomic_write, remove_stale_temps
 
 TRAIN_NAMES = ("train",)
 VAL_NAMES = ("test", "val", "valid", "validation")
@@ -164,10 +165,10 @@ def _keep_decoded(path: Path, ds: Dataset) -> None:
         path.parent.mkdir(exist_ok=True)
         for old in path.parent.glob("*.npz"):
             old.unlink()
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, classes=np.array(ds.classes), train_x=ds.train_x.numpy(), train_y=ds.train_y.numpy(),
-                 val_x=ds.val_x.numpy(), val_y=ds.val_y.numpy())
-        tmp.replace(path)
+        remove_stale_temps([path.parent])  # a load killed mid-write
+        atomic_write(path, lambda f: np.savez(f, classes=np.array(ds.classes), train_x=ds.train_x.numpy(),
+                                              train_y=ds.train_y.numpy(), val_x=ds.val_x.numpy(),
+                                              val_y=ds.val_y.numpy()))
     except OSError:
         pass
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from lab.export.code import ExportError, run_code
+from lab.export.code import ExportError
+from lab.export.run_script import run_code
 from lab.model.spec import build_model
 from lab.registry import Registry
 from lab.runs.view import NoCheckpoint, RunInfo

@@ -27,10 +27,11 @@ import torch
 from plotly.offline import get_plotlyjs
 
 from lab.data import Dataset, DatasetError, load_dataset
-from lab.insight.cam import auto_method, get_cam_method, overlay_samples
-from lab.insight.embed import map_frames
+from lab.insight.cam import auto_method, get_cam_method
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
+from lab.insight.maps import map_frames
+from lab.insight.overlay import overlay_samples
 from lab.insight.probe import cam_sample_indices, load_cams
 from lab.insight.validation import confusion_matrix, evaluate
 from lab.model.spec import summarize

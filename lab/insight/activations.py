@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab.insight.cam import colorize
 from lab.insight.errors import InsightError
 from lab.insight.hooks import capture, children, get_layer, layer_type
+from lab.insight.overlay import colorize
 from lab.model.spec import eval_mode
 from lab.plots.images import display_scale, tile
 

@@ -10,7 +10,8 @@ layer), the predictions and the labels, and writes them into the run folder
     probe_index     recorded epochs with their k-NN accuracy (rewritten each epoch)
     probe(epoch)    features (N, D) float16, labels, preds, confidence, knn_acc
     cams(epoch)     heatmaps (K, H, W) float16 of one val image per class, preds
-    weights(epoch)  the weights at that epoch, for small models (``explain --epoch N``)
+    weights(epoch)  the weights at that epoch, for small models (``explain --epoch N``), every epoch
+                    while they fit in KEEP_WEIGHTS_TOTAL_BYTES, then thinned out (:func:`epochs_to_drop`)
 
 Everything is written atomically, so a page or the embedding worker reading a
 run in progress sees whole epochs only. The probe is chosen from the labels with
@@ -28,9 +29,6 @@ training thread.
 
 from __future__ import annotations
 
-import io
-import os
-import secrets
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lab.durable import atomic_write
 from lab.insight.cam import BaseCAM, auto_method, get_cam_method
 from lab.insight.errors import InsightError
 from lab.insight.hooks import capture, default_probe_layer, get_layer
@@ -48,12 +47,15 @@ from lab.model.budget import model_batch
 from lab.model.spec import eval_mode
 from lab.runs.layout import RunLayout
 from lab.runs.store import atomic_save_torch, atomic_write_json
-from lab.train.engine import Callback, ConfigError
+from lab.train.engine import Callback, ConfigError, best_row
 
 PROBE_SEED = 0  # fixed, not the run's seed: every run on a dataset follows the same images
 KNN_K = 5  # neighbours voting in the k-NN accuracy
 STORED_DIMS = 512  # wider features are stored through a fixed random projection (k-NN uses them all)
 KEEP_WEIGHTS_BYTES = 16 * 2**20  # per-epoch weights are kept for models up to this size
+# and up to this much per run (best.pt and last.pt apart): every epoch of a 100 KB model for the
+# longest run, 8 epochs of a 16 MB one; 200 epochs of it would be 3.2 GB of one student's disk.
+KEEP_WEIGHTS_TOTAL_BYTES = 128 * 2**20
 # Probe images per forward pass. On a CPU small batches stay in cache: measured on 2 cores,
 # gap_cam at 32x32 runs 1,024 images in 360 ms in batches of 32-128 and 650 ms in one batch.
 BATCH = {"cpu": 128}
@@ -143,16 +145,27 @@ def random_projection(dims: int, out: int, device: torch.device) -> torch.Tensor
 # ---------------------------------------------------------------- files
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` through a temp file and ``os.replace``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``np.savez`` through :func:`lab.durable.atomic_write`: readers never see half a file."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def epochs_to_drop(kept: list[int], slots: int, pinned: set[int]) -> list[int]:
+    """The epochs whose weights go so that at most ``slots`` stay; the first and the last epoch and
+    the ``pinned`` ones always stay (so more stay when ``slots`` is smaller than those).
+
+    What stays is the multiples of a stride (1, 2, 4, ...: the smallest with which they fit)
+    besides those: spread evenly over the whole run, so a slider over them still tells the story
+    from the untrained net to the end, and as the run goes on the stride only grows, so an epoch
+    once dropped is never wanted back.
+    """
+    if not kept:
+        return []
+    first, last = min(kept), max(kept)
+    always = {first, last} | (pinned & set(kept))
+    stride = 1  # chosen over every epoch so far, not the files left, so that it never shrinks back
+    while len(always | {e for e in range(first, last + 1) if e % stride == 0}) > slots and stride <= last:
+        stride *= 2
+    return sorted(e for e in kept if e % stride and e not in always)
 
 
 def _open_recorded(path: Path, recorded: Callable[[], list[int]], missing: str, none: str = "none"):
@@ -219,7 +232,7 @@ class ProbeRecorder(Callback):
 
     ``layer``: layer name whose output is recorded (default: the input of the output
     layer). ``cam_method``: 'auto' (CAM where exact, else Grad-CAM), a method name, or
-    None for no CAM samples. ``worker``: an :class:`~lab.insight.embed.EmbeddingWorker`
+    None for no CAM samples. ``worker``: an :class:`~lab.insight.worker.EmbeddingWorker`
     asked to make the PCA map of each new epoch, off this thread.
     """
 
@@ -257,7 +270,8 @@ class ProbeRecorder(Callback):
                 cam_note = str(err)
         weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         self.keep_weights = self.keep_weights and weight_bytes <= KEEP_WEIGHTS_BYTES
-        atomic_write_json(self._meta_path(), {
+        self.weight_slots = KEEP_WEIGHTS_TOTAL_BYTES // max(weight_bytes, 1)
+        atomic_write_json(self.layout.probe_meta, {
             "layer": self.layer, "size": len(self.indices), "indices": self.indices.tolist(),
             "classes": ds.classes, "knn_k": KNN_K, "stored_dims": STORED_DIMS,
             "cam_method": self.cam.name if self.cam else None, "cam_layer": self.cam.layer_name if self.cam else None,
@@ -268,11 +282,6 @@ class ProbeRecorder(Callback):
 
     def on_epoch_end(self, trainer, metrics: dict) -> None:
         self._record(trainer, metrics["epoch"])
-
-    def _meta_path(self) -> Path:
-        path = self.layout.probe_meta
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
 
     def _record(self, trainer, epoch: int) -> None:
         model = trainer.model
@@ -296,9 +305,7 @@ class ProbeRecorder(Callback):
         if self.cam is not None:
             self._record_cams(trainer, epoch)
         if self.keep_weights:
-            path = self.layout.weights(epoch)
-            path.parent.mkdir(exist_ok=True)
-            atomic_save_torch(path, trainer.checkpoint())
+            self._keep_weights(trainer, epoch)
         self._index = [e for e in self._index if e["epoch"] != epoch]
         self._index.append({"epoch": epoch, "knn_acc": knn,
                             "probe_acc": (preds == self.probe_labels).float().mean().item()})
@@ -306,6 +313,15 @@ class ProbeRecorder(Callback):
                                                    "epochs": sorted(self._index, key=lambda e: e["epoch"])})
         if self.worker is not None:
             self.worker.request(self.layout, "pca")
+
+    def _keep_weights(self, trainer, epoch: int) -> None:
+        """This epoch's weights; older ones thinned out to stay in budget, keeping the untrained net,
+        the best epoch so far and this one."""
+        atomic_save_torch(self.layout.weights(epoch), trainer.checkpoint())
+        best = best_row(trainer.history)
+        pinned = {best["epoch"]} if best else set()
+        for old in epochs_to_drop(self.layout.weight_epochs(), self.weight_slots, pinned):
+            self.layout.weights(old).unlink(missing_ok=True)
 
     def _record_cams(self, trainer, epoch: int) -> None:
         """Heatmaps for the true class of each sample: the same question every epoch."""

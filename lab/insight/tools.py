@@ -19,10 +19,12 @@ import torch
 
 from lab import settings
 from lab.data import images as image_files
-from lab.insight.cam import CAM_METHODS, get_cam_method, overlay, to_heatmaps
-from lab.insight.embed import ensure_maps, normalize_method
+from lab.insight.cam import CAM_METHODS, get_cam_method, to_heatmaps
+from lab.insight.embed import normalize_method
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
+from lab.insight.maps import ensure_maps
+from lab.insight.overlay import overlay
 from lab.insight.probe import load_probe
 from lab.model.budget import model_batch
 from lab.runs.store import open_run

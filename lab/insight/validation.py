@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.insight.answers import ClassAnswers
 from lab.insight.load import InputStats
 from lab.model.budget import model_batch
 from lab.model.spec import eval_mode
@@ -36,20 +37,12 @@ def predict_probs(model: nn.Module, stats: InputStats, images: torch.Tensor, bat
 
 
 @dataclass
-class Evaluation:
-    """Every val image's label and class probabilities at one checkpoint."""
+class Evaluation(ClassAnswers):
+    """Every val image's label and class probabilities at one checkpoint (``preds`` and ``confidence``
+    from ``probs``)."""
 
     labels: np.ndarray  # int64 (N,)
     probs: np.ndarray  # float32 (N, classes)
-
-    @property
-    def preds(self) -> np.ndarray:
-        return self.probs.argmax(1)
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """Probability of the predicted class, per image."""
-        return self.probs.max(1)
 
 
 def evaluate(model: nn.Module, stats: InputStats, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:

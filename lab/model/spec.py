@@ -21,7 +21,6 @@ the first :class:`SpecError` instead.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lab import settings
+from lab import settings, user_json
 from lab.i18n import DEFAULT, text
 from lab.model.layers import LayerType, Shape, SpecError, format_shape, get_layer_type, normalize_layer
 
@@ -142,23 +141,41 @@ def activation_values(kind: LayerType, in_shape: Shape, out_shape: Shape, layer:
     return weighted_modules * math.prod(out_shape)
 
 
+MAX_LAYERS = 500  # the deepest preset has 14; a million layers took 427 MB and 10 s to analyse, on every rerun
+MAX_SPEC_BYTES = 500_000  # spec JSON text: 500 conv2d layers exported with indent 2 are 74 KB
+
+
 def _read_header(spec: Any, input_shape: Shape | None, num_classes: int | None) -> tuple[str, Shape, int, list]:
     if not isinstance(spec, dict):
         raise SpecError("a spec must be a JSON object with 'input', 'num_classes' and 'layers'")
+    layers = _layer_list(spec)  # counted before anything walks the spec
+    _check_nesting(spec)
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.get("input") or (1, 28, 28))
     if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
         raise SpecError(f"input must be [channels, height, width] of positive whole numbers, got {list(shape)}")
     classes = num_classes if num_classes is not None else spec.get("num_classes", 10)
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
         raise SpecError(f"num_classes must be a whole number >= 2, got {classes!r}")
-    return str(spec.get("name") or "model"), shape, classes, _layer_list(spec)
+    return str(spec.get("name") or "model"), shape, classes, layers
 
 
 def _layer_list(spec: dict) -> list:
+    """The spec's layers, refused before any per-layer work when there are more than anyone builds."""
     layers = spec.get("layers", [])
     if not isinstance(layers, list):
         raise SpecError("'layers' must be a list of layer objects")
+    if len(layers) > MAX_LAYERS:
+        raise SpecError(f"the spec has {len(layers):,} layers, more than the {MAX_LAYERS} a model may have; "
+                        "remove layers")
     return layers
+
+
+def _check_nesting(spec: Any) -> None:
+    """Refuse a spec nested deeper than any spec is, as lab.user_json refuses such text: one made in
+    code (not parsed) has no bound, and copying it or naming its values in a message recurses."""
+    if user_json.depth(spec) > user_json.MAX_DEPTH:
+        raise SpecError(f"the spec is nested deeper than {user_json.MAX_DEPTH} levels, more than any spec; "
+                        "a layer's values are numbers or names")
 
 
 def _normalize_each(raw_layers: list) -> tuple[list[dict], list[SpecError]]:
@@ -320,39 +337,45 @@ def load_spec(source: str | Path | dict) -> dict:
     from lab.model.presets import PRESETS, get_preset
 
     if isinstance(source, dict):
+        _check_nesting(source)
         return copy.deepcopy(source)
     text = str(source).strip()
     if text.startswith("{"):
-        return _json_object(text)
+        return _json_object(text, "the spec")
     path = Path(text)
     if path.suffix == ".json" or path.exists():
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            return _json_object(path.read_bytes(), f"spec file {path}")
+        except OSError as err:
             raise SpecError(f"cannot read spec file {path}: {err}") from None
     if PRESETS.recognises(text):
         return get_preset(text)
     raise SpecError(f"{text!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
 
 
-def parse_spec_json(text: str) -> dict:
+def parse_spec_json(text: str | bytes, what: str = "the pasted spec") -> dict:
     """A spec from JSON a visitor pasted or uploaded, with every layer normalised: what an editor can show.
 
     Only a JSON object: text from a browser is never taken for a server path or a
     preset name (as :func:`load_spec` would), and the first layer the registry cannot
     normalise is refused by position, so the editor never holds a layer it cannot draw.
+    Its size, nesting and layer count are bounded before any layer is looked at;
+    ``what`` names the text in those messages ("the uploaded file").
     """
-    if not text.strip().startswith("{"):
+    if text.lstrip()[:1] not in ("{", b"{"):
         raise SpecError("paste a JSON object: it starts with '{' and has a 'layers' list")
-    spec = _json_object(text)
+    spec = _json_object(text, what)
     layers, problems = _normalize_each(_layer_list(spec))
     if problems:
         raise problems[0]
     return {**spec, "layers": layers}
 
 
-def _json_object(text: str) -> dict:
+def _json_object(text: str | bytes, what: str) -> Any:
+    """JSON text parsed within :data:`MAX_SPEC_BYTES` and lab.user_json's depth, or a SpecError that says why."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
+        return user_json.loads(text, what, MAX_SPEC_BYTES)
+    except user_json.UserJSONError as err:
+        raise SpecError(str(err)) from None
+    except ValueError as err:  # json's own message, or the bytes are not UTF-8
         raise SpecError(f"spec is not valid JSON: {err}") from None

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from lab.i18n import DEFAULT, text
-from lab.insight.embed import MapFrame
+from lab.insight.maps import MapFrame
 
 HEIGHT = 420
 SMALL_HEIGHT = 260

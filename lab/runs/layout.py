@@ -11,7 +11,7 @@
     probe/meta.json    probe layer, indices into the val split, classes, CAM settings
     probe/index.json   recorded epochs with their k-NN accuracy
     probe/epoch_NNN.npz         probe features, labels, predictions at epoch NNN (0 = untrained)
-    probe/map_<method>_NNN.npy  the 2-D map of that epoch, cached by lab.insight.embed
+    probe/map_<method>_NNN.npy  the 2-D map of that epoch, cached by lab.insight.maps
     cams/epoch_NNN.npz          heatmaps of one val image per class at epoch NNN
     weights/epoch_NNN.pt        the weights at epoch NNN, for small models
 
@@ -35,7 +35,7 @@ def _epoch_name(epoch: int, suffix: str) -> str:
 def _numbered(folder: Path, prefix: str, suffix: str) -> list[int]:
     """The numbers NNN of the files ``<prefix>NNN<suffix>`` in ``folder``, ascending; none for a missing folder.
 
-    Temp files (``.name.pid.tmp``) never match, so a file being written is not listed before it is whole."""
+    Temp files (hidden, lab.durable) never match, so a file being written is not listed before it is whole."""
     found = []
     for path in folder.glob(f"{prefix}*{suffix}"):
         digits = path.name[len(prefix):-len(suffix)]
@@ -73,6 +73,11 @@ class RunLayout:
     weights_dir = _File("weights")
     probe_meta = _File("probe", "meta.json")
     probe_index = _File("probe", "index.json")
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        """Every folder the run's files are written into: where a crashed writer can have left a temp file."""
+        return (self.root, self.probe_dir, self.cams_dir, self.weights_dir)
 
     def checkpoint(self, which: str) -> Path:
         """``best.pt`` or ``last.pt``; a ValueError for any other name (an epoch's weights: :meth:`weights`)."""

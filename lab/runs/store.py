@@ -1,11 +1,19 @@
 """RunStore: one folder per run, written so that no crash leaves it unreadable (read back as a RunInfo).
 
 The folder's files are named by :mod:`lab.runs.layout`. metrics.jsonl gets one
-line per finished epoch, flushed and fsynced; the JSON files are replaced
-atomically (temp file + ``os.replace``); checkpoints are loaded with
-``weights_only=True``. A run still marked ``queued``/``running`` whose owning
-process is gone is reported ``interrupted``: nothing needs to clean up after a
-killed server.
+line per finished epoch, flushed and fsynced; the JSON files and checkpoints are
+replaced atomically and durably (:func:`lab.durable.atomic_write`); checkpoints are
+loaded with ``weights_only=True``. A run still marked ``queued``/``running`` whose
+owning process is gone is reported ``interrupted``, and the temp files a killed
+writer left are removed when the run is next read: nothing needs to clean up after
+a killed server.
+
+The owner is recognised by its pid and the pid's start time (:func:`process_identity`),
+not by the pid alone: after a container restart the pids start over, and the
+process now holding a dead server's pid is not the lab. The start time was chosen
+over a lock file held with ``flock``: it is read, never held, so a reader needs no
+write access to the run folder, nothing is kept open per queued run, and it works
+the same on network file systems, where ``flock`` may not.
 
 User edits live in their own ``meta.json`` rather than in ``status.json``: the
 training process rewrites status.json (read, update, replace) every epoch, so
@@ -27,14 +35,16 @@ from typing import Any
 import torch
 
 from lab import settings
+from lab.durable import STALE_AFTER_S, atomic_write, fsync_dir, remove_stale_temps
 from lab.runs import access
 from lab.runs.access import Visitor
 from lab.runs.layout import RunLayout
 from lab.runs.view import RunInfo, read_json, read_jsonl
+from lab.train.engine import MAX_NAME, MAX_OWNER, text_problem
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
 LIVE_STATUSES = ("queued", "running")
-MAX_NAME, MAX_TAG, MAX_TAGS, MAX_NOTE = 80, 30, 10, 2000  # what a table cell and a tooltip can show
+MAX_TAG, MAX_TAGS, MAX_NOTE = 30, 10, 2000  # what a table cell and a tooltip can show (names: lab.train.engine)
 
 
 class AnnotationError(ValueError):
@@ -45,34 +55,63 @@ class RunNotFound(KeyError):
     """No run with that id (or folder) exists in the store."""
 
     def __str__(self) -> str:
-        return f"no run {self.args[0]!r} in the runs dir"
+        return f"no run {self.args[0]!r:.{MAX_ID_SHOWN}} in the runs dir"
+
+
+MAX_ID_BYTES = 200  # a folder name has at most 255 bytes; the lab's ids have 22 characters
+MAX_ID_SHOWN = 60  # characters of an unknown id a message repeats: it may be 5,000 long, from a URL
+
+
+def is_run_id(run_id: Any) -> bool:
+    """Whether a run folder can have this name: one printable name in the runs dir, never '..' or a hidden
+    file, short enough for the file system. Anything else is no run at all, not an OSError (ENAMETOOLONG)."""
+    return (isinstance(run_id, str) and run_id.isprintable() and not run_id.startswith(".") and "/" not in run_id
+            and "\\" not in run_id and 0 < len(run_id.encode("utf-8")) <= MAX_ID_BYTES)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, default=str).encode("utf-8")
+    atomic_write(path, lambda f: f.write(text))
 
 
 def atomic_save_torch(path: Path, obj: Any) -> None:
     """``torch.save`` through a temp file, so a crash never leaves a truncated checkpoint."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # gone, or not a pid at all
         return False
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def process_identity(pid: int) -> str | None:
+    """'<boot id>/<start time>' of a running process: the same pid with another identity is another process.
+
+    The start time is field 22 of ``/proc/<pid>/stat``, in clock ticks since boot; the boot id makes it
+    unique across reboots too. None where it cannot be read (the process is gone, or the system has no
+    /proc, as on macOS and Windows, where the pid alone decides).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    after_name = stat[stat.rindex(")") + 2:].split()  # field 2, the name, may hold spaces and ")"
+    return f"{boot}/{after_name[19]}"  # after_name starts at field 3
+
+
+def _owner_alive(pid: int, identity: str | None) -> bool:
+    """Whether ``pid`` is still the process that wrote the status; ``identity`` None (a status from
+    before identities were recorded, or from a system without /proc) trusts the pid."""
+    if not _pid_alive(pid):
+        return False
+    return identity is None or process_identity(pid) == identity
 
 
 class RunStore:
@@ -80,10 +119,11 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = settings.runs_dir(root)
+        self._swept: dict[str, float] = {}  # run id -> when its stale temp files were last removed
 
     def path(self, run_id: str) -> Path:
-        """Folder of a run; refuses ids that would leave the runs dir."""
-        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+        """Folder of a run; refuses ids that would leave the runs dir or that no folder can have."""
+        if not is_run_id(run_id):
             raise RunNotFound(run_id)
         return self.root / run_id
 
@@ -94,14 +134,17 @@ class RunStore:
     def create(self, config: dict, name: str = "", owner: str = "", owner_key: str = "") -> str:
         """Make a new run folder in state ``queued``; returns its id.
 
-        ``owner_key`` identifies the browser session that may change the run (lab.runs.access)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        ``owner_key`` identifies the browser session that may change the run (lab.runs.access).
+        A name or owner too long for a table is refused (AnnotationError) before anything is written."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        name = _checked_text("name", name or config.get("name") or run_id, MAX_NAME)
+        owner = _checked_text("owner", owner, MAX_OWNER)
+        self.root.mkdir(parents=True, exist_ok=True)
         layout = self.layout(run_id)
         layout.root.mkdir()
+        fsync_dir(self.root)
         atomic_write_json(layout.config, config)
-        self.set_status(run_id, "queued", name=name or config.get("name") or run_id, owner=owner,
-                        owner_key=owner_key, created=time.time())
+        self.set_status(run_id, "queued", name=name, owner=owner, owner_key=owner_key, created=time.time())
         layout.metrics.touch()
         return run_id
 
@@ -117,7 +160,7 @@ class RunStore:
         path = self.layout(run_id).status
         data = read_json(path, {}) or {}
         data.update(extra, status=status, message=message, pid=os.getpid(), host=socket.gethostname(),
-                    updated=time.time())
+                    pid_identity=process_identity(os.getpid()), updated=time.time())
         atomic_write_json(path, data)
         return data
 
@@ -146,11 +189,16 @@ class RunStore:
     def _owner_gone(status: dict) -> bool:
         if status.get("host") != socket.gethostname():
             return time.time() - status.get("updated", 0) > 3600  # another machine: trust a recent heartbeat
-        return not _pid_alive(int(status.get("pid", -1)))
+        try:
+            pid = int(status.get("pid", -1))
+        except (TypeError, ValueError):
+            return True
+        return not _owner_alive(pid, status.get("pid_identity"))
 
     def get(self, run_id: str) -> RunInfo:
         """The run as it is on disk now; RunNotFound when there is no such run."""
         layout = self._existing(run_id)
+        self._remove_stale_temps(run_id, layout)
         return RunInfo(run_id, layout.root, read_json(layout.config, {}), self.read_status(run_id),
                        self.read_metrics(run_id), read_json(layout.meta, {}) or {})
 
@@ -163,6 +211,8 @@ class RunStore:
 
     def resolve(self, ref: str) -> str:
         """Run id from an id, a unique id prefix or a run name."""
+        if not ref:  # the prefix of every id
+            raise RunNotFound(ref)
         runs = self.list()
         for match in ([r for r in runs if r.id == ref], [r for r in runs if r.id.startswith(ref)],
                       [r for r in runs if r.name == ref]):
@@ -207,6 +257,16 @@ class RunStore:
         access.check(self.read_status(run_id), by, "delete")
         shutil.rmtree(layout.root)
 
+    def _remove_stale_temps(self, run_id: str, layout: RunLayout) -> None:
+        """Delete the temp files a killed writer left in the run's folders, at most once per
+        STALE_AFTER_S per run: pages read a live run every second, and a younger temp file is
+        never removed anyway."""
+        now = time.time()
+        if now - self._swept.get(run_id, 0.0) < STALE_AFTER_S:
+            return
+        self._swept[run_id] = now
+        remove_stale_temps(layout.folders, now)
+
     def _existing(self, run_id: str) -> RunLayout:
         layout = self.layout(run_id)
         if not layout.config.exists():
@@ -215,11 +275,13 @@ class RunStore:
 
 
 def _checked_text(what: str, text: str, limit: int, required: bool = False) -> str:
-    text = text.strip()
-    if required and not text:
-        raise AnnotationError(f"a run's {what} cannot be empty")
-    if len(text) > limit:
-        raise AnnotationError(f"a run's {what} can have at most {limit} characters, this one has {len(text)}")
+    """``text`` stripped; AnnotationError when it is not text, too long, or empty but ``required``."""
+    text = text.strip() if isinstance(text, str) else text
+    problem = text_problem(f"a run's {what}", text, limit)
+    if not problem and required and not text:
+        problem = f"a run's {what} cannot be empty"
+    if problem:
+        raise AnnotationError(problem)
     return text
 
 
@@ -237,7 +299,7 @@ def _checked_tags(tags: list[str]) -> list[str]:
 def open_run(ref: str, runs_dir: str | os.PathLike | None = None) -> tuple[RunStore, str]:
     """The store and id for a run reference: a run folder path, or an id/prefix/name in ``runs_dir``."""
     folder = Path(ref)
-    if RunLayout(folder).config.is_file():
+    if is_run_id(folder.name) and RunLayout(folder).config.is_file():
         folder = folder.resolve()
         return RunStore(folder.parent), folder.name
     store = RunStore(runs_dir)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from lab.runs.compare import run_row
 from lab.runs.view import RunInfo
 from lab.train.augment import augment_label, get_augment
-from lab.train.engine import ConfigError, TrainConfig
+from lab.train.engine import MAX_NAME, ConfigError, TrainConfig, text_problem
 
 MAX_SWEEP_RUNS = 64  # one click must not queue a day of a shared server; a study this big is unreadable anyway
 SUMMARY_COLUMNS = ["name", "batch_size", "epochs", "lr", "optimizer", "augment", "status", "best_val_acc",
@@ -106,15 +106,32 @@ def _lists(base: TrainConfig, values: dict[str, Sequence]) -> dict[str, list]:
     return lists
 
 
+def _shortened(text: str, limit: int = MAX_NAME) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _run_name(sweep_name: str, combo: dict, lists: dict[str, list]) -> str:
-    tags = [AXES[axis].tag(combo[axis]) for axis in AXES if axis in ALWAYS_NAMED or len(lists[axis]) > 1]
-    return "-".join([sweep_name, *tags])
+    """'mysweep-bs32-ep30', within MAX_NAME: a long sweep name is cut rather than the combination,
+    which is what tells the runs of a sweep apart."""
+    tags = "-".join(AXES[axis].tag(combo[axis]) for axis in AXES if axis in ALWAYS_NAMED or len(lists[axis]) > 1)
+    room = MAX_NAME - len(tags) - 1
+    return _shortened(f"{_shortened(sweep_name, room)}-{tags}" if room > 1 else tags)
 
 
 def default_sweep_name(base: TrainConfig) -> str:
-    """'fashion_cnn-digits': what a sweep is about when its user did not say."""
+    """'fashion_cnn-digits': what a sweep is about when its user did not say (cut to MAX_NAME: a spec
+    or folder's name can be long, and no one typed this one to be refused)."""
     spec_name = base.spec.get("name", "model") if isinstance(base.spec, dict) else "model"
-    return f"{spec_name}-{base.dataset}"
+    return _shortened(f"{spec_name}-{base.dataset}")
+
+
+def _sweep_name(name: str, base: TrainConfig) -> str:
+    """The name the user gave, refused when too long (a name they typed is theirs to shorten), else the default."""
+    problem = text_problem("the sweep's name", name.strip(), MAX_NAME)
+    if problem:
+        raise SweepError(problem)
+    return name.strip() or default_sweep_name(base)
 
 
 def plan_sweep(base: TrainConfig, values: dict[str, Sequence], name: str = "") -> list[TrainConfig]:
@@ -129,7 +146,7 @@ def plan_sweep(base: TrainConfig, values: dict[str, Sequence], name: str = "") -
     combos = [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
     if len(combos) > MAX_SWEEP_RUNS:
         raise SweepError(f"{len(combos)} combinations; a sweep can have at most {MAX_SWEEP_RUNS}: drop some values")
-    sweep_name = name.strip() or default_sweep_name(base)
+    sweep_name = _sweep_name(name, base)
     sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     created = time.strftime("%Y-%m-%d %H:%M")
     configs = []

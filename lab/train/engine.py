@@ -5,17 +5,20 @@ device as uint8, each epoch is a device-side permutation, augmentation and
 normalisation are batched tensor ops, and the host reads numbers back only once
 per logging interval (so CUDA is never stalled per batch). Where the device
 multiplies bf16 natively (CUDA, recent x86 CPUs) it adds bf16 autocast and
-channels_last; on CUDA the step is replayed as a CUDA graph (``CudaGraphStep``).
+channels_last; on CUDA the step is replayed as a CUDA graph (:mod:`lab.train.cuda_graph`).
 
 Listeners (``Callback`` subclasses) get the events in ``EVENTS``; they steer
 only through ``trainer.should_stop``. The RunStore recorder, the CLI printer
 and the live UI are all listeners.
+
+The module is longer than most because it keeps what a run *is* together: its
+config, its events, the loop that emits them and the recorder that saves them are
+read side by side; the CUDA graph, augmentation and devices live apart.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
@@ -27,24 +30,32 @@ from lab.data import Dataset, load_dataset
 from lab.model.budget import batch_that_fits, check_training_batch
 from lab.model.layers import SpecError
 from lab.model.spec import SpecNet, analyze, build_model, check_size, eval_mode, load_spec, summarize
-from lab.train.augment import AugmentConfig, augment_batch, get_augment
+from lab.train.augment import AugmentConfig, get_augment
+from lab.train.augment_ops import augment_batch
+from lab.train.cuda_graph import GRAPH_WARMUP, CudaGraphStep, cuda_run_ended, cuda_run_started
 from lab.train.device import native_bf16, resolve_device
 from lab.train.ranges import setting_ranges
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 EVENTS = ("on_run_start", "on_batch_end", "on_epoch_end", "on_run_end")
-
-
-# Trainers training on CUDA in this process. A CUDA graph is captured only by a run training
-# alone: work another thread launches during a capture can break it, or the other run.
-_cuda_trainers: set[int] = set()
-_cuda_lock = threading.Lock()
+# Characters in a run's name and in its owner's name: what a table cell and a gallery card show.
+# Checked where a name is made (TrainConfig, RunStore.create, a sweep's plan), not only on rename.
+MAX_NAME, MAX_OWNER = 80, 40
 EVAL_BATCH = 1024  # images per evaluation pass, fewer when the model's maps need it (lab.model.budget)
 
 
 class ConfigError(ValueError):
     """A training setting out of range; the message names the setting and the range."""
+
+
+def text_problem(label: str, value: Any, limit: int) -> str:
+    """'' when ``value`` is text of at most ``limit`` characters, else what to change (naming ``label``)."""
+    if not isinstance(value, str):
+        return f"{label} must be text, got {type(value).__name__}"
+    if len(value) > limit:
+        return f"{label} can have at most {limit} characters, this one has {len(value):,}"
+    return ""
 
 
 @dataclass
@@ -72,8 +83,8 @@ class TrainConfig:
     insight: bool = True  # record the feature-space probe and CAM samples at epoch 0 and every epoch (lab.insight)
     probe_size: int = 1000  # probe images, a stratified sample of the val split (range: lab.train.ranges)
     probe_layer: str = ""  # layer whose output the probe records; "" = the input of the output layer
-    name: str = ""
-    owner: str = ""
+    name: str = ""  # the run's name, at most MAX_NAME characters; "" = its id
+    owner: str = ""  # who started it (the sidebar's name box), at most MAX_OWNER characters
     # The sweep this run belongs to (lab.runs.sweep: id, name, its combination); {} for a single run.
     # A record for grouping runs only: training never reads it, so each run is complete on its own.
     sweep: dict = field(default_factory=dict)
@@ -101,6 +112,10 @@ class TrainConfig:
         for key in ("insight", "compile", "cuda_graph", "eval_flip"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        for key, limit in (("name", MAX_NAME), ("owner", MAX_OWNER)):
+            problem = text_problem(key, getattr(self, key), limit)
+            if problem:
+                raise ConfigError(problem)
         self._check_probe_layer()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
@@ -238,8 +253,7 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         cuda = self.device.type == "cuda"
         if cuda:
-            with _cuda_lock:
-                _cuda_trainers.add(id(self))
+            cuda_run_started(self)
         # No cudnn.benchmark: on an H100 its autotuning cost 5 s in a process's first epoch and
         # gained nothing afterwards (0.76 s/epoch either way for a ResNet-9 at batch 512).
         ds = self.dataset
@@ -353,8 +367,7 @@ class Trainer:
                 f"try batch size {smaller} or a smaller model")
 
     def _release_memory(self) -> None:
-        with _cuda_lock:
-            _cuda_trainers.discard(id(self))
+        cuda_run_ended(self)
         for name in ("train_x", "train_y", "val_x", "val_y", "optimizer", "train_step"):
             self.__dict__.pop(name, None)
         if self.device.type == "cuda":
@@ -425,82 +438,6 @@ class Trainer:
         """What ``best.pt``/``last.pt`` hold: tensors and plain numbers only (weights_only-safe)."""
         return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "epoch": self.epoch, "spec_name": self.summary.name}
-
-
-class CudaGraphStep:
-    """The training step replayed as one CUDA graph: one launch instead of hundreds.
-
-    At the batch sizes students use, small nets are bound by kernel launches, not by
-    the GPU (bench: ~1 ms of Python launches per batch for ~0.2 ms of GPU work). So
-    after ``GRAPH_WARMUP`` eager steps (cuDNN picks its algorithms, the optimizer
-    makes its state) gather + augment + forward + backward are captured once, with
-    the batch's indices in a fixed tensor, and every later batch is an index copy, a
-    replay and the fused optimizer step. Random numbers come from the default CUDA
-    generator, whose state graphs advance on every replay.
-
-    Gradients live in the graph's memory: they are put back on the parameters before
-    each optimizer step, so a listener that clears them cannot stop the training.
-    If capture fails (an op that cannot be captured), or another run trains on the
-    GPU in this process (two threads capturing at once corrupted each other's work
-    on an H100), the run goes on eagerly and the trainer's ``graph_status`` says why.
-    """
-
-    def __init__(self, trainer: Trainer):
-        self.trainer = trainer
-        self.calls = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.error = ""
-        self.static_idx = torch.zeros(trainer.config.batch_size, dtype=torch.long, device=trainer.device)
-        self.grads: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
-
-    def __call__(self, idx: torch.Tensor) -> None:
-        t = self.trainer
-        if self.error or len(idx) != len(self.static_idx):
-            return t.eager_step(idx)
-        self.calls += 1
-        if self.graph is None and self.calls <= GRAPH_WARMUP:
-            return self._side_stream_step(idx)
-        if self.graph is None and not self._capture():
-            return t.eager_step(idx)
-        self.static_idx.copy_(idx)
-        self.graph.replay()
-        for param, grad in self.grads:
-            param.grad = grad
-        t.optimizer.step()
-        t.scheduler.step()
-
-    def _side_stream_step(self, idx: torch.Tensor) -> None:
-        """An eager step on a side stream, as PyTorch asks of the steps before a capture."""
-        stream = torch.cuda.Stream(self.trainer.device)
-        stream.wait_stream(torch.cuda.current_stream(self.trainer.device))
-        with torch.cuda.stream(stream):
-            self.trainer.eager_step(idx)
-        torch.cuda.current_stream(self.trainer.device).wait_stream(stream)
-
-    def _capture(self) -> bool:
-        t = self.trainer
-        with _cuda_lock:  # held through the capture: no other run starts meanwhile
-            if len(_cuda_trainers) > 1:
-                self.error = t.graph_status = "not captured: another run is training on this GPU"
-                return False
-            t.optimizer.zero_grad(set_to_none=True)
-            graph = torch.cuda.CUDAGraph()
-            try:
-                # thread_local: other threads' calls (a page's inference) are not refused meanwhile
-                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                    t.forward_backward(self.static_idx, None)
-            except torch.cuda.OutOfMemoryError:
-                raise
-            except RuntimeError as err:
-                self.error = t.graph_status = f"CUDA graph capture failed, training without it: {err}"
-                t.optimizer.zero_grad(set_to_none=True)
-                return False
-        self.graph, t.graph_status = graph, "captured"
-        self.grads = [(p, p.grad) for p in t.model.parameters() if p.grad is not None]
-        return True
-
-
-GRAPH_WARMUP = 3  # eager steps before the capture
 
 
 class RunRecorder(Callback):

@@ -28,10 +28,10 @@ from lab.train.augment import (
     augment_label,
     canonical,
     get_augment,
-    preview,
 )
+from lab.train.augment_ops import preview
 from lab.ui.i18n import t
-from lab.ui.state import draft
+from lab.ui.state import dataset_label, draft, markdown_safe
 
 PREVIEW_IMAGES = 6
 PREVIEW_DRAWS = 4
@@ -176,7 +176,8 @@ def _row(images: torch.Tensor, captions: list[str] | None) -> None:
     mixed label would widen (and so enlarge) its image.
     """
     scale = display_scale(images.shape[-2], target=PREVIEW_PIXELS)
-    st.image([upscale(to_hwc(x), scale) for x in images], caption=captions, width=images.shape[-1] * scale)
+    st.image([upscale(to_hwc(x), scale) for x in images], caption=captions and [markdown_safe(c) for c in captions],
+             width=images.shape[-1] * scale)  # captions: class names, an upload's folder names
 
 
 def _preview(ds: Dataset, cfg: AugmentConfig) -> None:
@@ -208,14 +209,15 @@ def render_augment_page() -> None:
     try:
         cfg = get_augment(d["augment"])
     except AugmentError as err:
-        st.error(t("augment.reset", error=err))
+        st.error(t("augment.reset", error=markdown_safe(err)))
         d["augment"] = {"preset": "none"}
         cfg = get_augment(d["augment"])
     try:
         ds = load_dataset(d["dataset"])
     except DatasetError as err:
         ds = None
-        st.error(t("augment.dataset_error", name=repr(d["dataset"]), error=err))
+        st.error(t("augment.dataset_error", name=markdown_safe(dataset_label(d["dataset"])),
+                   error=markdown_safe(err)))
     _sync_widgets(cfg)
     _controls(cfg, ds.shape[-1] if ds else 32)
     if ds is not None:

@@ -26,11 +26,11 @@ from lab.classroom.exercise import Exercise, current_exercise
 from lab.export.code import pytorch_code, spec_json
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.model.presets import PRESETS, get_preset, get_preset_info
-from lab.model.spec import LayerRow, Summary, parse_spec_json
+from lab.model.spec import LayerRow, Summary, check_size, parse_spec_json
 from lab.model.teach import explain
 from lab.plots.diagram import architecture_figure
 from lab.ui.i18n import language, t
-from lab.ui.state import dataset_label, draft, draft_summary
+from lab.ui.state import dataset_label, draft, draft_summary, markdown_safe
 
 VERSION, SEEN, OPEN = "build.version", "build.seen", "build.open"
 ACTIVATION_CHOICES = ["none", *ACTIVATIONS]
@@ -125,10 +125,13 @@ def _start_empty() -> None:
 
 
 def _import_json(text_key: str, file_key: str) -> None:
+    """Load the uploaded file, else the pasted text; its size is checked before it is decoded or parsed."""
     upload = st.session_state.get(file_key)
-    text = upload.getvalue().decode("utf-8", errors="replace") if upload else st.session_state.get(text_key, "")
     try:
-        spec = parse_spec_json(text)
+        if upload:
+            spec = parse_spec_json(upload.getvalue(), "the uploaded file")
+        else:
+            spec = parse_spec_json(st.session_state.get(text_key, ""), "the pasted text")
     except SpecError as err:
         st.session_state["build.import_error"] = str(err)
         return
@@ -155,7 +158,7 @@ def render_start(exercise: Exercise | None) -> None:
         st.button(t("build.load_json"), key="build.load_json", on_click=_import_json,
                   args=("build.json_text", "build.json_file"))
         if st.session_state.get("build.import_error"):
-            st.error(t("build.import_error", error=st.session_state["build.import_error"]))
+            st.error(t("build.import_error", error=markdown_safe(st.session_state["build.import_error"])))
     with empty_tab:
         st.write(t("build.empty_text"))
         st.button(t("build.start_empty"), key="build.empty", on_click=_start_empty)
@@ -177,7 +180,7 @@ def render_header(summary: Summary, dataset: str, version: int, batch_size: int)
                   on_change=_set_name, args=(f"b{version}.name",))
     cols = st.columns(5)
     cols[0].metric(t("build.input"), format_shape(summary.input_shape) if summary.input_shape else "?",
-                   help=t("build.input.help", dataset=dataset_label(dataset)))
+                   help=t("build.input.help", dataset=markdown_safe(dataset_label(dataset))))
     cols[1].metric(t("common.classes"), summary.num_classes)
     cols[2].metric(t("build.params"), f"{summary.total_params:,}" if summary.ok else "—")
     cols[3].metric(t("build.macs"), f"{summary.total_macs:,}" if summary.ok else "—", help=t("build.macs.help"))
@@ -192,7 +195,7 @@ def render_problems(summary: Summary) -> None:
         st.success(t("build.valid"), icon=":material/check_circle:")
         return
     for problem in summary.problems:
-        st.error(str(problem), icon=":material/error:")
+        st.error(markdown_safe(problem), icon=":material/error:")  # may quote a share link's layer type
 
 
 def _row_for(summary: Summary, position: int, layer: dict) -> LayerRow | None:
@@ -208,7 +211,7 @@ def type_title(kind: str) -> str:
 
 def _label(position: int, layer: dict, row: LayerRow | None, problem: SpecError | None) -> str:
     kind = str(layer.get("type"))
-    title = type_title(kind) if kind in LAYER_TYPES else kind
+    title = type_title(kind) if kind in LAYER_TYPES else markdown_safe(kind)
     if problem is not None:
         return t("build.layer.problem", position=position, title=title)
     if row is None:
@@ -275,7 +278,8 @@ def _layer_editor(index: int, layer: dict, summary: Summary, version: int) -> No
     with st.expander(_label(position, layer, row, problem), expanded=opened, key=f"b{version}.{index}.box",
                      icon=":material/error:" if problem else None):
         if problem is not None:
-            st.error(t("build.layer.error", position=position, type=problem.layer_type, reason=problem.reason))
+            st.error(t("build.layer.error", position=position, type=markdown_safe(problem.layer_type),
+                       reason=markdown_safe(problem.reason)))
         params = list(kind.params.items()) if kind else []  # unknown type: only the buttons (delete)
         for start in range(0, len(params), PARAMS_PER_ROW):
             for col, (name, param) in zip(st.columns(PARAMS_PER_ROW), params[start:start + PARAMS_PER_ROW]):
@@ -351,20 +355,34 @@ def render_diagram(summary: Summary) -> None:
     st.plotly_chart(architecture_figure(summary, language()), config={"displayModeBar": False})
 
 
+def _too_big(summary: Summary) -> str | None:
+    """Why a valid spec cannot be built on this server (its SpecError's message), or None: the code
+    export builds the model, so a spec over the limits is refused there as a run would be."""
+    try:
+        check_size(summary)
+    except SpecError as err:
+        return str(err)
+    return None
+
+
 def render_export(summary: Summary) -> None:
-    """Spec JSON always; PyTorch code only for a valid spec (built lazily, on click)."""
+    """Spec JSON always; PyTorch code only for a valid spec this server can build (made lazily, on click)."""
     spec = copy.deepcopy(_spec())
     shape, classes = summary.input_shape, summary.num_classes
     name = summary.name or "model"
+    too_big = _too_big(summary) if summary.ok else None
+    exportable = summary.ok and too_big is None
     cols = st.columns(2)
     cols[0].download_button(t("build.spec_json"), data=spec_json(spec, shape, classes), file_name=f"{name}.json",
                             mime="application/json", icon=":material/download:", on_click="ignore",
                             width="stretch")
     cols[1].download_button(t("build.pytorch_code"), data=functools.partial(pytorch_code, spec, shape, classes),
                             file_name=f"{name}.py", mime="text/x-python", icon=":material/download:",
-                            on_click="ignore", disabled=not summary.ok, width="stretch",
-                            help=None if summary.ok else t("build.pytorch_code.help"))
-    if summary.ok and st.toggle(t("build.show_code"), key="build.show_code"):
+                            on_click="ignore", disabled=not exportable, width="stretch",
+                            help=None if exportable else too_big or t("build.pytorch_code.help"))
+    if too_big is not None:
+        st.warning(too_big, icon=":material/warning:")
+    elif exportable and st.toggle(t("build.show_code"), key="build.show_code"):
         st.code(pytorch_code(spec, shape, classes), language="python")
 
 
@@ -374,7 +392,7 @@ def build_page() -> None:
     version = _version()  # notices outside edits before any widget is drawn
     summary = draft_summary()
     st.title(t("nav.build"))
-    st.caption(t("build.caption", dataset=dataset_label(d["dataset"])))
+    st.caption(t("build.caption", dataset=markdown_safe(dataset_label(d["dataset"]))))
     exercise = current_exercise()
     locked = exercise is not None and exercise.locks("build")
     if locked:

@@ -41,11 +41,13 @@ from lab.ui.i18n import language, t
 from lab.ui.insight_view import cam_strip, feature_space, maps_pending, method_choice, no_cams_reason
 from lab.ui.state import (
     annotate_run,
+    dataset_label,
     delete_run,
     draft,
     draft_summary,
     job_manager,
     list_runs,
+    markdown_safe,
     status_label,
     visitor,
 )
@@ -76,10 +78,23 @@ def column_config() -> dict:
 
 
 def run_frame(rows: list[dict], columns: Sequence[str] = RUN_COLUMNS) -> pd.DataFrame:
-    """Rows as a table to show: the status column in the session's language, the rows as they were."""
+    """Rows as a table to show: the status column in the session's language, an upload by its name (not its
+    server path, which names a classmate's upload folder), the rows as they were."""
     frame = pd.DataFrame(rows, columns=columns)
     frame["status"] = frame["status"].map(status_label)
+    if "dataset" in frame:
+        frame["dataset"] = frame["dataset"].map(_run_dataset, na_action="ignore")  # a sweep's summary has none
     return frame
+
+
+def _run_dataset(name: str) -> str:
+    return dataset_label(name, yours=False)
+
+
+def table_csv(rows: list[dict]) -> str:
+    """The run table as CSV: the stored values and column names, but an upload named as in the table, not by
+    its server path."""
+    return rows_to_csv([{**row, "dataset": _run_dataset(row["dataset"])} for row in rows])
 
 
 # ---------------------------------------------------------------- shared
@@ -109,7 +124,8 @@ def _filtered(rows: list[dict]) -> list[dict]:
     text = text_col.text_input(t("compare.filter"), key=FILTER_KEY, placeholder=t("compare.filter.placeholder"))
     statuses = status_col.multiselect(t("compare.status"), sorted({r["status"] for r in rows}), key=STATUS_KEY,
                                       format_func=status_label)
-    datasets = dataset_col.multiselect(t("data.dataset"), sorted({r["dataset"] for r in rows}), key=DATASET_KEY)
+    datasets = dataset_col.multiselect(t("data.dataset"), sorted({r["dataset"] for r in rows}), key=DATASET_KEY,
+                                       format_func=_run_dataset)
     return filter_rows(rows, text, statuses, datasets)
 
 
@@ -126,7 +142,7 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
     """Curves overlaid, best accuracies, generalisation gaps, and the HTML export of all four."""
     empty = [labels[r.id] for r in runs if not r.metrics]
     if empty:
-        st.caption(t("compare.no_epoch_yet", runs=", ".join(empty)))
+        st.caption(t("compare.no_epoch_yet", runs=markdown_safe(", ".join(empty))))
     x = st.radio(t("compare.x"), list(X_AXES), format_func=lambda axis: t(f"compare.x.{axis}"), horizontal=True,
                  key=X_KEY)
     series, lang = [(labels[r.id], r.metrics) for r in runs], language()
@@ -155,7 +171,8 @@ def _insight_side_by_side(runs: list[RunInfo], labels: dict[str, str]) -> None:
         st.caption(t("compare.insight.none"))
         return
     if len(recorded) < len(runs):
-        st.caption(t("compare.insight.missing", runs=", ".join(labels[r.id] for r in runs if r not in recorded)))
+        missing = ", ".join(labels[r.id] for r in runs if r not in recorded)
+        st.caption(t("compare.insight.missing", runs=markdown_safe(missing)))
     polling = any(maps_pending(r.layout, st.session_state.get(INSIGHT_METHOD_KEY, "pca")) for r in recorded)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_insight_panel)(recorded, labels, polling)
 
@@ -174,7 +191,7 @@ def _insight_panel(runs: list[RunInfo], labels: dict[str, str], polling: bool) -
     for row in range(0, len(runs), 2):
         for column, run in zip(st.columns(2), runs[row:row + 2]):
             with column:
-                st.markdown(f"**{labels[run.id]}**")
+                st.markdown(f"**{markdown_safe(labels[run.id])}**")
                 feature_space(run, method, epoch, key=f"compare.insight.{run.id}")
                 if epoch in run.cam_epochs:
                     cam_strip(run, epoch, alpha)
@@ -188,9 +205,9 @@ def _save(run_id: str, name: str, tags: str, note: str) -> None:
     try:
         annotate_run(run_id, name, tags.split(","), note)
     except (AnnotationError, RunNotFound, AccessDenied) as err:
-        st.error(t("compare.not_saved", error=err))
+        st.error(t("compare.not_saved", error=markdown_safe(err)))
         return
-    _flash("success", t("compare.saved", name=name.strip()))
+    _flash("success", t("compare.saved", name=markdown_safe(name.strip())))
     st.rerun()
 
 
@@ -210,9 +227,9 @@ def _delete(run_id: str, label: str) -> None:
     try:
         delete_run(run_id)
     except (RunNotFound, AccessDenied) as err:
-        _flash("error", t("compare.not_deleted", error=err))
+        _flash("error", t("compare.not_deleted", error=markdown_safe(err)))
         return
-    _flash("success", t("compare.deleted", run=label))
+    _flash("success", t("compare.deleted", run=markdown_safe(label)))
 
 
 def _delete_controls(run: RunInfo, label: str) -> None:
@@ -223,7 +240,7 @@ def _delete_controls(run: RunInfo, label: str) -> None:
     if st.session_state.get(DELETE_KEY) != run.id:
         st.button(t("compare.ask_delete"), key="compare.ask_delete", on_click=_ask_delete, args=(run.id,))
         return
-    st.warning(t("compare.confirm_delete.text", run=label, path=run.path))
+    st.warning(t("compare.confirm_delete.text", run=markdown_safe(label), folder=run.id))  # not the server's path
     yes, no, _ = st.columns([1, 1, 4])
     yes.button(t("compare.confirm_delete"), type="primary", key="compare.confirm_delete", on_click=_delete,
                args=(run.id, label))
@@ -257,8 +274,8 @@ def _runs_tab(runs: list[RunInfo]) -> None:
     rows = [run_row(r) for r in runs]
     shown = _filtered(rows)
     _table(shown)
-    st.download_button(t("compare.download_table"), rows_to_csv(shown), file_name="cnn-lab-runs.csv",
-                       mime="text/csv", on_click="ignore")  # the CSV keeps the stored values and column names
+    st.download_button(t("compare.download_table"), table_csv(shown), file_name="cnn-lab-runs.csv",
+                       mime="text/csv", on_click="ignore")
     selected = _selection(shown, labels)
     by_id = {r.id: r for r in runs}
     if selected:
@@ -311,10 +328,10 @@ def _queue(configs: list[TrainConfig]) -> None:
                 queued.append(job_manager().submit(config, by=visitor()))
     except ConfigError as err:
         done = " " + t("compare.sweep.partly_queued", queued=len(queued), total=len(configs)) if queued else ""
-        st.error(t("compare.sweep.cannot_queue", error=err) + done)
+        st.error(t("compare.sweep.cannot_queue", error=markdown_safe(err)) + done)
         return
     st.session_state[SWEEP_KEY] = configs[0].sweep["id"]
-    _flash("success", t("compare.sweep.queued", name=configs[0].sweep["name"], count=len(configs)))
+    _flash("success", t("compare.sweep.queued", name=markdown_safe(configs[0].sweep["name"]), count=len(configs)))
     st.rerun()
 
 
@@ -324,16 +341,16 @@ def _plan_form(d: dict) -> None:
     try:
         base = build_config(d, "")
     except ConfigError as err:
-        st.error(t("compare.sweep.fix_draft", error=err))
+        st.error(t("compare.sweep.fix_draft", error=markdown_safe(err)))
         return
     name = name_col.text_input(t("compare.sweep.name"), key="sweep.name", placeholder=default_sweep_name(base),
                                help=t("compare.sweep.name.help"))
     try:
         configs = plan_sweep(base, _sweep_values(d), name)
     except ConfigError as err:
-        st.error(t("compare.sweep.cannot_plan", error=err))
+        st.error(t("compare.sweep.cannot_plan", error=markdown_safe(err)))
         return
-    st.caption(t("compare.sweep.plan", plan=describe_plan(configs)))  # lab.runs.sweep's words (English)
+    st.caption(t("compare.sweep.plan", plan=markdown_safe(describe_plan(configs))))  # lab.runs.sweep's words (English)
     if st.button(t("compare.sweep.queue", count=len(configs)), type="primary", key="sweep.queue"):
         _queue(configs)
 
@@ -354,7 +371,8 @@ def _sweep_progress(runs: list[RunInfo]) -> bool:
     live = [s for s in states if s.live]
     if live:
         running = [s for s in live if s.status == "running"]
-        now = (t("compare.sweep.now", run=running[0].name, epoch=max(running[0].epoch, 1), epochs=running[0].epochs)
+        now = (t("compare.sweep.now", run=markdown_safe(running[0].name), epoch=max(running[0].epoch, 1),
+                 epochs=running[0].epochs)
                if running else t("compare.sweep.waiting"))
         done = len(states) - len(live)
         st.progress(sum(s.progress for s in states) / len(states),
@@ -362,7 +380,7 @@ def _sweep_progress(runs: list[RunInfo]) -> bool:
         return True
     failed = [s.name for s in states if s.status != "finished"]
     if failed:
-        st.warning(t("compare.sweep.unfinished", runs=", ".join(failed)))
+        st.warning(t("compare.sweep.unfinished", runs=markdown_safe(", ".join(failed))))
     else:
         st.success(t("compare.sweep.done", count=len(states)))
     return False
@@ -389,7 +407,8 @@ def _sweep_panel(sweep_id: str, polling: bool) -> None:
 
 def _sweep_tab(runs: list[RunInfo]) -> None:
     d = draft()
-    st.caption(t("compare.sweep.caption", model=draft_summary().name, dataset=d["dataset"]))
+    st.caption(t("compare.sweep.caption", model=markdown_safe(draft_summary().name),
+                 dataset=markdown_safe(dataset_label(d["dataset"]))))
     _plan_form(d)
     sweeps = group_sweeps(runs)
     if not sweeps:

@@ -96,7 +96,7 @@ def _render_examples(name: str, ds: Dataset) -> None:
     grids = sample_grids(name, _fingerprint(ds))
     cols = st.columns(2)
     for i, (label, grid) in enumerate(grids):
-        cols[i % 2].image(grid, caption=label)
+        cols[i % 2].image(grid, caption=markdown_safe(label))  # an upload's folder name
 
 
 def _render_balance(ds: Dataset) -> None:
@@ -109,14 +109,15 @@ def _render_balance(ds: Dataset) -> None:
 def render_dataset(name: str, info: DatasetInfo | None) -> None:
     """Overview, examples and balance of a dataset, or why it cannot be shown."""
     if info is not None and not info.available:
-        st.warning(t("data.not_here", title=info.title, draft=dataset_label(draft()["dataset"]),
+        st.warning(t("data.not_here", title=info.title, draft=markdown_safe(dataset_label(draft()["dataset"])),
                      how=markdown_safe(info.how_to_get)))
         return
+    label = markdown_safe(dataset_label(name))
     try:
-        with st.spinner(t("data.loading", name=dataset_label(name))):
+        with st.spinner(t("data.loading", name=label)):
             ds = load_dataset(name)
     except DatasetError as err:
-        st.error(t("data.load_error", name=dataset_label(name), error=err))
+        st.error(t("data.load_error", name=label, error=markdown_safe(err)))
         return
     _render_overview(ds, info)
     _render_examples(name, ds)
@@ -134,23 +135,25 @@ def _import(upload) -> None:
     bar = st.progress(0.0, text=t("data.reading_zip"))
     try:
         report = import_zip(upload, owner=visitor().key,  # this session's folder: classmates' uploads stay theirs
-                            progress=lambda fraction, message: bar.progress(fraction, text=message))
+                            progress=lambda fraction, message: bar.progress(fraction, text=markdown_safe(message)))
     except DatasetError as err:
         bar.empty()
-        st.error(t("data.import_failed", error=markdown_safe(str(err))))
+        st.error(t("data.import_failed", error=markdown_safe(err)))
         return
     bar.empty()
     st.session_state[REPORT] = report
 
 
 def _render_report(report: ImportReport) -> None:
-    st.success(t("data.imported", name=report.name, classes=len(report.classes), kept=report.total_kept))
+    st.success(t("data.imported", name=markdown_safe(report.name), classes=len(report.classes),
+                 kept=report.total_kept))
     st.dataframe([{"class": c, "images kept": report.kept[c]} for c in report.classes], hide_index=True,
                  column_config={"class": t("data.col.class"), "images kept": t("data.col.kept")})
     if report.skipped:
-        st.warning(t("data.skipped", items="; ".join(f"{n:,} × {why}" for why, n in sorted(report.skipped.items()))))
+        items = "; ".join(f"{n:,} × {why}" for why, n in sorted(report.skipped.items()))
+        st.warning(t("data.skipped", items=markdown_safe(items)))
     if report.dropped_classes:
-        st.warning(t("data.dropped", folders=", ".join(report.dropped_classes)))
+        st.warning(t("data.dropped", folders=markdown_safe(", ".join(report.dropped_classes))))
     st.button(t("data.use_import"), key="data.use_import", type="primary", on_click=_use_import,
               icon=":material/check:")
 
@@ -174,7 +177,7 @@ def data_page() -> None:
     st.title(t("nav.data"))
     exercise = current_exercise()
     if exercise is not None and exercise.locks("data"):
-        st.info(t("data.exercise_locked", dataset=exercise.dataset or dataset_label(draft()["dataset"])),
+        st.info(t("data.exercise_locked", dataset=markdown_safe(exercise.dataset or dataset_label(draft()["dataset"]))),
                 icon=":material/lock:")
         render_dataset(draft()["dataset"], dataset_info(draft()["dataset"]))
         return

@@ -28,9 +28,10 @@ import torch
 from lab.data import DatasetError, load_dataset
 from lab.data.images import IMAGE_SUFFIXES
 from lab.insight.activations import LayerMaps, conv_feature_maps, filters_grid, first_conv, maps_grid
-from lab.insight.cam import CAM_METHODS, overlay
+from lab.insight.cam import CAM_METHODS
 from lab.insight.errors import InsightError
 from lab.insight.load import InputStats, load_run_model
+from lab.insight.overlay import overlay
 from lab.insight.tools import InputImage, MethodsAnswer, dataset_image, explain_methods, upload_image
 from lab.insight.validation import Evaluation, confident_mistakes, confusion_matrix, evaluate
 from lab.plots.images import display_scale, to_hwc, upscale
@@ -39,7 +40,7 @@ from lab.runs.compare import run_labels
 from lab.runs.view import NoCheckpoint, RunInfo
 from lab.ui.export_view import render_exports
 from lab.ui.i18n import language, t
-from lab.ui.state import job_manager, list_runs
+from lab.ui.state import job_manager, list_runs, markdown_quoted, markdown_safe
 
 QUERY_KEY = "run"
 RUN_KEY, CHECKPOINT_KEY, SOURCE_KEY = "explain.run", "explain.checkpoint", "explain.source"
@@ -106,12 +107,18 @@ def explainable_runs() -> list[RunInfo]:
     return [run for run in list_runs() if run.checkpoints]
 
 
-def _sync_run_choice(ids: list[str]) -> None:
-    """The URL's run preselects the picker (deep links, reloads); an unknown one is named, not fatal."""
+def _forget_unknown_run(ids: list[str]) -> None:
+    """A URL naming no explainable run (deleted, mistyped, 5,000 characters) is named once, then dropped from it."""
     wanted = st.query_params.get(QUERY_KEY)
     if wanted and wanted not in ids:
-        st.warning(t("explain.no_such_run", run=wanted))
-    elif wanted and RUN_KEY not in st.session_state:
+        st.warning(t("explain.no_such_run", run=markdown_quoted(wanted)))
+        st.query_params.pop(QUERY_KEY)
+
+
+def _sync_run_choice(ids: list[str]) -> None:
+    """The URL's run preselects the picker (deep links, reloads)."""
+    wanted = st.query_params.get(QUERY_KEY)
+    if wanted and RUN_KEY not in st.session_state:
         st.session_state[RUN_KEY] = wanted
     if st.session_state.get(RUN_KEY) not in ids:
         st.session_state[RUN_KEY] = ids[0]
@@ -132,6 +139,7 @@ def _checkpoint_label(run: RunInfo, choice: str) -> str:
 def _choose_run() -> tuple[RunInfo, str] | None:
     """Run and checkpoint pickers; None (with a hint) when there is nothing to explain yet."""
     runs = explainable_runs()
+    _forget_unknown_run([run.id for run in runs])
     if not runs:
         st.info(t("explain.no_runs"))
         return None
@@ -193,7 +201,7 @@ def _choose_image(ds, evaluation: Evaluation | None, stats: InputStats) -> tuple
     try:
         return upload_image(upload.name, data, stats, DISPLAY_SIDE), f"upload:{hashlib.sha1(data).hexdigest()}"
     except InsightError as err:
-        st.error(t("explain.upload.error", error=err))
+        st.error(t("explain.upload.error", error=markdown_safe(err)))
         return None
 
 
@@ -215,7 +223,7 @@ def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha
     """Every CAM method side by side; a method that does not apply says why instead."""
     st.subheader(t("common.where_it_looks"))
     if answer.target is not None:
-        st.caption(t("explain.evidence", name=classes[answer.target]))
+        st.caption(t("explain.evidence", name=markdown_safe(classes[answer.target])))
     for column, (name, method) in zip(st.columns(len(CAM_METHODS)), CAM_METHODS.items()):
         with column:
             if name in answer.heatmaps:
@@ -223,7 +231,8 @@ def _heatmaps(item: InputImage, answer: MethodsAnswer, classes: list[str], alpha
                          width=DISPLAY_SIDE)
             else:
                 st.markdown(f"**{method.title}**")
-                st.caption(t("explain.not_available", reason=answer.missing[name]))  # the reason: lab's (English)
+                reason = markdown_safe(answer.missing[name])  # lab's words (English), may name a layer
+                st.caption(t("explain.not_available", reason=reason))
 
 
 def _inside(model: torch.nn.Module, maps: list[LayerMaps]) -> None:
@@ -259,9 +268,9 @@ def _validation(ds, evaluation: Evaluation, figure: go.Figure, stats: InputStats
     for row in range(0, len(mistakes), GALLERY_COLUMNS):
         for column, index in zip(st.columns(GALLERY_COLUMNS), mistakes[row:row + GALLERY_COLUMNS]):
             classes = stats.classes
-            column.image(upscale(to_hwc(ds.val_x[index]), scale),
-                         caption=f"{classes[evaluation.labels[index]]} → {classes[evaluation.preds[index]]} "
-                                 f"{evaluation.confidence[index]:.0%}", width=GALLERY_SIDE)
+            caption = (f"{classes[evaluation.labels[index]]} → {classes[evaluation.preds[index]]} "
+                       f"{evaluation.confidence[index]:.0%}")
+            column.image(upscale(to_hwc(ds.val_x[index]), scale), caption=markdown_safe(caption), width=GALLERY_SIDE)
             column.button(t("explain.pick"), key=f"explain.pick.{index}", on_click=_pick_mistake, args=(index,))
 
 
@@ -278,7 +287,7 @@ def render_explain_page() -> None:
         with st.spinner(t("explain.loading")):
             loaded = _loaded(str(run.path), checkpoint, stamp)
     except (InsightError, NoCheckpoint) as err:
-        st.error(t("explain.load_error", error=err))
+        st.error(t("explain.load_error", error=markdown_safe(err)))
         return
     with st.expander(t("explain.downloads"), icon=":material/download:"):
         render_exports(run, checkpoint, job_manager().data_dir)
@@ -286,7 +295,7 @@ def render_explain_page() -> None:
     try:
         ds = load_dataset(dataset, job_manager().data_dir)
     except DatasetError as err:
-        st.warning(t("explain.no_dataset", error=err))
+        st.warning(t("explain.no_dataset", error=markdown_safe(err)))
         ds = None
     evaluation = None
     if ds is not None:
@@ -303,9 +312,9 @@ def render_explain_page() -> None:
             answer, maps = _explained(str(run.path), checkpoint, stamp, image_key, target, item)
         image_col, probs_col = st.columns([1, 2])
         pred = int(np.argmax(answer.probs))
-        caption = t("explain.predicted", name=stats.classes[pred], confidence=answer.probs[pred])
+        caption = t("explain.predicted", name=markdown_safe(stats.classes[pred]), confidence=answer.probs[pred])
         if item.label is not None:
-            caption = " · ".join([t("explain.true", name=stats.classes[item.label]), caption])
+            caption = " · ".join([t("explain.true", name=markdown_safe(stats.classes[item.label])), caption])
         image_col.image(item.original, caption=caption, width=DISPLAY_SIDE)
         probs_col.plotly_chart(probability_figure(answer.probs, stats.classes, item.label, lang=language()),
                                config=CHART_CONFIG, key="explain.probs")

@@ -13,7 +13,7 @@ from lab.classroom.exercise import LEADERBOARD_COLUMNS, current_exercise, leader
 from lab.runs.store import RunNotFound
 from lab.ui.compare_view import column_config, run_frame
 from lab.ui.i18n import t
-from lab.ui.state import list_runs
+from lab.ui.state import list_runs, markdown_safe
 
 REFRESH_SECONDS = 5
 BEST_KEY = "class.best_per_student"
@@ -31,7 +31,7 @@ def _board(best_per_student: bool) -> None:
     if ranked:
         best = ranked[0]
         st.metric(t("class.best"), f"{best['best_val_acc']:.1%}",
-                  help=": ".join([best["owner"] or t("class.no_name"), best["name"]]))
+                  help=": ".join([markdown_safe(best["owner"]) or t("class.no_name"), markdown_safe(best["name"])]))
     st.dataframe(run_frame(rows, LEADERBOARD_COLUMNS), hide_index=True,
                  column_config={**column_config(), "rank": "#", "owner": t("class.col.owner"),
                                 "name": t("class.col.name"), "id": t("class.col.id")})

@@ -54,7 +54,7 @@ def pick_dataset(wanted: tuple[str, ...], infos: list[DatasetInfo]) -> tuple[str
     if name == wanted[0]:
         return name, ""
     how = next((i.how_to_get for i in infos if i.name == wanted[0]), "")
-    return name, t("home.fallback", wanted=wanted[0], name=name, how=how).strip()
+    return name, t("home.fallback", wanted=wanted[0], name=name, how=markdown_safe(how)).strip()
 
 
 def apply_quick_start(start: QuickStart, infos: list[DatasetInfo]) -> str:
@@ -109,7 +109,7 @@ def _render_quick_starts(infos: list[DatasetInfo]) -> None:
                       icon=":material/bolt:")
     message = st.session_state.pop("home.message", None)
     if message:
-        st.success(markdown_safe(message))
+        st.success(message)
 
 
 def _render_guide() -> None:

@@ -21,9 +21,11 @@ import streamlit as st
 import torch
 
 from lab.data import DatasetError, load_dataset
-from lab.insight.cam import get_cam_method, overlay_samples
-from lab.insight.embed import HEAVY, METHODS, map_frames, mapped_epochs
+from lab.insight.cam import get_cam_method
+from lab.insight.embed import HEAVY, METHODS
 from lab.insight.errors import InsightError
+from lab.insight.maps import map_frames, mapped_epochs
+from lab.insight.overlay import overlay_samples
 from lab.insight.probe import load_cams
 from lab.plots.images import display_scale
 from lab.plots.insight import METHOD_TITLES, feature_space_figure, knn_figure, spread
@@ -92,7 +94,7 @@ def method_choice(key: str) -> str:
 def _computing(method: str, ready: int, recorded: int, error: str | None) -> None:
     """Under the map: the worker's failure, or how many maps are still to come."""
     if error:
-        st.error(t("insight.map_failed", method=METHOD_TITLES[method], error=error))
+        st.error(t("insight.map_failed", method=METHOD_TITLES[method], error=markdown_safe(error)))
     elif ready < recorded:
         st.caption(t("insight.computing", method=METHOD_TITLES[method], count=recorded - ready))
 
@@ -135,7 +137,7 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
     try:
         cams = load_cams(run.layout, epoch)
     except InsightError as err:
-        st.caption(str(err))
+        st.caption(markdown_safe(err))
         return
     classes = run.classes
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
@@ -145,7 +147,7 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
         images = torch.zeros((len(cams.heatmaps), 3, *cams.heatmaps.shape[1:]), dtype=torch.uint8)
     scale = display_scale(cams.heatmaps.shape[1], CAM_SIDE)
     pictures = overlay_samples(images, cams.heatmaps, alpha, scale)
-    captions = [f"{'✓' if pred == true else '✗'} {name(true)} → {name(pred)} {conf:.0%}"
+    captions = [markdown_safe(f"{'✓' if pred == true else '✗'} {name(true)} → {name(pred)} {conf:.0%}")
                 for true, pred, conf in zip(cams.labels, cams.preds, cams.confidence)]
     st.image(pictures, caption=captions, width=CAM_SIDE)
     st.caption(t("insight.cam", method=get_cam_method(cams.method).title, layer=cams.layer, epoch=cams.epoch))
@@ -153,4 +155,5 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
 
 def no_cams_reason(run: RunInfo) -> str:
     """Why a run has no CAM samples: the recorder's note (e.g. no feature maps to explain), or none yet."""
-    return markdown_safe(run.probe_meta.get("cam_note", "") or t("insight.no_cams"))
+    note = run.probe_meta.get("cam_note", "")
+    return markdown_safe(note) if note else t("insight.no_cams")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from lab.classroom.share import ShareError, decode_setup, encode_setup
 from lab.ui.i18n import t
-from lab.ui.state import draft, replace_draft
+from lab.ui.state import draft, markdown_safe, replace_draft
 
 QUERY_KEY = "setup"
 
@@ -25,7 +25,7 @@ def open_shared_setup() -> None:
     try:
         replace_draft(decode_setup(text))
     except ShareError as err:
-        st.error(t("share.open_failed", error=err))
+        st.error(t("share.open_failed", error=markdown_safe(err)))
         return
     st.toast(t("share.opened"), icon=":material/share:")
 

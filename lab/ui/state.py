@@ -16,6 +16,7 @@ session's :func:`visitor`.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -23,7 +24,7 @@ import streamlit as st
 from lab.classroom.exercise import current_exercise, starting_draft
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.registry import FOLDER_PREFIX
-from lab.insight.embed import EmbeddingWorker
+from lab.insight.worker import EmbeddingWorker
 from lab.jobs import JobManager
 from lab.model.layers import Shape
 from lab.model.presets import get_preset, get_preset_info
@@ -76,10 +77,22 @@ def dataset_info(name: str) -> DatasetInfo | None:
     return next((info for info in list_datasets(lang=language()) if info.name == name), None)
 
 
-def dataset_label(name: str) -> str:
-    """A dataset's name on screen: an upload by its folder's name, not its server path."""
-    if name.lower().startswith(FOLDER_PREFIX):
-        return t("common.your_upload", name=Path(name[len(FOLDER_PREFIX):]).name)
+def _is_upload(name: str) -> bool:
+    """Whether a dataset name is ``folder:PATH`` (an upload, or a folder on the server)."""
+    return name.lower().startswith(FOLDER_PREFIX)
+
+
+def dataset_name(name: str) -> str:
+    """A dataset's short name: an upload's folder name, never its server path (``folder:/srv/.../uploads/<key>/x``
+    is ``x``), else the registry's name. For run names and labels seen by the whole class."""
+    return Path(name[len(FOLDER_PREFIX):]).name if _is_upload(name) else name
+
+
+def dataset_label(name: str, yours: bool = True) -> str:
+    """A dataset's name on screen: an upload by its folder's name, not its server path, marked as this
+    session's (the draft's) or as someone's (a run's, on a page the class shares)."""
+    if _is_upload(name):
+        return t("common.your_upload" if yours else "common.upload", name=dataset_name(name))
     return name
 
 
@@ -89,10 +102,35 @@ def status_label(status: str) -> str:
     return t(f"status.{status}") if status in (*STATUSES, "live") else status
 
 
-def markdown_safe(text: str) -> str:
-    """A hint for elements that render markdown: ``train/<class>/*.jpg`` keeps its
-    asterisks instead of turning the text between two of them into italics."""
-    return text.replace("*", "\\*")
+# What Markdown, GitHub's extensions and Streamlit give a meaning to: links and images, emphasis, code, HTML and
+# entities, headings, tables, strikethrough, LaTeX and the "@" of an e-mail link anywhere; the "." of "www." (a
+# link); list markers and underlines only at the start. "(", ")" and other dots are left as they are: a "(" makes
+# a link only after a "]", which is escaped, and "layer 3 (maxpool2d)" or "broken.png" stay as they read.
+MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>!#|~$&@]|(?<=(?i:www))\.")
+LIST_MARKER = re.compile(r"^(\s*\d*)([-+=.)])")  # "- x", "+ x", "1. x", "1) x", "---", "==="
+# A colon before text starts ":red[...]", ":material/icon:", ":streamlit:", an emoji shortcode or "http://".
+# Streamlit finds the icons and shortcodes in the text after Markdown has dropped the backslashes, so an
+# invisible word joiner after the colon is what keeps them apart.
+COLON_BEFORE_TEXT = re.compile(r":(?=\S)")
+WORD_JOINER = "\u2060"
+
+
+def markdown_safe(text: object) -> str:
+    """``text`` as plain text in an element that renders Markdown (markdown, captions, alerts, toasts, labels,
+    help, progress text, image captions): a run name ``![](http://host/beacon)`` shows those characters on a
+    classmate's page instead of loading the image. Every special character gets a backslash, which Markdown
+    shows as the character itself, and a colon before text an invisible word joiner; line breaks become spaces,
+    so a name cannot start a block. Names, owners, tags, notes, class and file names, a draft from a share link,
+    and error messages quoting any of them pass through here; the page's own text (lab/locales) does not."""
+    line = " ".join(str(text).splitlines())
+    escaped = LIST_MARKER.sub(r"\1\\\2", MARKDOWN_SPECIAL.sub(r"\\\g<0>", line))
+    return COLON_BEFORE_TEXT.sub(":" + WORD_JOINER, escaped)
+
+
+def markdown_quoted(text: str, limit: int = 60) -> str:
+    """A string from a URL or a file quoted in a sentence, as :func:`markdown_safe` text: at most ``limit``
+    characters of it, so a 5,000-character ``?run=`` does not fill the page."""
+    return markdown_safe(repr(text[:limit]))
 
 
 def dataset_geometry(name: str) -> tuple[Shape, int] | None:
@@ -138,6 +176,12 @@ def visitor() -> Visitor:
 def sign_in_teacher() -> None:
     """Give this session a teacher's rights (the caller has checked the password)."""
     st.session_state[VISITOR_KEY] = Visitor(visitor().secret, teacher=True)
+
+
+def sign_out_teacher() -> None:
+    """Back to a student's rights, on a shared computer or before the projector: the session keeps its
+    secret, so the runs it started stay its own."""
+    st.session_state[VISITOR_KEY] = Visitor(visitor().secret)
 
 
 @st.cache_resource

@@ -34,7 +34,7 @@ from lab.runs.layout import RunLayout
 from lab.runs.store import LIVE_STATUSES, RunNotFound
 from lab.runs.view import RunInfo
 from lab.train.device import DEVICE_CHOICES
-from lab.train.engine import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from lab.train.engine import MAX_NAME, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.train.ranges import Range, setting_ranges
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import (
@@ -48,9 +48,12 @@ from lab.ui.insight_view import (
     no_cams_reason,
 )
 from lab.ui.state import (
+    dataset_name,
     draft,
     job_manager,
     list_runs,
+    markdown_quoted,
+    markdown_safe,
     may_change_run,
     owner,
     run_layout,
@@ -170,9 +173,10 @@ def build_config(d: dict, name: str) -> TrainConfig:
 
 
 def default_name(d: dict, runs: list[RunInfo]) -> str:
-    """'gap_cam-shapes-3': spec, dataset and one more than the highest number already used."""
+    """'gap_cam-shapes-3': spec, dataset and one more than the highest number already used. An upload is
+    named by its folder, never its server path; the number always fits in a run name's length."""
     spec = d["spec"].get("name", "model") if isinstance(d["spec"], dict) else str(d["spec"])
-    prefix = f"{spec}-{d['dataset']}-"
+    prefix = f"{spec}-{dataset_name(d['dataset'])}-"[:MAX_NAME - 6]
     used = [int(r.name[len(prefix):]) for r in runs if r.name.startswith(prefix) and r.name[len(prefix):].isdigit()]
     return f"{prefix}{max(used, default=0) + 1}"
 
@@ -202,7 +206,7 @@ def _start(d: dict, name: str) -> None:
         check_run(config, visitor())
         run_id = job_manager().submit(config, by=visitor())
     except (ConfigError, SpecError) as err:
-        st.error(t("train.cannot_start", error=err))
+        st.error(t("train.cannot_start", error=markdown_safe(err)))
         return
     st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
     attach(run_id)
@@ -236,7 +240,7 @@ def outcome_text(state: RunState) -> str:
     best = state.best
     result = (t("train.outcome.best", acc=best["val_acc"], epoch=best["epoch"], epochs=state.epochs)
               if best else t("train.outcome.none"))
-    message = f" — {state.message}" if state.message else ""  # the engine's words (English)
+    message = f" — {markdown_safe(state.message)}" if state.message else ""  # the engine's words (English)
     return t("train.outcome", status=status_label(state.status).capitalize(), result=result, message=message)
 
 
@@ -303,16 +307,16 @@ def _stop(run_id: str) -> None:
     try:
         job_manager().stop(run_id, by=visitor())
     except access.AccessDenied as err:
-        st.toast(str(err))
+        st.toast(markdown_safe(err))  # it names the run's owner
 
 
 def _run_panel(run_id: str, polling: bool) -> None:
     """Body of the live fragment: progress and Stop while live, the outcome once ended, the curves.
     A full rerun when the polling should change or new insight has landed."""
     state = job_manager().state(run_id)
-    st.subheader(t("train.run_title", name=state.name or run_id))
-    st.caption(" · ".join([t("train.run_id", id=run_id)] + ([t("train.run_by", owner=state.owner)] if state.owner
-                                                            else [])))
+    st.subheader(t("train.run_title", name=markdown_safe(state.name or run_id)))
+    by = [t("train.run_by", owner=markdown_safe(state.owner))] if state.owner else []
+    st.caption(" · ".join([t("train.run_id", id=markdown_safe(run_id)), *by]))
     if state.live:
         bar, stop = st.columns([5, 1], vertical_alignment="bottom")
         bar.progress(state.progress, text=progress_text(state))
@@ -334,7 +338,7 @@ def _attached_view(run_id: str) -> None:
     try:
         run = shown_run(run_id)
     except RunNotFound:
-        st.warning(t("train.no_such_run", run=run_id))
+        st.warning(t("train.no_such_run", run=markdown_quoted(run_id)))
         attach(None)
         return
     state = job_manager().state(run_id)
@@ -357,8 +361,9 @@ def _recent_runs(runs: list[RunInfo], current: str | None) -> None:
     mine = set(st.session_state.get(MY_RUNS_KEY, []))
     for run in runs[:RECENT_RUNS]:
         name, who, status, acc, button = st.columns(widths, vertical_alignment="center")
-        name.markdown(f"**{run.name}**" if run.id == current else run.name)
-        who.write(run.status.get("owner") or (t("train.you") if run.id in mine else "—"))
+        shown = markdown_safe(run.name)
+        name.markdown(f"**{shown}**" if run.id == current else shown)
+        who.markdown(markdown_safe(run.status.get("owner") or "") or (t("train.you") if run.id in mine else "—"))
         # drawn once: queued/running would go stale
         status.write(status_label("live" if run.state in LIVE_STATUSES else run.state))
         acc.write(f"{run.best_val_acc:.1%}" if run.best_val_acc is not None else "—")
@@ -380,7 +385,7 @@ def render_train_page() -> None:
         problem = None
     except (ConfigError, SpecError) as err:
         problem = str(err)
-        st.error(t("train.fix_first", problem=problem))
+        st.error(t("train.fix_first", problem=markdown_safe(problem)))
     if start_col.button(t("train.start"), type="primary", disabled=problem is not None):
         _start(d, name or default_name(d, runs))
         runs = list_runs()

@@ -6,6 +6,8 @@ import io
 import stat
 import zipfile
 
+from PIL import Image
+
 
 def zip_bytes(entries: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> bytes:
     """A deflated zip of ``entries`` (member name -> content), plus ``symlinks`` (member name -> target)
@@ -19,3 +21,18 @@ def zip_bytes(entries: dict[str, bytes], *, symlinks: dict[str, str] | None = No
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             archive.writestr(info, target)
     return buffer.getvalue()
+
+
+def image_bytes(size: tuple[int, int] = (12, 10), mode: str = "RGB", colour=(10, 200, 30),
+                fmt: str = "PNG") -> bytes:
+    """One small image file of one colour, as a camera or an editor would save it."""
+    img = Image.new("RGB", size, colour[:3]).convert(mode) if mode != "RGBA" else Image.new(mode, size, colour)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def classes_zip(prefix: str = "", n: int = 3) -> dict[str, bytes]:
+    """Zip entries for two class folders, ``cat`` (red) and ``dog`` (blue), of ``n`` PNGs each, under ``prefix``."""
+    return {f"{prefix}{c}/{i}.png": image_bytes(colour=colour)
+            for c, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))) for i in range(n)}
