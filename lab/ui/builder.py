@@ -1,6 +1,9 @@
 """The Build page's parts: where a model starts from, the layer editor, the live
 summary, the architecture picture and the export buttons.
 
+One module of ~420 lines on purpose: every part edits the same draft through the one
+widget-key scheme below; what is not Streamlit lives in lab/model/.
+
 The draft spec (``draft()["spec"]``) is the one source of truth. Every edit is a
 widget callback that changes the draft *before* the rerun, so each run starts by
 analysing the current draft and every layer row can show its own shape, count

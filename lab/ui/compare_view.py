@@ -1,5 +1,8 @@
 """The Compare page: the experiment table, runs side by side, run edits, and sweeps.
 
+One module of ~440 lines on purpose: its sections share the page's selection, filters and
+outcome line; what is not Streamlit lives in lab/runs/compare.py and lab/plots/compare.py.
+
 Everything is read from the runs dir on each rerun (``RunStore.list``), so the
 page is the same after a server restart; a run whose server died reads
 ``interrupted`` with the epochs it completed. The live parts are a sweep's
