@@ -18,12 +18,11 @@ import torch
 from torch import nn
 
 from lab.insight.errors import InsightError
-from lab.insight.hooks import capture, children, get_layer, layer_type
+from lab.insight.hooks import capture, children, get_layer, makes_features
 from lab.insight.overlay import colorize
 from lab.model.spec import eval_mode
 from lab.plots.images import display_scale, tile
 
-CONV_TYPES = ("conv2d", "residual")
 MAX_MAPS = 16  # channels shown per layer: enough to see variety, few enough to read
 GRID_COLUMNS = 8
 TILE_SIDE = 64  # on-screen pixels a map or kernel is enlarged towards
@@ -39,8 +38,8 @@ class LayerMaps:
 
 
 def conv_layers(model: nn.Module) -> list[str]:
-    """Names of the model's convolution layers (plain and residual), in order."""
-    return [name for name in children(model) if layer_type(name) in CONV_TYPES]
+    """Names of the model's layers that compute feature maps (convolutions and blocks), in order."""
+    return [name for name in children(model) if makes_features(name)]
 
 
 def conv_feature_maps(model: nn.Module, x_norm: torch.Tensor, max_maps: int = MAX_MAPS) -> list[LayerMaps]:

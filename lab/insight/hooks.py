@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from lab.insight.errors import InsightError
+from lab.model.layers import LAYER_TYPES
 
 # Spec layer types whose output is still (C, H, W) when their input is; a flatten or a
 # global average pool turns maps into vectors, after which nothing is spatial.
 _FLATTENING = ("flatten", "global_avg_pool")
-_CONV = ("conv2d", "residual")
 _ELEMENTWISE = ("batchnorm", "activation", "dropout")  # same map size as their input
 
 
@@ -33,6 +33,12 @@ def layer_type(name: str) -> str:
     """'conv2d_3' -> 'conv2d', 'global_avg_pool_1' -> 'global_avg_pool', 'output' -> 'output'."""
     head, _, tail = name.rpartition("_")
     return head if tail.isdigit() else name
+
+
+def makes_features(name: str) -> bool:
+    """Whether a layer computes new feature maps (a convolution or a block), by its name's type."""
+    kind = layer_type(name)
+    return LAYER_TYPES.recognises(kind) and LAYER_TYPES.lookup(kind).makes_features
 
 
 def children(model: nn.Module) -> list[str]:
@@ -58,7 +64,7 @@ def default_cam_layer(model: nn.Module) -> str:
     """The last convolution with the batchnorm/activation/dropout right after it: the
     last map the classifier head sees at full depth (what Grad-CAM papers pick)."""
     names = map_layers(model)
-    last_conv = max((i for i, n in enumerate(names) if layer_type(n) in _CONV), default=None)
+    last_conv = max((i for i, n in enumerate(names) if makes_features(n)), default=None)
     if last_conv is None:
         raise InsightError("the model has no convolution before its flatten / global_avg_pool layer, "
                            "so there is no feature map to explain")

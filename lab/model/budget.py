@@ -26,17 +26,15 @@ import math
 from torch import nn
 
 from lab import settings
-from lab.model.layers import SpecError, format_shape
+from lab.model.layers import SpecError, format_shape, get_layer_type
 from lab.model.spec import FLOAT32_BYTES, TRAINING_COPIES, LayerRow, Summary
 
 MB = 2**20
-RESIDUAL_MAPS = 6  # conv1, bn1, relu, conv2, bn2 and the shortcut, each as large as the block's output
 
 
 def _maps_in_row(row: LayerRow) -> int:
-    """Values per image a layer produces; a residual block makes several maps of its output's size."""
-    out = math.prod(row.out_shape)
-    return RESIDUAL_MAPS * out if row.layer["type"] == "residual" else out
+    """Values per image a layer produces; a block makes several maps (LayerType.kept_values)."""
+    return get_layer_type(row.layer["type"]).kept_values(row.in_shape, row.out_shape, row.layer)
 
 
 def training_bytes(summary: Summary, batch_size: int) -> int:

@@ -1,148 +1,35 @@
-"""Layer registry: one table from a layer type name to its parameters, shape rule,
-parameter count, cost and ``nn.Module`` builder.
+"""The layer registry: one table from a layer type name to its parameters, shape rule,
+parameter count, cost and ``nn.Module`` builder, with the plain layers defined here.
 
-The spec module walks a model spec through this table. Shape inference and
-parameter counts are computed here from numbers alone, so the builder page can
-answer instantly; ``tests/test_spec.py`` proves they equal the built modules.
-
-Shapes are tuples: ``(C, H, W)`` for feature maps, ``(F,)`` for flat vectors.
+The spec module walks a model spec through this table. The base class and the
+parameter schema are in :mod:`lab.model.base`; blocks (residual, inception,
+dense) in :mod:`lab.model.blocks`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-import torch
 from torch import nn
 
-from lab.registry import Registry, fold
+from lab.model.base import (
+    ACTIVATIONS,
+    LayerType,
+    Param,
+    Shape,
+    SpecError,
+    coerce,
+    format_shape,
+    make_activation,
+    normalize_activation,
+)
+from lab.model.blocks import Residual, ResidualBlock
+from lab.registry import Registry
 
-Shape = tuple[int, ...]
-
-
-class SpecError(ValueError):
-    """The one error a model spec can raise: names the layer and what to change."""
-
-    def __init__(self, message: str, index: int | None = None, layer_type: str | None = None):
-        self.index = index  # 1-based position in the spec's layer list, None for the whole spec
-        self.layer_type = layer_type
-        self.reason = message
-        where = f"layer {index} ({layer_type}): " if index is not None else ""
-        super().__init__(where + message)
-
-
-# ---------------------------------------------------------------- activations
-
-ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation", {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softmax": lambda: nn.Softmax(dim=1),
-}, SpecError, aliases={"swish": "silu"}, also=("none",))
-_LINEAR = ("none", "linear", "")  # no activation: a layer dict holds None, so these stay out of the table
-
-
-def normalize_activation(name: Any) -> str | None:
-    """Canonical activation name, ``None`` for linear; refuses unknown names."""
-    if name is None:
-        return None
-    if not isinstance(name, str):
-        raise SpecError(f"activation must be a name, got {name!r}")
-    return None if fold(name) in _LINEAR else ACTIVATIONS.name_of(name)
-
-
-def make_activation(name: str | None) -> nn.Module:
-    """Module for a canonical activation name (identity for ``None``)."""
-    return nn.Identity() if name is None else ACTIVATIONS[name]()
-
-
-# ---------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a layer type: its default, kind and the range it may take."""
-
-    default: Any
-    kind: str  # "int" | "float" | "activation" | "padding"
-    help: str
-    low: float | None = None  # inclusive lower bound
-    high: float | None = None  # exclusive upper bound (inclusive for ints)
-
-
-MAX_PADDING = 31  # as the largest kernel: more only adds a frame of zeros, and huge maps
-
-
-def _coerce(name: str, value: Any, param: Param) -> Any:
-    """Check one parameter value against its schema; returns the canonical value."""
-    if param.kind == "activation":
-        return normalize_activation(value)
-    if param.kind == "padding":
-        if isinstance(value, str) and value.strip().lower() in ("same", "valid"):
-            return value.strip().lower()
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING:
-            raise SpecError(f"padding must be 'same', 'valid' or a pixel count from 0 to {MAX_PADDING}, "
-                            f"got {value!r}")
-        return value
-    if param.kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{name} must be a whole number, got {value!r}")
-        if param.low is not None and value < param.low:
-            raise SpecError(f"{name} must be at least {param.low:g}, got {value}")
-        if param.high is not None and value > param.high:
-            raise SpecError(f"{name} must be at most {param.high:g}, got {value}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{name} must be a number, got {value!r}")
-    if param.low is not None and value < param.low or param.high is not None and value >= param.high:
-        raise SpecError(f"{name} must be in [{param.low:g}, {param.high:g}), got {value}")
-    return float(value)
-
-
-# ---------------------------------------------------------------- layer types
-
-
-class LayerType:
-    """Base: a layer type knows its parameters and how shapes, counts and modules follow.
-
-    Subclasses override ``output_shape``, ``num_params`` and ``build``; ``macs``
-    defaults to zero: only weight x input products count, so pooling, normalisation
-    and activations are free (torchinfo also counts bias adds and batchnorm's 2*C;
-    ``Summary.total_macs`` says how the two differ).
-    """
-
-    name: str = ""
-    title: str = ""
-    params: dict[str, Param] = {}
-    needs_maps = True  # input must be (C, H, W)
-
-    def check_input(self, in_shape: Shape) -> None:
-        if self.needs_maps and len(in_shape) != 3:
-            raise SpecError(
-                f"needs feature maps (C, H, W) but gets a flat vector of {in_shape[0]}; "
-                "move it before the flatten / global_avg_pool layer"
-            )
-
-    def output_shape(self, in_shape: Shape, p: dict) -> Shape:
-        return in_shape
-
-    def num_params(self, in_shape: Shape, p: dict) -> int:
-        return 0
-
-    def macs(self, in_shape: Shape, out_shape: Shape, p: dict) -> int:
-        return 0
-
-    def build(self, in_shape: Shape, p: dict) -> nn.Module:
-        raise NotImplementedError
+__all__ = ["ACTIVATIONS", "LAYER_TYPES", "LayerType", "Param", "ResidualBlock", "Shape", "SpecError", "format_shape",
+           "get_layer_type", "make_activation", "normalize_activation", "normalize_layer"]
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -158,6 +45,7 @@ def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
 
 class Conv2d(LayerType):
     name, title = "conv2d", "Convolution"
+    makes_features = True
     params = {
         "filters": Param(32, "int", "number of output channels", 1, 4096),
         "kernel": Param(3, "int", "kernel side in pixels", 1, 31),
@@ -312,54 +200,6 @@ class Activation(LayerType):
         return make_activation(p["function"])
 
 
-class ResidualBlock(nn.Module):
-    """Two 3x3 conv + batchnorm with a skip connection (He et al., 2016)."""
-
-    def __init__(self, in_ch: int, filters: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, filters, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(filters)
-        self.conv2 = nn.Conv2d(filters, filters, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(filters)
-        self.shortcut = nn.Identity()
-        if stride != 1 or in_ch != filters:  # 1x1 projection so the sum has matching shapes
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, filters, 1, stride, bias=False), nn.BatchNorm2d(filters))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))  # (B, F, H/s, W/s)
-        out = self.bn2(self.conv2(out))  # (B, F, H/s, W/s)
-        return torch.relu(out + self.shortcut(x))
-
-
-class Residual(LayerType):
-    name, title = "residual", "Residual block"
-    params = {
-        "filters": Param(64, "int", "output channels of both convolutions", 1, 4096),
-        "stride": Param(1, "int", "2 halves the map size (first conv and the projection)", 1, 4),
-    }
-
-    def output_shape(self, in_shape: Shape, p: dict) -> Shape:
-        _, h, w = in_shape
-        s = p["stride"]
-        return (p["filters"], (h - 1) // s + 1, (w - 1) // s + 1)
-
-    def _projects(self, in_shape: Shape, p: dict) -> bool:
-        return p["stride"] != 1 or in_shape[0] != p["filters"]
-
-    def num_params(self, in_shape: Shape, p: dict) -> int:
-        c, f = in_shape[0], p["filters"]
-        convs = c * 9 * f + f * 9 * f + 4 * f  # two convs without bias, two batchnorms
-        return convs + (c * f + 2 * f if self._projects(in_shape, p) else 0)
-
-    def macs(self, in_shape: Shape, out_shape: Shape, p: dict) -> int:
-        c, f = in_shape[0], p["filters"]
-        pixels = out_shape[1] * out_shape[2]
-        return pixels * f * (9 * c + 9 * f + (c if self._projects(in_shape, p) else 0))
-
-    def build(self, in_shape: Shape, p: dict) -> nn.Module:
-        return ResidualBlock(in_shape[0], p["filters"], p["stride"])
-
-
 LAYER_TYPES: Registry[LayerType] = Registry("layer type", {
     t.name: t
     for t in (
@@ -391,10 +231,5 @@ def normalize_layer(raw: Any) -> dict:
     layer = {"type": kind.name}
     for key, param in kind.params.items():
         value = raw.get(key, param.default)
-        layer[key] = None if value is None and param.default is None else _coerce(key, value, param)
+        layer[key] = None if value is None and param.default is None else coerce(key, value, param)
     return layer
-
-
-def format_shape(shape: Shape) -> str:
-    """'32x28x28' for maps, '100' for vectors."""
-    return "x".join(str(d) for d in shape)

@@ -21,7 +21,6 @@ the first :class:`SpecError` instead.
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,12 +132,7 @@ def activation_values(kind: LayerType, in_shape: Shape, out_shape: Shape, layer:
     storage, batch 64) was 0.48 (mini_resnet) to 0.95 (fashion_cnn) times this figure
     for the presets, since it keeps ReLU outputs and pool indices but no gradients.
     """
-    if kind.num_params(in_shape, layer) == 0:
-        return 0
-    weighted_modules = 1
-    if kind.name == "residual":  # conv1, bn1, conv2, bn2 and, when it projects, a 1x1 conv and its bn
-        weighted_modules = 6 if kind._projects(in_shape, layer) else 4
-    return weighted_modules * math.prod(out_shape)
+    return kind.weighted_outputs(in_shape, out_shape, layer)
 
 
 MAX_LAYERS = 500  # the deepest preset has 14; a million layers took 427 MB and 10 s to analyse, on every rerun
