@@ -72,10 +72,12 @@ class Param:
     """One parameter of a layer type: its default, kind and the range it may take."""
 
     default: Any
-    kind: str  # "int" | "float" | "activation" | "padding"
+    kind: str  # "int" | "float" | "bool" | "choice" | "activation" | "padding" | "custom"
     help: str
     low: float | None = None  # inclusive lower bound
     high: float | None = None  # exclusive upper bound (inclusive for ints)
+    choices: tuple[str, ...] = ()  # the names a "choice" takes
+    check: Callable[[str, Any], Any] | None = None  # a "custom" value's own rule: canonical value or SpecError
 
 
 MAX_PADDING = 31  # as the largest kernel: more only adds a frame of zeros, and huge maps
@@ -85,6 +87,17 @@ def coerce(name: str, value: Any, param: Param) -> Any:
     """Check one parameter value against its schema; returns the canonical value."""
     if param.kind == "activation":
         return normalize_activation(value)
+    if param.kind == "custom" and param.check is not None:
+        return param.check(name, value)
+    if param.kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecError(f"{name} must be true or false, got {value!r}")
+        return value
+    if param.kind == "choice":
+        match = next((c for c in param.choices if isinstance(value, str) and fold(value) == fold(c)), None)
+        if match is None:
+            raise SpecError(f"{name} must be one of {', '.join(param.choices)}; got {value!r}")
+        return match
     if param.kind == "padding":
         if isinstance(value, str) and value.strip().lower() in ("same", "valid"):
             return value.strip().lower()
