@@ -49,7 +49,33 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.dataset:
         ds = load_dataset(args.dataset, args.data_dir)
         shape, classes = ds.shape, ds.num_classes
+    if args.input:
+        shape = _input_shape(args.input)
+    if args.classes is not None:
+        classes = args.classes
     print(summarize(spec, shape, classes).table())
+    return EXIT_OK
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    """'3,224,224' -> (3, 224, 224): the lecture's tables are at sizes no data set here has."""
+    parts = text.replace("x", ",").split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise UsageError(f"--input must be three positive whole numbers C,H,W such as 3,224,224; got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from lab.model.backbone import download_weights, model_table
+    from lab.model.layers import format_shape
+
+    if args.download:
+        print(f"{args.download}: ImageNet weights ready in {download_weights(args.download)}")
+        return EXIT_OK
+    print(f"{'model':<20}{'params':>12}{'stages':>8}  {'maps at 224':<13}ImageNet weights")
+    for row in model_table():
+        weights = f"ready ({row.weights})" if row.weights else f"missing: {row.how_to_get}"
+        print(f"{row.name:<20}{row.params:>12,}{row.stages:>8}  {format_shape(row.out_shape):<13}{weights}")
     return EXIT_OK
 
 
@@ -62,7 +88,8 @@ def _train_config(args: argparse.Namespace, **overrides) -> "TrainConfig":
                   schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
                   device=args.device, compile=args.compile, train_limit=args.train_limit, name=args.name or "",
                   insight=not args.no_insight, probe_size=args.probe_size,
-                  owner=args.owner)
+                  owner=args.owner, image_size=args.image_size, init_from=args.init_from,
+                  freeze=[name.strip() for name in args.freeze.split(",") if name.strip()])
     values.update(overrides)
     return TrainConfig.from_dict(values)
 
@@ -71,8 +98,12 @@ class _EpochPrinter:
     """Listener printing one line per epoch (duck-typed Callback; keeps the CLI import-light)."""
 
     def on_run_start(self, trainer) -> None:
+        from lab.train.engine import run_notes, run_record
+
         print(f"training {trainer.summary.name} ({trainer.summary.total_params:,} params) on "
               f"{trainer.dataset.name} {len(trainer.train_y):,} images, device {trainer.device}", flush=True)
+        for note in run_notes(run_record(trainer.config, trainer)):
+            print(note, flush=True)
 
     def on_batch_end(self, trainer, info) -> None: ...
 
@@ -93,7 +124,7 @@ def run_training(config, runs_dir, data_dir) -> tuple[str, "RunResult"]:
     from lab.train.engine import RunRecorder, Trainer, run_record
 
     store = RunStore(runs_dir)
-    trainer = Trainer(config, data_dir=data_dir)
+    trainer = Trainer(config, data_dir=data_dir, source=store.source_weights(config.init_from))
     run_id = store.create(run_record(config, trainer), name=config.name, owner=config.owner)
     trainer.callbacks = [RunRecorder(store, run_id), *insight_callbacks(trainer, store, run_id), _EpochPrinter()]
     return run_id, trainer.run()
@@ -253,6 +284,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--train-limit", type=int, default=0, help="train on the first N images only")
+    p.add_argument("--image-size", type=int, default=0, metavar="N",
+                   help="longer side of the images, at most N px (8-224; default 0: the data set's own, "
+                        "a folder's fitted into 64); never enlarged")
+    p.add_argument("--init-from", default="", metavar="RUN",
+                   help="start from the best weights of this run (id, id prefix or name): layers of the same "
+                        "name and shape are copied, the rest start fresh")
+    p.add_argument("--freeze", default="", metavar="NAMES",
+                   help="comma-separated layers that do not train (e.g. conv2d_1,conv2d_2), or all_but_output, "
+                        "or loaded (the layers --init-from copied)")
     p.add_argument("--no-insight", action="store_true", help="do not record the feature-space probe and CAM samples")
     p.add_argument("--probe-size", type=int, default=1000, help="probe images from the val split (default 1000)")
     p.add_argument("--name", default="")
@@ -292,7 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="layer table of a spec: output shapes and parameters")
     p.add_argument("spec", help="preset name or spec JSON file")
     p.add_argument("--dataset", help="use this dataset's input shape and classes")
+    p.add_argument("--input", metavar="C,H,W", help="input shape, e.g. 3,224,224 (replaces the spec's and --dataset's)")
+    p.add_argument("--classes", type=int, metavar="N", help="number of classes (replaces the spec's and --dataset's)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("models", help="pretrained backbones: size, stages and whether their weights are here")
+    p.add_argument("--download", metavar="NAME", help="fetch a torchvision model's ImageNet weights (needs internet)")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("train", help="train a spec on a dataset, one line per epoch")
     _add_train_options(p)
@@ -306,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default 2)")
     p.add_argument("--time-to-accuracy", action="store_true", help="time a preset to its target on real data")
+    p.add_argument("--transfer", action="store_true",
+                   help="a pretrained backbone (frozen, fine-tuned) vs from-scratch presets on 500 CIFAR-10 images")
+    p.add_argument("--size", type=int, default=224, help="for --transfer: the side the backbone sees")
     p.add_argument("--dataset", default=None, choices=("fashion-mnist", "cifar10"),
                    help="for --time-to-accuracy: times its usual preset (fashion_cnn, cifar_vgg)")
     p.add_argument("--preset", default=None,

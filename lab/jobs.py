@@ -181,7 +181,8 @@ class JobManager:
         page may wait on it. False when the run ended instead: a spec, data set or limit the
         Trainer refuses (``failed``, with its message) or a stop that came while it was built."""
         try:
-            trainer = Trainer(job.config, data_dir=self.data_dir)
+            trainer = Trainer(job.config, data_dir=self.data_dir,
+                              source=self.store.source_weights(job.config.init_from))
             trainer.callbacks = [RunRecorder(self.store, job.run_id),
                                  *insight_callbacks(trainer, self.store, job.run_id), job, *job.extra_callbacks]
             self.store.write_config(job.run_id, run_record(job.config, trainer))  # now with the data set's facts

@@ -26,6 +26,12 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("LAB_RUNS_DIR") or "runs").expanduser()
 
 
+def models_dir(override: str | os.PathLike | None = None) -> Path:
+    """Directory of pretrained weight files a backbone layer may name (``LAB_MODELS_DIR``); by default
+    ``models`` next to the runs folder, so a lab moved or backed up as one folder keeps its weights."""
+    return Path(override or os.environ.get("LAB_MODELS_DIR") or runs_dir().parent / "models").expanduser()
+
+
 class ExerciseFileError(ValueError):
     """The exercise file cannot be read; the server's operator must fix it."""
 
@@ -93,6 +99,9 @@ class Limits:
     max_server_disk_mb: int = 20480  # everyone's uploads on disk
     max_image_side: int = 4096  # larger images are skipped on import
     max_decode_megapixels: int = 2000  # pixels one import or load may decode (JPEGs count reduced): ~seconds
+    # A run's images (train + val, uint8) as they sit on the device, and once more in the host's cache of
+    # loaded data sets. CIFAR-10 takes 176 MB; 1 GB holds 7,100 RGB images at 224 px, 28,500 at 112.
+    max_data_mb: int = 1024
     max_probe_size: int = 5000  # points in the feature-space probe
 
 

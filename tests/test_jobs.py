@@ -221,10 +221,10 @@ class SlowData:
         self.real = engine.load_dataset
         monkeypatch.setattr(engine, "load_dataset", self)
 
-    def __call__(self, name, data_dir=None):
+    def __call__(self, name, data_dir=None, **options):
         self.threads.append(threading.current_thread())
         assert self.release.wait(WAIT_S)
-        return self.real(name, data_dir)
+        return self.real(name, data_dir, **options)
 
 
 def test_submit_returns_before_the_data_is_loaded_which_the_worker_does(manager, monkeypatch):

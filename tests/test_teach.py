@@ -16,10 +16,18 @@ from torch import nn
 from lab import i18n
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
 from lab.model.presets import PRESETS, get_preset
-from lab.model.spec import build_model, summarize
+from lab.model.spec import SpecNet, build_model, summarize
 from lab.model.teach import LANGUAGES, explain
 
 BATCH = 3  # any batch: torchinfo's figures scale with it, ours must too
+REFERENCE = {name for name, preset in PRESETS.items() if preset.reference}
+
+
+def summary_and_model(name: str):
+    """A preset's summary and module; torchvision's reference nets at 64 px, where they fit and are quick
+    (SpecNet, not build_model: vgg16 is over the server's parameter limit)."""
+    summary = summarize(get_preset(name), (3, 64, 64) if name in REFERENCE else None)
+    return summary, SpecNet(summary)
 
 
 def row_named(summary, name: str):
@@ -76,6 +84,28 @@ def test_residual_explains_the_projection_sum():
     down = explain(row_named(summary, "residual_2")).markdown()
     assert "floor((32 + 2*1 - 3)/2) + 1 = 16" in down
     assert "32*3*3*64 + 64*3*3*64 + 2*(2*64) + 32*64 + 2*64 = 57,728" in down and "2,176 parameters" in down
+
+
+def test_the_zoo_blocks_explain_torchvisions_numbers():
+    """GoogLeNet's inception3a, DenseNet-121's first block and transition, as torchvision counts them
+    (155,872, 335,040 and 33,280 parameters), and the ceil-mode pool and bias-free stem before them."""
+    googlenet = summarize(get_preset("googlenet"))
+    stem = explain(row_named(googlenet, "conv2d_1")).markdown()
+    assert "3*7*7*64 = 9,408" in stem and "No bias" in stem
+    pool = explain(row_named(googlenet, "maxpool2d_1")).markdown()
+    assert "ceil((112 - 3)/2) + 1 = 56" in pool and "1 row(s) and 1 column(s) past it" in pool
+    inception = explain(row_named(googlenet, "inception_1")).markdown()
+    for text in ["64 + 128 + 32 + 32 = 256", "192*(64 + 96 + 16 + 32) + 96*3*3*128 + 16*3*3*32 + 2*368 = 155,872",
+                 "with them these two branches need 107,175,936, 49.4% of that", "the paper's is 5x5"]:
+        assert text in inception, text
+    densenet = summarize(get_preset("densenet121"))
+    block = explain(row_named(densenet, "dense_block_1")).markdown()
+    assert "64 + 6*32 = 256" in block and "(2 + 128)*864 + 6*(2*128 + 128*3*3*32) = 335,040" in block
+    assert "the last layer's input has 224" in block
+    transition = explain(row_named(densenet, "transition_1")).markdown()
+    assert "floor(256*0.5) = 128" in transition and "2*256 + 256*128 = 33,280" in transition
+    adaptive = explain(summarize({"layers": [{"type": "adaptive_avg_pool", "size": 3}]}, (2, 7, 7), 2).rows[0])
+    assert "out = 3" in adaptive.markdown() and "windows are 3 pixels wide" in adaptive.markdown()
 
 
 def test_uneven_same_padding_and_pool_remainder_are_named():
@@ -145,7 +175,8 @@ def _leftover_braces(text: str) -> bool:
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("name", sorted(LAYER_TYPES))
 def test_every_layer_type_is_explained_in_every_language(name, lang):
-    summary = summarize(_spec_with(name), (2, 6, 6), 3)
+    channels = 3 if LAYER_TYPES[name].takes_images else 2  # a pretrained backbone takes RGB (or grey) images
+    summary = summarize(_spec_with(name), (channels, 6, 6), 3)
     row = next(r for r in summary.rows if r.layer["type"] == name)
     e = explain(row, lang)
     assert e.notes and not _leftover_braces(e.markdown())
@@ -200,8 +231,8 @@ def _spec_layer(info) -> str | None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_activation_memory_equals_torchinfo(name):
     """torchinfo's "Forward/backward pass size" to the byte, in total and per spec layer."""
-    summary = summarize(get_preset(name))
-    stats = torchinfo.summary(build_model(get_preset(name)), input_size=(BATCH, *summary.input_shape), verbose=0)
+    summary, model = summary_and_model(name)
+    stats = torchinfo.summary(model, input_size=(BATCH, *summary.input_shape), verbose=0)
     assert summary.activation_bytes(BATCH) == stats.total_output_bytes > 0
     per_layer: dict[str, int] = defaultdict(int)
     for info in stats.summary_list:
@@ -250,8 +281,7 @@ def counted_macs(model: nn.Module, input_shape) -> dict[str, tuple[int, int]]:
 def test_macs_equal_a_direct_count_and_torchinfo_less_its_extras(name):
     """The summary counts multiplies only (the textbook k*k*in_ch*filters*H*W); torchinfo's
     "Total mult-adds" adds bias adds and 2*C per batchnorm, and is otherwise the same number."""
-    summary = summarize(get_preset(name))
-    model = build_model(get_preset(name))
+    summary, model = summary_and_model(name)
     counts = counted_macs(model, summary.input_shape)
     assert {r.name: r.macs for r in summary.rows} == {r.name: counts.get(r.name, (0, 0))[0] for r in summary.rows}
     stats = torchinfo.summary(model, input_size=(BATCH, *summary.input_shape), verbose=0)

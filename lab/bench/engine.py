@@ -283,6 +283,12 @@ def main(args) -> int:
         report = run_live_bench(args.epochs, args.minutes)
         print(json.dumps(report, indent=1) if args.json else format_live(report))
         return 0
+    if args.transfer:
+        from lab.bench.transfer import format_transfer, run_transfer_bench
+
+        report = run_transfer_bench(args.device, args.data_dir, args.size)
+        print(json.dumps(report, indent=1) if args.json else format_transfer(report))
+        return 0
     if args.time_to_accuracy:
         report = run_time_to_accuracy(args.dataset, args.device, args.data_dir, args.preset)
         print(json.dumps(report, indent=1) if args.json else

@@ -6,10 +6,15 @@ as-is; conversion to float and normalisation happen there, batch by batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from lab import settings
+from lab.data.images import MIN_SIDE
 
 
 class DatasetError(ValueError):
@@ -85,6 +90,48 @@ def _check_split(split: str, x: torch.Tensor, y: torch.Tensor, boxes: torch.Tens
         raise ValueError(f"{split}_y has labels outside 0..{num_classes - 1}")
     if boxes is not None and (boxes.dtype != torch.float32 or boxes.shape != (x.shape[0], 4)):
         raise ValueError(f"{split}_boxes must be float32 ({x.shape[0]}, 4), got {tuple(boxes.shape)}")
+
+
+def data_megabytes(images: int, shape: tuple[int, int, int]) -> float:
+    """MB (2**20 bytes) that ``images`` uint8 images of ``shape`` (C, H, W) take: what a run puts on its device."""
+    c, h, w = shape
+    return images * c * h * w / 2**20
+
+
+def check_data_memory(images: int, shape: tuple[int, int, int]) -> float:
+    """The images' MB on the device; DatasetError over this server's ``max_data_mb``, naming the image size
+    that would fit. Checked before a folder is decoded and before a run copies its data to the device."""
+    limit = settings.limits().max_data_mb
+    needed = data_megabytes(images, shape)
+    if needed <= limit:
+        return needed
+    c, h, w = shape
+    side = int(max(h, w) * math.sqrt(limit / needed))
+    smaller = f"choose an image size of {side} px or less, or " if side >= MIN_SIDE else ""
+    raise DatasetError(f"{images:,} images of {c}x{h}x{w} take {needed:,.1f} MB on the device, over this server's "
+                       f"limit of {limit:,} MB (LAB_MAX_DATA_MB): {smaller}use fewer images (a train limit, or a "
+                       "smaller folder)")
+
+
+def shrunk(ds: Dataset, side: int) -> Dataset:
+    """``ds`` with the longer side of its images brought down to ``side`` (antialiased bilinear, boxes scaled
+    alike); ``ds`` itself when it is no larger. Never enlarged: more pixels hold no more detail, and a
+    backbone that wants 224 px resizes each batch on the device, where it costs no stored memory."""
+    _, h, w = ds.shape
+    scale = side / max(h, w)
+    if scale >= 1:
+        return ds
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+
+    def resize(x: torch.Tensor) -> torch.Tensor:
+        chunks = [F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+                  .round_().clamp_(0, 255).to(torch.uint8) for chunk in x.split(4096)]
+        return torch.cat(chunks) if chunks else x.new_empty((0, x.shape[1], *size))
+
+    factor = torch.tensor([size[1] / w, size[0] / h] * 2)
+    return Dataset(ds.name, ds.classes, resize(ds.train_x), ds.train_y, resize(ds.val_x), ds.val_y,
+                   None if ds.train_boxes is None else ds.train_boxes * factor,
+                   None if ds.val_boxes is None else ds.val_boxes * factor)
 
 
 @dataclass(frozen=True)

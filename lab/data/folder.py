@@ -7,19 +7,24 @@ Accepted layouts (names compared case-insensitively):
     ROOT/<one wrapper folder>/...                what zipping a folder produces
 
 All images get one channel count (1 if every image is greyscale, else 3) and one
-size (the most common, fitted into 8..64 px), so they stack into a uint8 tensor.
-Headers are read first to choose those (small images are decoded in the same
-pass, so a folder of CIFAR-sized JPEGs opens each file once); then the rest are
-decoded straight to the target size.
+size (the most common, fitted into 8..``side`` px: 64 unless a run's ``image_size``
+asks for up to 224), so they stack into a uint8 tensor. Headers are read first to
+choose those (small images are decoded in the same pass, so a folder of CIFAR-sized
+JPEGs opens each file once); then the rest are decoded straight to the target size,
+a JPEG reduced by libjpeg while it is decoded (:func:`lab.data.images.decode`), so a
+4000x3000 photo is never decoded at full size.
 
 What decoding will cost is summed from the headers and refused over the server's
 ``max_decode_megapixels`` before any pixel is decoded (a zip of tiny files can hold
 huge images), and the decoded arrays are kept beside the folder
-(:func:`decoded_dir`), so a folder is decoded once per content, not once per load.
+(:func:`decoded_dir`), one file per size, so a folder is decoded once per content and
+size, not once per load. What the decoded images will take in memory is checked
+(``max_data_mb``) before decoding too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections import Counter
@@ -35,7 +40,7 @@ import torch
 from lab import settings
 from lab.data import images
 from lab.data.cache import LoadCache
-from lab.data.dataset import Dataset, DatasetError, stratified_split
+from lab.data.dataset import Dataset, DatasetError, check_data_memory, stratified_split
 from lab.durable import atomic_write, remove_stale_temps
 
 TRAIN_NAMES = ("train",)
@@ -49,7 +54,8 @@ _DECODE_CHUNK = 512  # files per thread-pool task
 _THREADS_FROM_PIXELS = 128 * 128
 
 _CACHE: LoadCache[Dataset] = LoadCache(maxsize=8)
-_DECODED_VERSION = 1  # bump when decoding changes what the arrays hold
+_DECODED_VERSION = 2  # bump when decoding changes what the arrays hold or how their files are named
+_SIZES_KEPT = 3  # decoded sizes kept per folder: a student trying 64, 128 and 224 px decodes each once
 
 
 @dataclass
@@ -68,15 +74,17 @@ class FolderScan:
     dropped: list[str]  # class folders without a usable image
 
 
-def scan_folder(path: Path, keep_pixels: bool = False, shown: str = "") -> FolderScan:
+def scan_folder(path: Path, keep_pixels: bool = False, shown: str = "", side: int = images.MAX_SIDE) -> FolderScan:
     """Find the layout, classes and usable images under path; fewer than two classes
     is a DatasetError that shows the layout expected. keep_pixels: also decode the
     images that are small enough to need no resizing, for the load that follows.
-    ``shown`` names the folder in messages (default: its own name; never its server path)."""
+    ``shown`` names the folder in messages (default: its own name; never its server path);
+    ``side`` bounds the common size (:func:`lab.data.images.target_size`)."""
     root = _unwrap(Path(path))
     train_dir, val_dir = _split_dirs(root)
     skipped: Counter[str] = Counter()
     probe = partial(images.probe, max_side=settings.limits().max_image_side,
+                    # Held until the memory check: 64 px bounds that (50,000 images: 614 MB) at any side.
                     keep_pixels_up_to=images.MAX_SIDE if keep_pixels else 0)
     train_files = _class_files(train_dir, skipped, probe)
     val_files = _class_files(val_dir, skipped, probe) if val_dir else {}
@@ -88,7 +96,7 @@ def scan_folder(path: Path, keep_pixels: bool = False, shown: str = "") -> Folde
         if c not in label:
             skipped[UNKNOWN_CLASS] += len(files)
     found = [f for c in classes for f in train_files[c] + val_files.get(c, [])]
-    size = images.target_size([f.size for f in found])
+    size = images.target_size([f.size for f in found], largest=side)
     _check_decode_cost(found, size)
     return FolderScan(
         root=root, classes=classes,
@@ -114,8 +122,8 @@ def _check_decode_cost(found: list[images.Found], size: tuple[int, int]) -> None
                            "or upload fewer")
 
 
-def load_folder(path: Path, name: str | None = None) -> Dataset:
-    """The folder as a Dataset, cached per folder.
+def load_folder(path: Path, name: str | None = None, side: int = images.MAX_SIDE) -> Dataset:
+    """The folder as a Dataset with images at most ``side`` px a side, cached per folder and side.
 
     The cache key includes the folder's inode and mtime: an upload re-imported under
     the same name is a new folder (renamed into place) and is read afresh.
@@ -125,21 +133,27 @@ def load_folder(path: Path, name: str | None = None) -> Dataset:
         raise DatasetError(f"{Path(path).name} is not a folder. Give a folder of class folders "
                            "(e.g. cats/*.jpg, dogs/*.jpg) or a .zip of one.")
     stat = root.stat()
-    key = (root, stat.st_ino, stat.st_mtime_ns, name)
-    return _CACHE.get(key, lambda: _load(root, name or f"folder:{root}"))
+    key = (root, stat.st_ino, stat.st_mtime_ns, name, side)
+    return _CACHE.get(key, lambda: _load(root, name or f"folder:{root}", side))
 
 
-def _load(root: Path, name: str) -> Dataset:
-    """The decoded dataset from ``.lab-decoded/`` when the folder's files are unchanged, else decoded (and kept)."""
-    cached = decoded_dir(root) / f"{_content_key(root)}.npz"
+def _load(root: Path, name: str, side: int) -> Dataset:
+    """The decoded dataset from ``.lab-decoded/`` when the folder's files are unchanged and were decoded at
+    this side, else decoded (and kept)."""
+    content = _content_key(root)
+    cached = decoded_dir(root) / f"{content}-{side}px.npz"
     try:
         with np.load(cached) as arrays:
-            return Dataset(name, [str(c) for c in arrays["classes"]],
-                           *(torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")))
+            ds = Dataset(name, [str(c) for c in arrays["classes"]],
+                         *(torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")))
     except (OSError, KeyError, ValueError):
         pass  # not decoded yet, or unreadable: decode again
-    ds = _decode_folder(root, name)
-    _keep_decoded(cached, ds)
+    else:
+        with contextlib.suppress(OSError):  # a read-only folder
+            os.utime(cached)  # recently used: the last of this folder's sizes to be dropped
+        return ds
+    ds = _decode_folder(root, name, side)
+    _keep_decoded(cached, content, ds)
     return ds
 
 
@@ -159,11 +173,13 @@ def _content_key(root: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _keep_decoded(path: Path, ds: Dataset) -> None:
-    """Write the arrays beside the images (atomically; older versions go); a read-only folder keeps none."""
+def _keep_decoded(path: Path, content: str, ds: Dataset) -> None:
+    """Write the arrays beside the images (atomically); other contents' files go, and this content's sizes
+    beyond the _SIZES_KEPT most recently used. A read-only folder keeps none."""
     try:
         path.parent.mkdir(exist_ok=True)
-        for old in path.parent.glob("*.npz"):
+        sizes = sorted(path.parent.glob(f"{content}-*px.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in set(path.parent.glob("*.npz")) - set(sizes[:_SIZES_KEPT - 1]):
             old.unlink()
         remove_stale_temps([path.parent])  # a load killed mid-write
         atomic_write(path, lambda f: np.savez(f, classes=np.array(ds.classes), train_x=ds.train_x.numpy(),
@@ -173,8 +189,9 @@ def _keep_decoded(path: Path, ds: Dataset) -> None:
         pass
 
 
-def _decode_folder(root: Path, name: str) -> Dataset:
-    scan = scan_folder(root, keep_pixels=True)
+def _decode_folder(root: Path, name: str, side: int) -> Dataset:
+    scan = scan_folder(root, keep_pixels=True, side=side)
+    check_data_memory(len(scan.train) + len(scan.val), (scan.channels, scan.size[1], scan.size[0]))
     threads = min(8, os.cpu_count() or 1) if scan.source_pixels >= _THREADS_FROM_PIXELS else 1
     train_x, train_y = _decode_all(scan.train, scan.channels, scan.size, threads)
     if scan.val:

@@ -22,7 +22,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
                             ".ppm", ".pgm", ".pbm"})
 # Pillow's names for what IMAGE_SUFFIXES hold (PPM covers .pgm and .pbm); nothing else is ever opened.
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
-MAX_SIDE, MIN_SIDE = 64, 8  # bounds of the common size a folder's images are resized to
+MAX_SIDE, MIN_SIDE = 64, 8  # bounds of the common size a folder's images are resized to, by default
+# The most a run's image_size may ask for: the side ImageNet backbones are trained at.
+LARGEST_SIDE = 224
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"})
 
 # Reasons a file is skipped, as shown to the user in import and load reports.

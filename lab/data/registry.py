@@ -3,7 +3,13 @@
 Names are looked up as every table's are (lab.registry: case, spaces, '_' and '-' ignored,
 a few aliases); an unknown name is refused with the list of valid ones. 'folder:PATH' loads a user's folder (or zip) of
 class folders. Loaded datasets are cached per process: they are read-only and
-shared by every session of a server. A dataset's title, description and how-to-get hint
+shared by every session of a server.
+
+A run's ``image_size`` (lab.train.engine.TrainConfig) bounds the longer side of its
+images: a folder is decoded at it (64 px by default, up to 224), a built-in data set
+is shrunk to it when smaller than its own side and never enlarged (28 px MNIST at
+224 would take 49 times the memory and hold no more detail; a backbone resizes each
+batch on the device instead). A dataset's title, description and how-to-get hint
 are in lab/locales (``dataset.<name>.title`` ...), given in the ``lang`` asked for.
 """
 
@@ -19,8 +25,9 @@ from lab import settings
 from lab.data import digits, shapes
 from lab.data import torchvision_files as tv
 from lab.data.cache import LoadCache
-from lab.data.dataset import Dataset, DatasetError, DatasetInfo
+from lab.data.dataset import Dataset, DatasetError, DatasetInfo, shrunk
 from lab.data.folder import load_folder
+from lab.data.images import MAX_SIDE
 from lab.data.upload import import_zip, upload_path
 from lab.i18n import DEFAULT as DEFAULT_LANG
 from lab.i18n import text
@@ -78,18 +85,22 @@ def normalise(name: str) -> str:
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
-                 download: bool = False) -> Dataset:
-    """The named dataset (or 'folder:PATH'), loaded once per process and data dir.
+                 download: bool = False, image_size: int = 0) -> Dataset:
+    """The named dataset (or 'folder:PATH'), loaded once per process, data dir and image size.
 
     download: fetch missing MNIST / Fashion-MNIST / CIFAR-10 files through torchvision;
-    without it a missing file is a DatasetError saying where to put it.
+    without it a missing file is a DatasetError saying where to put it. image_size: the
+    most pixels a side has (0: the data set's default), as a run's setting of that name.
     """
     root = settings.data_dir(data_dir).expanduser().resolve()
     if name.strip().lower().startswith(FOLDER_PREFIX):
-        return _load_path(name.strip()[len(FOLDER_PREFIX):], root)
+        return _load_path(name.strip()[len(FOLDER_PREFIX):], root, image_size or MAX_SIDE)
     entry = DATASETS.lookup(name)
     cache_key = (entry.name, None if entry.offline else root)  # built-ins ignore the data dir
-    return _NAMED.get(cache_key, lambda: entry.load(root, download))
+    ds = _NAMED.get(cache_key, lambda: entry.load(root, download))
+    if not image_size or image_size >= max(ds.shape[1:]):
+        return ds
+    return _NAMED.get((*cache_key, image_size), lambda: shrunk(ds, image_size))
 
 
 def list_datasets(data_dir: str | os.PathLike | None = None, lang: str = DEFAULT_LANG) -> list[DatasetInfo]:
@@ -105,7 +116,7 @@ def list_datasets(data_dir: str | os.PathLike | None = None, lang: str = DEFAULT
     return infos
 
 
-def _load_path(raw: str, root: Path) -> Dataset:
+def _load_path(raw: str, root: Path, side: int) -> Dataset:
     """'folder:PATH': a folder, or a zip imported into root/uploads first. A relative
     PATH is tried from the working directory, then from the data dir."""
     path = Path(raw).expanduser()
@@ -114,7 +125,7 @@ def _load_path(raw: str, root: Path) -> Dataset:
     if not path.exists():
         raise DatasetError(f"{raw} not found (also looked in {root}). Give a folder of class "
                            "folders or a .zip of one.")
-    return load_folder(_imported(path, root) if path.is_file() else path)
+    return load_folder(_imported(path, root) if path.is_file() else path, side=side)
 
 
 def _imported(archive: Path, root: Path) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from lab.model.layers import ResidualBlock, Shape, format_shape
+from lab.model.layers import DenseBlock, InceptionBlock, ResidualBlock, Shape, conv_bn_relu, dense_layer, format_shape
 from lab.model.spec import Summary, build_model, summarize
 
 INDENT = "    "
@@ -77,7 +77,9 @@ def _short_code(module: nn.Module) -> str | None:
     """The readable form of common layers whose other arguments the lab leaves at
     PyTorch's defaults; ``None`` for the rest, which fall back to their repr."""
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        return f"nn.{type(module).__name__}(kernel_size={module.kernel_size}, stride={module.stride})"
+        extra = f", padding={module.padding}" if module.padding else ""
+        extra += ", ceil_mode=True" if module.ceil_mode else ""
+        return f"nn.{type(module).__name__}(kernel_size={module.kernel_size}, stride={module.stride}{extra})"
     if isinstance(module, nn.Linear):
         return f"nn.Linear({module.in_features}, {module.out_features})"
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -94,6 +96,28 @@ def _short_code(module: nn.Module) -> str | None:
 def _residual_code(block: ResidualBlock) -> str:
     conv = block.conv1
     return f"ResidualBlock({conv.in_channels}, {conv.out_channels}, {_compact(conv.stride)})"
+
+
+def _inception_code(block: InceptionBlock) -> str:
+    reduce3, conv3 = block.branch2[0].conv, block.branch2[1].conv
+    reduce_wide, wide = block.branch3[0].conv, block.branch3[1].conv
+    widths = [block.branch1.conv.out_channels, reduce3.out_channels, conv3.out_channels, reduce_wide.out_channels,
+              wide.out_channels, block.branch4[1].conv.out_channels]
+    args = ", ".join(map(str, [block.branch1.conv.in_channels, *widths]))
+    return f"InceptionBlock({args}, wide_kernel={_compact(wide.kernel_size)})"
+
+
+def _dense_block_code(block: DenseBlock) -> str:
+    first = block.layers[0]
+    growth = first.conv2.out_channels
+    return (f"DenseBlock({first.norm1.num_features}, {len(block.layers)}, {growth}, "
+            f"{first.conv1.out_channels // growth})")
+
+
+# The lab's block classes: how to call each, and the source a file needs to define it (helpers first).
+BLOCK_CODE = {ResidualBlock: _residual_code, InceptionBlock: _inception_code, DenseBlock: _dense_block_code}
+BLOCK_SOURCES = {ResidualBlock: (ResidualBlock,), InceptionBlock: (conv_bn_relu, InceptionBlock),
+                 DenseBlock: (dense_layer, DenseBlock)}
 
 
 def _sequential_code(seq: nn.Sequential, depth: int) -> str:
@@ -117,8 +141,8 @@ def module_code(module: nn.Module, depth: int = 0) -> str:
     """
     if isinstance(module, nn.Sequential):
         return _sequential_code(module, depth)
-    if isinstance(module, ResidualBlock):
-        return _residual_code(module)
+    if type(module) in BLOCK_CODE:
+        return BLOCK_CODE[type(module)](module)
     if isinstance(module, nn.Conv2d):
         return _conv_code(module)
     return _short_code(module) or f"nn.{module!r}"
@@ -158,12 +182,27 @@ if __name__ == "__main__":
 MODEL_IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
 
 
+def code_refusal(summary: Summary) -> str | None:
+    """Why this model has no PyTorch code export, or None: a pretrained backbone's definition, weights and
+    input step live in the lab (lab.model.backbone), so a file claiming to run "without the lab" would not."""
+    if any(row.layer["type"] == "backbone" for row in summary.rows):
+        return ("models with a pretrained backbone export as weights (.pt) or ONNX from a trained run, not as "
+                "PyTorch code: the backbone's definition and its input steps live in the lab")
+    return None
+
+
 def model_blocks(summary: Summary, model: nn.Module) -> list[str]:
-    """Top-level blocks: INPUT_SHAPE and NUM_CLASSES, the ResidualBlock class when the net uses it, ``Net``."""
+    """Top-level blocks: INPUT_SHAPE and NUM_CLASSES, the lab's block classes the net uses (ResidualBlock,
+    InceptionBlock, DenseBlock, with their helpers), ``Net``."""
+    refusal = code_refusal(summary)
+    if refusal:
+        raise ExportError(refusal)
     blocks = [f"INPUT_SHAPE = {tuple(summary.input_shape)}  # (channels, height, width)\n"
               f"NUM_CLASSES = {summary.num_classes}"]
-    if any(isinstance(m, ResidualBlock) for m in model.modules()):
-        blocks.append(inspect.getsource(ResidualBlock))
+    used = {type(m) for m in model.modules()}
+    for kind, sources in BLOCK_SOURCES.items():
+        if kind in used:
+            blocks += [inspect.getsource(source) for source in sources]
     blocks.append(
         "class Net(nn.Module):\n"
         f'{INDENT}"""{doc_text(summary.name)}: {len(summary.rows)} layers, run in order."""\n\n'

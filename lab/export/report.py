@@ -187,7 +187,7 @@ def run_report(run: RunInfo, checkpoint: str = "best", data_dir=None) -> str:
     sections = [("config", _config_section(run, checkpoint, epoch)), ("curves", _curves_section(run)),
                 ("feature-space", _feature_section(run, stats.classes))]
     try:
-        ds = load_dataset(run.config["dataset"], data_dir)
+        ds = load_dataset(run.config["dataset"], data_dir, image_size=run.config.get("image_size", 0))
     except DatasetError as err:
         missing = _note(f"The run's dataset is not available here, so this needs it: {err}")
         sections += [("cam", missing), ("confusion", missing)]

@@ -136,6 +136,7 @@ class LayerType:
     params: dict[str, Param] = {}
     needs_maps = True  # input must be (C, H, W)
     makes_features = False  # computes new feature maps (conv, blocks): what CAM and the map viewer look at
+    takes_images = False  # works on the images themselves (a pretrained backbone), so only as the first layer
 
     def check_input(self, in_shape: Shape) -> None:
         if self.needs_maps and len(in_shape) != 3:
@@ -163,8 +164,21 @@ class LayerType:
         weights (see lab.model.spec.activation_values)."""
         return math.prod(out_shape) if self.num_params(in_shape, p) else 0
 
+    def notes(self, in_shape: Shape, p: dict, lang: str) -> list[str]:
+        """What the model summary should tell about this layer beyond its numbers (in ``lang``), such as what a
+        backbone does to the images; most layers have nothing to add."""
+        return []
+
     def build(self, in_shape: Shape, p: dict) -> nn.Module:
         raise NotImplementedError
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's 'same': output ceil(size/stride), extra pixel on the bottom/right. Shared by conv2d
+    and the EfficientNet-Lite backbone, whose TensorFlow-trained weights expect exactly this padding."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def format_shape(shape: Shape) -> str:

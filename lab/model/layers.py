@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from lab.model.backbone import Backbone
 from lab.model.base import (
     ACTIVATIONS,
     LayerType,
@@ -24,19 +25,24 @@ from lab.model.base import (
     format_shape,
     make_activation,
     normalize_activation,
+    same_padding,
 )
-from lab.model.blocks import Residual, ResidualBlock
+from lab.model.blocks import (
+    DenseBlock,
+    DenseBlockType,
+    Inception,
+    InceptionBlock,
+    Residual,
+    ResidualBlock,
+    Transition,
+    conv_bn_relu,
+    dense_layer,
+)
 from lab.registry import Registry
 
-__all__ = ["ACTIVATIONS", "LAYER_TYPES", "LayerType", "Param", "ResidualBlock", "Shape", "SpecError", "format_shape",
-           "get_layer_type", "make_activation", "normalize_activation", "normalize_layer"]
-
-
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's 'same': output ceil(size/stride), extra pixel on the bottom/right."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+__all__ = ["ACTIVATIONS", "LAYER_TYPES", "DenseBlock", "InceptionBlock", "LayerType", "Param", "ResidualBlock", "Shape",
+           "SpecError", "conv_bn_relu", "dense_layer", "format_shape", "get_layer_type", "make_activation",
+           "normalize_activation", "normalize_layer", "pool_out"]
 
 
 def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -52,13 +58,14 @@ class Conv2d(LayerType):
         "stride": Param(1, "int", "step between kernel positions", 1, 16),
         "padding": Param("same", "padding", "'same' keeps the size (at stride 1), 'valid' adds none, or pixels"),
         "activation": Param("relu", "activation", "applied after the convolution"),
+        "bias": Param(True, "bool", "one learned bias per filter; off before a batchnorm, whose β does that job"),
     }
 
     def _pads(self, in_shape: Shape, p: dict) -> tuple[tuple[int, int], tuple[int, int]]:
         """(top, bottom), (left, right) padding in pixels."""
         _, h, w = in_shape
         if p["padding"] == "same":
-            return _same_padding(h, p["kernel"], p["stride"]), _same_padding(w, p["kernel"], p["stride"])
+            return same_padding(h, p["kernel"], p["stride"]), same_padding(w, p["kernel"], p["stride"])
         pad = 0 if p["padding"] == "valid" else p["padding"]
         return (pad, pad), (pad, pad)
 
@@ -74,7 +81,7 @@ class Conv2d(LayerType):
         return (p["filters"], _conv_out(h, k, s, top + bottom), _conv_out(w, k, s, left + right))
 
     def num_params(self, in_shape: Shape, p: dict) -> int:
-        return in_shape[0] * p["kernel"] ** 2 * p["filters"] + p["filters"]
+        return in_shape[0] * p["kernel"] ** 2 * p["filters"] + (p["filters"] if p["bias"] else 0)
 
     def macs(self, in_shape: Shape, out_shape: Shape, p: dict) -> int:
         return out_shape[1] * out_shape[2] * p["filters"] * in_shape[0] * p["kernel"] ** 2
@@ -86,31 +93,44 @@ class Conv2d(LayerType):
         if not symmetric:
             parts["pad"] = nn.ZeroPad2d((left, right, top, bottom))
         parts["conv"] = nn.Conv2d(
-            in_shape[0], p["filters"], p["kernel"], p["stride"], padding=(top, left) if symmetric else 0
+            in_shape[0], p["filters"], p["kernel"], p["stride"], padding=(top, left) if symmetric else 0, bias=p["bias"]
         )
         parts["act"] = make_activation(p["activation"])
         return nn.Sequential(parts)
+
+
+def pool_out(size: int, window: int, stride: int, pad: int, ceil: bool) -> int:
+    """PyTorch's pooling output side (``pooling_output_shape``): floor, or with ``ceil`` a last partial
+    window too, unless that window would start in the right-hand padding."""
+    span = size + 2 * pad - window
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    return out - 1 if ceil and (out - 1) * stride >= size + pad else out
 
 
 class _Pool2d(LayerType):
     params = {
         "size": Param(2, "int", "window side in pixels", 1, 64),
         "stride": Param(None, "int", "step between windows (default: the window size)", 1, 64),
+        "padding": Param(0, "int", "pixels added on each side (at most half the window)", 0, 32),
+        "ceil": Param(False, "bool", "round the output size up: a last, partial window counts (ceil_mode)"),
     }
     module: type[nn.Module] = nn.MaxPool2d
 
     def output_shape(self, in_shape: Shape, p: dict) -> Shape:
         c, h, w = in_shape
-        size, stride = p["size"], p["stride"] or p["size"]
-        if h < size or w < size:
+        size, stride, pad = p["size"], p["stride"] or p["size"], p["padding"]
+        if pad > size // 2:
+            raise SpecError(f"padding {pad} is more than half the {size}x{size} window; use at most {size // 2}")
+        out_h, out_w = pool_out(h, size, stride, pad, p["ceil"]), pool_out(w, size, stride, pad, p["ceil"])
+        if out_h < 1 or out_w < 1:  # without ceil: the window is larger than the padded map
             raise SpecError(
                 f"pools a {h}x{w} map with a {size}x{size} window; "
                 "remove this pooling layer, use a smaller size, or pool less before it"
             )
-        return (c, (h - size) // stride + 1, (w - size) // stride + 1)
+        return (c, out_h, out_w)
 
     def build(self, in_shape: Shape, p: dict) -> nn.Module:
-        return self.module(p["size"], p["stride"] or p["size"])
+        return self.module(p["size"], p["stride"] or p["size"], p["padding"], ceil_mode=p["ceil"])
 
 
 class MaxPool2d(_Pool2d):
@@ -119,6 +139,17 @@ class MaxPool2d(_Pool2d):
 
 class AvgPool2d(_Pool2d):
     name, title, module = "avgpool2d", "Average pooling", nn.AvgPool2d
+
+
+class AdaptiveAvgPool(LayerType):
+    name, title = "adaptive_avg_pool", "Adaptive average pooling"
+    params = {"size": Param(2, "int", "output side in pixels, whatever the input's", 1, 64)}
+
+    def output_shape(self, in_shape: Shape, p: dict) -> Shape:
+        return (in_shape[0], p["size"], p["size"])
+
+    def build(self, in_shape: Shape, p: dict) -> nn.Module:
+        return nn.AdaptiveAvgPool2d(p["size"])
 
 
 class BatchNorm(LayerType):
@@ -203,14 +234,14 @@ class Activation(LayerType):
 LAYER_TYPES: Registry[LayerType] = Registry("layer type", {
     t.name: t
     for t in (
-        Conv2d(), MaxPool2d(), AvgPool2d(), BatchNorm(), Dropout(), Flatten(),
-        GlobalAvgPool(), Dense(), Activation(), Residual(),
+        Conv2d(), MaxPool2d(), AvgPool2d(), AdaptiveAvgPool(), BatchNorm(), Dropout(), Flatten(),
+        GlobalAvgPool(), Dense(), Activation(), Residual(), Inception(), DenseBlockType(), Transition(), Backbone(),
     )
 }, SpecError, aliases={  # the names Keras and PyTorch users bring along
     "conv": "conv2d", "convolution": "conv2d", "maxpool": "maxpool2d", "max_pooling2d": "maxpool2d",
     "avgpool": "avgpool2d", "average_pooling2d": "avgpool2d", "bn": "batchnorm", "batch_normalization": "batchnorm",
     "linear": "dense", "fc": "dense", "gap": "global_avg_pool", "global_average_pooling2d": "global_avg_pool",
-    "res": "residual",
+    "res": "residual", "adaptiveavgpool2d": "adaptive_avg_pool", "inception_module": "inception",
 })
 
 

@@ -212,6 +212,8 @@ def _walk(layers: list[dict], shape: Shape, problems: list[SpecError], first: in
     for i, layer in enumerate(layers, start=first):
         kind = get_layer_type(layer["type"])
         try:
+            if kind.takes_images and i != 1:
+                raise SpecError("must be the first layer, since it works on the images themselves; move it to the top")
             kind.check_input(shape)
             out = kind.output_shape(shape, layer)
         except SpecError as err:
@@ -261,6 +263,7 @@ def analyze(spec: Any, input_shape: Shape | None = None, num_classes: int | None
                 activations=activation_values(kind, in_shape, out_shape, layer),
             )
         )
+        summary.notes += kind.notes(in_shape, layer, lang)
     return summary
 
 

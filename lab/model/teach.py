@@ -21,6 +21,7 @@ import torch
 
 from lab.i18n import DEFAULT, text
 from lab.i18n import LANGUAGES as LOCALE_LANGUAGES
+from lab.model.backbone import measure
 from lab.model.layers import format_shape, get_layer_type, make_activation
 from lab.model.spec import LayerRow
 
@@ -111,11 +112,14 @@ def _conv(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
     (top, bottom), (left, right) = get_layer_type("conv2d")._pads(row.in_shape, p)
     height, out_h = _conv_size(h, top, bottom, k, s)
     width, out_w = _conv_size(w, left, right, k, s)
-    params = c * k * k * f + f
+    bias = f if p["bias"] else 0
+    params = c * k * k * f + bias
     in_n, out_n = math.prod(row.in_shape), f * out_h * out_w
     dense = in_n * out_n + out_n
+    params_rule, params_sum = ("conv.params_rule", f"{c}*{k}*{k}*{f} + {f}") if bias else \
+        ("conv.params_rule_no_bias", f"{c}*{k}*{k}*{f}")
     steps = _size_steps(t, t("conv.size_rule"), height, width) + [
-        Step(t("params"), t("conv.params_rule"), f"{c}*{k}*{k}*{f} + {f} = {params:,}"),
+        Step(t("params"), t(params_rule), f"{params_sum} = {params:,}"),
         Step(t("macs"), t("conv.macs_rule"), f"{out_h}*{out_w}*{f} * {c}*{k}*{k} = {out_h * out_w * f * c * k * k:,}"),
         Step(t("conv.dense_label"), t("dense.params_rule"), f"{in_n:,}*{out_n:,} + {out_n:,} = {dense:,}"),
     ]
@@ -125,23 +129,58 @@ def _conv(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
         notes.append(t(key, top=top, bottom=bottom, total=top + bottom, size=h, stride=s, out=out_h))
     notes.append(t("conv.sharing", filters=f, k=k, in_ch=c, positions=_num(out_h * out_w), params=_num(params),
                    in_n=_num(in_n), out_n=_num(out_n), dense=_num(dense), ratio=_ratio(dense / params)))
+    if not bias:
+        notes.append(t("conv.no_bias", filters=f))
     notes.append(_activation_note(t, p["activation"]))
     return steps, notes
 
 
+def _pool_size(size: int, window: int, stride: int, pad: int, ceil: bool) -> tuple[str, int, bool]:
+    """The pooling output side as PyTorch computes it, written out; True when ceil mode's last window
+    would start in the padding and is dropped (the '- 1')."""
+    inner = f"{size} + 2*{pad} - {window}" if pad else f"{size} - {window}"
+    span = size + 2 * pad - window
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    written = f"{'ceil' if ceil else 'floor'}(({inner})/{stride}) + 1"
+    dropped = ceil and (out - 1) * stride >= size + pad
+    return (f"{written} - 1 = {out - 1}", out - 1, True) if dropped else (f"{written} = {out}", out, False)
+
+
 def _pool(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
     c, h, w = row.in_shape
-    size = row.layer["size"]
-    s = row.layer["stride"] or size
-    out_h, out_w = (h - size) // s + 1, (w - size) // s + 1
+    p = row.layer
+    size, pad, ceil = p["size"], p["padding"], p["ceil"]
+    s = p["stride"] or size
+    height, out_h, dropped_h = _pool_size(h, size, s, pad, ceil)
+    width, out_w, dropped_w = _pool_size(w, size, s, pad, ceil)
     in_n, out_n = c * h * w, c * out_h * out_w
-    steps = _size_steps(t, t("pool.size_rule"), f"floor(({h} - {size})/{s}) + 1 = {out_h}",
-                        f"floor(({w} - {size})/{s}) + 1 = {out_w}")
+    rule = "pool.size_rule_ceil" if ceil else "pool.size_rule_padded" if pad else "pool.size_rule"
+    steps = _size_steps(t, t(rule), height, width)
     steps.append(Step(t("pool.kept"), t("pool.kept_rule"), f"{out_n:,}/{in_n:,} = {_num(round(100 * out_n / in_n, 1))}%"))
-    notes = [t(f"{row.layer['type']}.note", size=size, lost=size * size - 1, channels=c)]
-    rows, cols = h - ((out_h - 1) * s + size), w - ((out_w - 1) * s + size)
-    if rows or cols:
-        notes.append(t("pool.remainder", rows=rows, cols=cols))
+    notes = [t(f"{p['type']}.note", size=size, lost=size * size - 1, channels=c)]
+    if pad:
+        notes.append(t(f"{p['type']}.padding", pad=pad))
+    rows, cols = h + 2 * pad - ((out_h - 1) * s + size), w + 2 * pad - ((out_w - 1) * s + size)
+    if rows > 0 or cols > 0:
+        notes.append(t("pool.remainder", rows=max(rows, 0), cols=max(cols, 0)))
+    if rows < 0 or cols < 0:
+        notes.append(t("pool.ceil", rows=max(-rows, 0), cols=max(-cols, 0)))
+    if dropped_h or dropped_w:
+        notes.append(t("pool.ceil_dropped"))
+    return steps, [*notes, t("no_params")]
+
+
+def _adaptive_avg_pool(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
+    c, h, w = row.in_shape
+    size = row.layer["size"]
+    steps = _size_steps(t, t("adaptive.size_rule"), f"out = {size}", f"out = {size}")
+    steps.append(Step(t("adaptive.values"), "C*out*out", f"{c}*{size}*{size} = {c * size * size:,}"))
+    windows = sorted({math.ceil((i + 1) * n / size) - (i * n) // size for n in (h, w) for i in range(size)})
+    notes = [t("adaptive.note", size=size, values=_num(c * size * size))]
+    if h % size == 0 and w % size == 0:
+        notes.append(t("adaptive.even", h=h, w=w, wh=h // size, ww=w // size))
+    else:
+        notes.append(t("adaptive.uneven", h=h, w=w, size=size, windows="/".join(map(str, windows))))
     return steps, [*notes, t("no_params")]
 
 
@@ -221,6 +260,82 @@ def _residual(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
     return steps, [t("residual.note"), shortcut]
 
 
+def _inception(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
+    c, h, w = row.in_shape
+    p = row.layer
+    ch1, r3, c3, r5, c5, pp = (p[k] for k in ("ch1x1", "ch3x3_reduce", "ch3x3", "wide_reduce", "wide", "pool_proj"))
+    k = int(p["wide_kernel"][0])
+    out_c = ch1 + c3 + c5 + pp
+    weights = c * (ch1 + r3 + r5 + pp) + r3 * 9 * c3 + r5 * k * k * c5
+    weight_sum = f"{c}*({ch1} + {r3} + {r5} + {pp}) + {r3}*3*3*{c3} + {r5}*{k}*{k}*{c5}"
+    widths = ch1 + r3 + c3 + r5 + c5 + pp
+    steps = _size_steps(t, t("inception.size_rule"), f"out = in = {h}", f"out = in = {w}") + [
+        Step(t("channels"), "ch1x1 + ch3x3 + wide + pool_proj", f"{ch1} + {c3} + {c5} + {pp} = {out_c:,}"),
+        Step(t("params"), t("inception.params_rule"), f"{weight_sum} + 2*{widths} = {weights + 2 * widths:,}"),
+        Step(t("macs"), t("inception.macs_rule"), f"{h}*{w} * ({weight_sum}) = {h * w * weights:,}"),
+    ]
+    direct = h * w * (c * 9 * c3 + c * k * k * c5)  # the 3x3 and wide convolutions on the whole input
+    reduced = h * w * (c * r3 + r3 * 9 * c3 + c * r5 + r5 * k * k * c5)
+    notes = [t("inception.note"),
+             t("inception.reduction", k=k, direct=_num(direct), reduced=_num(reduced),
+               percent=_num(round(100 * reduced / direct, 1)))]
+    if k == 3:
+        notes.append(t("inception.torchvision"))
+    return steps, notes
+
+
+def _dense_block(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
+    c, h, w = row.in_shape
+    n, g = row.layer["layers"], row.layer["growth_rate"]
+    b = row.layer["bn_size"] * g
+    summed = n * c + g * n * (n - 1) // 2
+    params = (2 + b) * summed + n * (2 * b + b * 9 * g)
+    steps = _size_steps(t, t("dense_block.size_rule"), f"out = in = {h}", f"out = in = {w}") + [
+        Step(t("channels"), "in + layers*growth_rate", f"{c} + {n}*{g} = {c + n * g:,}"),
+        Step(t("dense_block.summed"), "layers*in + growth_rate*layers*(layers - 1)/2",
+             f"{n}*{c} + {g}*{n}*{n - 1}/2 = {summed:,}"),
+        Step(t("params"), t("dense_block.params_rule"),
+             f"(2 + {b})*{summed:,} + {n}*(2*{b} + {b}*3*3*{g}) = {params:,}"),
+        Step(t("macs"), t("dense_block.macs_rule"),
+             f"{h}*{w} * ({b}*{summed:,} + {n}*{b}*3*3*{g}) = {h * w * (b * summed + n * b * 9 * g):,}"),
+    ]
+    notes = [t("dense_block.note", layers=n, growth=g, in_ch=c, out_ch=c + n * g),
+             t("dense_block.bottleneck", width=b, last=c + (n - 1) * g)]
+    return steps, notes
+
+
+def _transition(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
+    c, h, w = row.in_shape
+    theta = row.layer["compression"]
+    kept = math.floor(c * theta)
+    out_c = max(1, kept)
+    channels = f"floor({c}*{theta:g}) = {kept}" if kept else f"max(1, floor({c}*{theta:g})) = 1"
+    steps = [Step(t("channels"), "floor(in*compression)", channels)]
+    steps += _size_steps(t, "floor(in/2)", f"floor({h}/2) = {h // 2}", f"floor({w}/2) = {w // 2}")
+    steps += [
+        Step(t("params"), t("transition.params_rule"), f"2*{c} + {c}*{out_c} = {2 * c + c * out_c:,}"),
+        Step(t("macs"), t("transition.macs_rule"), f"{h}*{w}*{c}*{out_c} = {h * w * c * out_c:,}"),
+    ]
+    return steps, [t("transition.note", in_ch=c, out_ch=out_c)]
+
+
+def _backbone(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
+    """A pretrained network has no formula to redo by hand: its numbers are measured (lab.model.backbone)."""
+    _, h, w = row.in_shape
+    p = row.layer
+    measured = measure(p["model"], p["size"], p["trainable"])
+    frozen = measured.params - measured.trainable_params
+    steps = [
+        Step(t("backbone.resize"), "in -> size x size", f"{h}x{w} -> {p['size']}x{p['size']}"),
+        Step(t("params"), t("backbone.params_rule"),
+             f"{measured.trainable_params:,} + {frozen:,} = {measured.params:,}"),
+        Step(t("macs"), t("backbone.macs_rule"), f"{measured.macs:,}"),
+    ]
+    notes = [t("backbone.note", model=p["model"], maps=format_shape(row.out_shape))]
+    notes.append(t("backbone.random") if p["weights"] == "none" else t("backbone.pretrained"))
+    return steps, notes
+
+
 def _activation(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
     fn = row.layer["function"]
     if fn is None:
@@ -238,7 +353,8 @@ def _activation(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
 EXPLAINERS: dict[str, Callable[[LayerRow, Text], tuple[list[Step], list[str]]]] = {
     "conv2d": _conv, "maxpool2d": _pool, "avgpool2d": _pool, "batchnorm": _batchnorm, "dropout": _dropout,
     "flatten": _flatten, "global_avg_pool": _global_avg_pool, "dense": _dense, "activation": _activation,
-    "residual": _residual,
+    "residual": _residual, "adaptive_avg_pool": _adaptive_avg_pool, "inception": _inception,
+    "dense_block": _dense_block, "transition": _transition, "backbone": _backbone,
 }
 
 

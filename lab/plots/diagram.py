@@ -10,6 +10,10 @@ A pure function of a :class:`lab.model.spec.Summary`: the builder calls it on ev
 edit, tests call it without Streamlit. Its few words (the input's name, "params", where a
 broken spec stops) come from lab/locales in the ``lang`` the page passes; layer type names
 and shapes are the same in every language.
+
+A block that is a small network of its own (residual, inception, dense block) is one box
+like any layer, its label saying what is inside: "skip", "4 branches", "6 layers,
+concatenated" (``diagram.mark.<type>``).
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ from lab.model.spec import Summary
 COLOURS = {
     "input": "#d9d9d9",
     "conv2d": "#f4c95d",
+    "backbone": "#8d6a9f",
     "residual": "#f29e4c",
+    "inception": "#e07a1f",
+    "dense_block": "#d1495b",
+    "transition": "#edae49",
     "maxpool2d": "#e4572e",
     "avgpool2d": "#e4572e",
+    "adaptive_avg_pool": "#e4572e",
     "batchnorm": "#a0c4ff",
     "dropout": "#c9c9c9",
     "activation": "#b5e48c",
@@ -37,6 +46,7 @@ COLOURS = {
     "dense": "#5e81f4",
 }
 FALLBACK_COLOUR = "#bbbbbb"
+MARKED = ("residual", "inception", "dense_block")  # blocks whose label says what is inside (diagram.mark.<type>)
 GAP = 1.2  # space between blocks, in the same units as the block sizes
 SLANT = (0.55, 0.4)  # how far the back face sits right and up, per unit of depth
 MARGIN = {"l": 10, "r": 10, "t": 90, "b": 70}  # room for the slanted labels and the legend
@@ -82,8 +92,9 @@ def _bar(x: float, shape: Shape) -> tuple[list, list, float]:
     return [x, x + wide, x + wide, x, x], [y0, y0, y1, y1, y0], x + wide
 
 
-def _block(fig: go.Figure, x: float, name: str, kind: str, shape: Shape, hover: str) -> float:
-    """Add one layer's block as one trace; returns where the next block starts."""
+def _block(fig: go.Figure, x: float, name: str, kind: str, shape: Shape, hover: str, label: str = "") -> float:
+    """Add one layer's block as one trace, labelled ``label`` (default its name); returns where the next
+    block starts."""
     xs, ys, right = _cuboid(x, shape) if len(shape) == 3 else _bar(x, shape)
     colour = COLOURS.get(kind, FALLBACK_COLOUR)
     fig.add_trace(go.Scatter(
@@ -95,7 +106,7 @@ def _block(fig: go.Figure, x: float, name: str, kind: str, shape: Shape, hover: 
     fig.add_annotation(x=x, y=min(y for y in ys if y is not None), yshift=-4,
                        text=format_shape(shape), showarrow=False, xanchor="left", yanchor="top",
                        textangle=-45, font={"size": 10, "color": "#444444"})
-    fig.add_annotation(x=x, y=top, yshift=4, text=name, showarrow=False, xanchor="left",
+    fig.add_annotation(x=x, y=top, yshift=4, text=label or name, showarrow=False, xanchor="left",
                        yanchor="bottom", textangle=-45, font={"size": 10})
     return right + GAP
 
@@ -113,7 +124,7 @@ def architecture_figure(summary: Summary, lang: str = DEFAULT) -> go.Figure:
         for row in summary.rows:
             hover = text("diagram.hover", lang, name=row.name, type=row.layer["type"],
                          shape=format_shape(row.out_shape), params=row.params)
-            x = _block(fig, x, row.name, row.layer["type"], row.out_shape, hover)
+            x = _block(fig, x, row.name, row.layer["type"], row.out_shape, hover, _label(row.name, row.layer, lang))
     fig.add_annotation(text=_legend(summary), showarrow=False, xref="paper", yref="paper",
                        x=0, y=1, yshift=80, xanchor="left", yanchor="top", align="left")
     if summary.problems:
@@ -122,6 +133,15 @@ def architecture_figure(summary: Summary, lang: str = DEFAULT) -> go.Figure:
                            font={"color": "#c0392b"})
     _fit(fig)
     return fig
+
+
+def _label(name: str, layer: dict, lang: str) -> str:
+    """'inception_1 · 4 branches' for a block, the layer's name otherwise."""
+    kind = layer["type"]
+    if kind not in MARKED:
+        return name
+    mark = text(f"diagram.mark.{kind}", lang, layers=layer.get("layers"))
+    return f"{name} · {mark}"
 
 
 def _legend(summary: Summary) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import secrets
 import shutil
 import socket
@@ -39,8 +40,9 @@ from lab.durable import STALE_AFTER_S, atomic_write, fsync_dir, remove_stale_tem
 from lab.runs import access
 from lab.runs.access import Visitor
 from lab.runs.layout import RunLayout
-from lab.runs.view import RunInfo, read_json, read_jsonl
-from lab.train.engine import MAX_NAME, MAX_OWNER, text_problem
+from lab.runs.view import NoCheckpoint, RunInfo, read_json, read_jsonl
+from lab.train.engine import MAX_NAME, MAX_OWNER, ConfigError, text_problem
+from lab.train.finetune import SourceWeights
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "diverged", "interrupted")
 LIVE_STATUSES = ("queued", "running")
@@ -231,6 +233,26 @@ class RunStore:
     def load_checkpoint(self, run_id: str, which: str | int = "best") -> dict:
         """A run's checkpoint dict (:meth:`RunInfo.load_checkpoint`)."""
         return self.get(run_id).load_checkpoint(which)
+
+    def source_weights(self, ref: str) -> SourceWeights | None:
+        """The best weights of run ``ref`` (id, id prefix or name), for a run that starts from them
+        (``TrainConfig.init_from``; lab.train.finetune says why best); None for ''. ConfigError when
+        there is no such run or it has no weights yet."""
+        if not ref:
+            return None
+        try:
+            run = self.get(self.resolve(ref))
+            state = run.load_checkpoint("best")
+        except RunNotFound:
+            raise ConfigError(f"init_from: there is no run {ref!r} in this lab; give the id or name of a run "
+                              "listed on Compare (or by python -m lab runs)") from None
+        except NoCheckpoint:
+            raise ConfigError(f"init_from: run {run.name!r} has no saved weights yet (it saves them after its "
+                              "first epoch); wait for that, or start from another run") from None
+        except (OSError, RuntimeError, pickle.UnpicklingError) as err:  # torch.load of a damaged file
+            raise ConfigError(f"init_from: the weights of run {run.name!r} cannot be read ({err}); "
+                              "start from another run") from None
+        return SourceWeights(run.id, int(state.get("epoch", 0)), state["model"], run.classes)
 
     def annotate(self, run_id: str, name: str | None = None, tags: list[str] | None = None,
                  note: str | None = None, by: Visitor | None = None) -> dict:

@@ -106,7 +106,7 @@ def _lists(base: TrainConfig, values: dict[str, Sequence]) -> dict[str, list]:
     return lists
 
 
-def _shortened(text: str, limit: int = MAX_NAME) -> str:
+def shortened(text: str, limit: int = MAX_NAME) -> str:
     """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -116,14 +116,14 @@ def _run_name(sweep_name: str, combo: dict, lists: dict[str, list]) -> str:
     which is what tells the runs of a sweep apart."""
     tags = "-".join(AXES[axis].tag(combo[axis]) for axis in AXES if axis in ALWAYS_NAMED or len(lists[axis]) > 1)
     room = MAX_NAME - len(tags) - 1
-    return _shortened(f"{_shortened(sweep_name, room)}-{tags}" if room > 1 else tags)
+    return shortened(f"{shortened(sweep_name, room)}-{tags}" if room > 1 else tags)
 
 
 def default_sweep_name(base: TrainConfig) -> str:
     """'fashion_cnn-digits': what a sweep is about when its user did not say (cut to MAX_NAME: a spec
     or folder's name can be long, and no one typed this one to be refused)."""
     spec_name = base.spec.get("name", "model") if isinstance(base.spec, dict) else "model"
-    return _shortened(f"{spec_name}-{base.dataset}")
+    return shortened(f"{spec_name}-{base.dataset}")
 
 
 def _sweep_name(name: str, base: TrainConfig) -> str:

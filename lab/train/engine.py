@@ -11,6 +11,10 @@ Listeners (``Callback`` subclasses) get the events in ``EVENTS``; they steer
 only through ``trainer.should_stop``. The RunStore recorder, the CLI printer
 and the live UI are all listeners.
 
+A run may start from another run's weights and freeze layers (:mod:`lab.train.finetune`);
+what that did, and the data's memory on the device, are in its config.json and read
+out by :func:`run_notes`.
+
 The module is longer than most because it keeps what a run *is* together: its
 config, its events, the loop that emits them and the recorder that saves them are
 read side by side; the CUDA graph, augmentation and devices live apart.
@@ -26,7 +30,11 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 
-from lab.data import Dataset, load_dataset
+from lab.data import Dataset, DatasetError, load_dataset
+from lab.data.dataset import check_data_memory
+from lab.data.images import LARGEST_SIDE, MIN_SIDE
+from lab.i18n import DEFAULT, text
+from lab.model.backbone import tell_input_stats
 from lab.model.budget import batch_that_fits, check_training_batch
 from lab.model.layers import SpecError
 from lab.model.spec import SpecNet, analyze, build_model, check_size, eval_mode, load_spec, summarize
@@ -34,6 +42,16 @@ from lab.train.augment import AugmentConfig, get_augment
 from lab.train.augment_ops import augment_batch
 from lab.train.cuda_graph import GRAPH_WARMUP, CudaGraphStep, cuda_run_ended, cuda_run_started
 from lab.train.device import native_bf16, resolve_device
+from lab.train.finetune import (
+    FREEZE_POLICIES,
+    FRESH_REASONS,
+    SourceWeights,
+    Transfer,
+    freeze,
+    frozen_layers,
+    match_weights,
+    mismatch_detail,
+)
 from lab.train.ranges import setting_ranges
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -80,6 +98,13 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA; compile time is reported apart)
     cuda_graph: bool = True  # replay the train step as one CUDA graph (CUDA only, not with compile)
     train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
+    # The longer side of the images, at most (lab.data.registry): 0 = the data set's default (a folder's
+    # images fit 64 px; built-ins keep theirs), up to LARGEST_SIDE; never enlarged.
+    image_size: int = 0
+    init_from: str = ""  # a run (id, id prefix or name) whose best weights this run starts from; "" = none
+    # Layers whose weights do not train (their batchnorms keep their statistics): spec layer names, or one
+    # policy of lab.train.finetune.FREEZE_POLICIES ("all_but_output", "loaded"); [] = none.
+    freeze: list[str] = field(default_factory=list)
     insight: bool = True  # record the feature-space probe and CAM samples at epoch 0 and every epoch (lab.insight)
     probe_size: int = 1000  # probe images, a stratified sample of the val split (range: lab.train.ranges)
     probe_layer: str = ""  # layer whose output the probe records; "" = the input of the output layer
@@ -112,11 +137,15 @@ class TrainConfig:
         for key in ("insight", "compile", "cuda_graph", "eval_flip"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
-        for key, limit in (("name", MAX_NAME), ("owner", MAX_OWNER)):
+        if 0 < self.image_size < MIN_SIDE:
+            raise ConfigError(f"image_size must be 0 (the data set's own) or from {MIN_SIDE} to {LARGEST_SIDE}, "
+                              f"got {self.image_size}")
+        for key, limit in (("name", MAX_NAME), ("owner", MAX_OWNER), ("init_from", MAX_NAME)):
             problem = text_problem(key, getattr(self, key), limit)
             if problem:
                 raise ConfigError(problem)
         self._check_probe_layer()
+        self._check_freeze()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -141,6 +170,25 @@ class TrainConfig:
         if summary.ok and self.probe_layer not in names:
             raise ConfigError(f"probe_layer {self.probe_layer!r} is not a layer of this model; "
                               f"use one of: {', '.join(names)}")
+
+    def _check_freeze(self) -> None:
+        """Refuse a freeze list that names no layer with weights, or mixes a policy with names."""
+        if not isinstance(self.freeze, list) or not all(isinstance(name, str) for name in self.freeze):
+            raise ConfigError(f"freeze must be a list of layer names, got {self.freeze!r}")
+        policies = [name for name in self.freeze if name in FREEZE_POLICIES]
+        if policies and len(self.freeze) > 1:
+            raise ConfigError(f"freeze {policies[0]!r} is a policy: give it alone, or list layer names instead")
+        if policies == ["loaded"] and not self.init_from:
+            raise ConfigError("freeze 'loaded' freezes the layers init_from loads: set init_from, or name the layers")
+        summary = analyze(self.spec)
+        if policies or not summary.ok:  # a spec with problems is left to the Trainer, which reports them in full
+            return
+        weighted = [row.name for row in summary.rows if row.params]
+        for name in self.freeze:
+            if name not in weighted:
+                what = "has no weights" if name in {r.name for r in summary.rows} else "is not a layer of this model"
+                raise ConfigError(f"freeze: {name!r} {what}; layers with weights: {', '.join(weighted)} "
+                                  f"(or a policy: {', '.join(FREEZE_POLICIES)})")
 
 
 class Callback:
@@ -217,20 +265,31 @@ class Trainer:
     log_interval_s = 0.5  # how often on_batch_end fires: the live page needs ~1-2 updates/s
 
     def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), data_dir=None,
-                 dataset: Dataset | None = None):
+                 dataset: Dataset | None = None, source: SourceWeights | None = None):
+        """``dataset`` replaces the configured one (already at its image size); ``source`` is the weights of
+        ``config.init_from`` (lab.runs.store.RunStore.source_weights), required when that is set."""
         config.validate()
         self.config = config
         self.callbacks = list(callbacks)
-        self.dataset = dataset or load_dataset(config.dataset, data_dir)
+        self.dataset = dataset or load_dataset(config.dataset, data_dir, image_size=config.image_size)
         self.device = resolve_device(config.device)
         self.summary = summarize(config.spec, self.dataset.shape, self.dataset.num_classes)
         self._check_size()
+        ds = self.dataset
+        self.data_images = min(config.train_limit or len(ds.train_y), len(ds.train_y)) + len(ds.val_y)
+        self.data_mb = self._check_data_memory()
         self.augment: AugmentConfig = get_augment(config.augment)
         self.should_stop = False
         self.history: list[dict] = []
         self.step = 0
         self.epoch = 0
-        self.model: SpecNet | None = None
+        # The model is built here, on the CPU, so that what init_from and freeze cannot use is refused
+        # before a run starts; _setup moves it to the device.
+        torch.manual_seed(config.seed)
+        self.model: SpecNet = build_model(config.spec, ds.shape, ds.num_classes)
+        self.transfer = self._start_from(source)
+        tell_input_stats(self.model, *ds.channel_stats())  # after init_from: a backbone sees this data set's pixels
+        self.frozen, self.frozen_norms = self._freeze()
         self.compile_seconds = 0.0
         self.graph_status = "off"  # "captured" once the train step is a CUDA graph, or why capture failed
         # A mean loss 50x that of uniform guessing only happens to a run that has blown up.
@@ -249,8 +308,49 @@ class Trainer:
 
     # -- set-up
 
+    def _start_from(self, source: SourceWeights | None) -> Transfer | None:
+        """Copy ``source``'s matching weights into the new model (lab.train.finetune); refuse when none fit."""
+        if not self.config.init_from:
+            return None
+        if source is None:
+            raise ConfigError(f"init_from {self.config.init_from!r}: the Trainer needs that run's weights "
+                              "(lab.runs.store.RunStore.source_weights)")
+        weights, transfer = match_weights(self.model, source, self.dataset.classes)
+        if not transfer.loaded and not transfer.partly:
+            raise ConfigError(f"no layer of run {source.run_id} fits this model: "
+                              f"{mismatch_detail(self.model, source)}; start from a run of the same spec, or "
+                              "change only the layers that should start fresh")
+        self.model.load_state_dict(weights, strict=False)
+        return transfer
+
+    def _freeze(self) -> tuple[list[str], list[torch.nn.Module]]:
+        """The frozen layers and their batchnorms; refused when nothing would be left to train."""
+        weighted = [row.name for row in self.summary.rows if row.params]
+        names = frozen_layers(self.config.freeze, weighted, self.transfer.loaded if self.transfer else [])
+        norms = freeze(self.model, names)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ConfigError(f"freeze leaves no weights to train (frozen: {', '.join(names)}); "
+                              "leave at least the output layer out of it")
+        return names, norms
+
+    def _check_data_memory(self) -> float:
+        """MB of the images this run puts on the device, refused over the server's limit before any is moved."""
+        try:
+            return check_data_memory(self.data_images, self.dataset.shape)
+        except DatasetError as err:
+            raise ConfigError(str(err)) from None
+
+    def train_mode(self) -> None:
+        """Training mode, but frozen layers' batchnorms stay in eval mode so their statistics do not drift."""
+        self.model.train()
+        for norm in self.frozen_norms:
+            norm.eval()
+
     def _setup(self) -> None:
         torch.manual_seed(self.config.seed)
+        # Tiny values (a frozen random backbone's deep maps) flush to zero: as subnormal floats they made
+        # CPU convolutions up to 30 times slower, for no difference a model can learn from.
+        torch.set_flush_denormal(True)
         cuda = self.device.type == "cuda"
         if cuda:
             cuda_run_started(self)
@@ -267,14 +367,14 @@ class Trainer:
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1).clamp_min(1e-3)
         self.bf16 = native_bf16(self.device)
         self.memory_format = torch.channels_last if self.bf16 else torch.contiguous_format
-        model = build_model(self.config.spec, ds.shape, ds.num_classes).to(self.device)
-        self.model = model.to(memory_format=self.memory_format)
+        self.model = self.model.to(self.device, memory_format=self.memory_format)
         self.forward = self.model
         if self.config.compile:
             started = time.perf_counter()
             self.forward = torch.compile(self.model)
             self.compile_seconds = time.perf_counter() - started
-        self.optimizer = make_optimizer(self.config, self.model.parameters(), fused=cuda)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.config, trainable, fused=cuda)
         self.steps_per_epoch = max(1, len(self.train_y) // self.config.batch_size)
         total = self.steps_per_epoch * self.config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -374,8 +474,8 @@ class Trainer:
             torch.cuda.empty_cache()
 
     def _train_epoch(self) -> None:
-        cfg, model = self.config, self.model
-        model.train()
+        cfg = self.config
+        self.train_mode()
         started = last_log = time.perf_counter()
         n = len(self.train_y)
         perm = torch.randperm(n, device=self.device, generator=self.generator)
@@ -471,9 +571,42 @@ class RunRecorder(Callback):
 
 
 def run_record(config: TrainConfig, trainer: Trainer) -> dict:
-    """config.json content: the settings plus the facts resolved for this dataset."""
+    """config.json content: the settings plus the facts resolved for this dataset. ``init_from`` is the
+    source run's full id (a name or prefix given may later match another run), so the run redoes as it was."""
+    transfer = trainer.transfer
     return {**config.to_dict(), "augment": trainer.augment.to_dict(),
+            "init_from": transfer.run_id if transfer else "",
             "resolved": {"input": list(trainer.dataset.shape), "num_classes": trainer.dataset.num_classes,
                          "mean": trainer.dataset.channel_stats()[0], "std": trainer.dataset.channel_stats()[1],
                          "classes": trainer.dataset.classes, "params": trainer.summary.total_params,
-                         "spec_name": trainer.summary.name}}
+                         "spec_name": trainer.summary.name, "images": trainer.data_images, "data_mb": trainer.data_mb,
+                         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+                         "transfer": transfer.to_dict() if transfer else None, "frozen": trainer.frozen}}
+
+
+def _layers(names: Iterable[str]) -> str:
+    return ", ".join(names) or "-"
+
+
+def run_notes(record: dict, lang: str = DEFAULT) -> list[str]:
+    """What a run's set-up did, as lines for the CLI and the pages: the memory its images take on the
+    device, the layers loaded from its ``init_from`` run and those frozen. ``record`` is its config.json."""
+    resolved = record.get("resolved") or {}
+    if "data_mb" not in resolved:  # a run from before these facts were recorded
+        return []
+    notes = [text("run.note.data", lang, mb=f"{resolved['data_mb']:,.1f}", images=f"{resolved['images']:,}",
+                  shape="x".join(map(str, resolved["input"])))]
+    transfer = resolved.get("transfer")
+    if transfer:
+        notes.append(text("run.note.init_from", lang, run=transfer["run_id"], epoch=transfer["epoch"],
+                          loaded=_layers(transfer["loaded"])))
+        if transfer["partly"]:
+            notes.append(text("run.note.partly", lang, layers=_layers(transfer["partly"])))
+        if transfer["fresh"]:
+            reasons = {reason: text(f"run.note.reason.{reason}", lang) for reason in FRESH_REASONS}
+            notes.append(text("run.note.fresh", lang, layers=_layers(
+                f"{layer} ({reasons[reason]})" for layer, reason in transfer["fresh"].items())))
+    if resolved.get("frozen"):
+        notes.append(text("run.note.frozen", lang, layers=_layers(resolved["frozen"]),
+                          trainable=f"{resolved['trainable_params']:,}", total=f"{resolved['params']:,}"))
+    return notes

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab import settings
+from lab.data.images import LARGEST_SIDE
 
 
 @dataclass(frozen=True)
@@ -57,4 +58,5 @@ def setting_ranges() -> dict[str, Range]:
         "momentum": Range(0.0, 0.99, 0.01),
         "weight_decay": Range(0.0, 0.99, 1e-4),
         "label_smoothing": Range(0.0, 0.99, 0.05),
+        "image_size": Range(0, LARGEST_SIDE, 16),  # 0 = the data set's default; 1..MIN_SIDE-1 refused apart
     }

@@ -26,7 +26,7 @@ from typing import Any
 import streamlit as st
 
 from lab.classroom.exercise import Exercise, current_exercise
-from lab.export.code import pytorch_code, spec_json
+from lab.export.code import code_refusal, pytorch_code, spec_json
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.model.presets import PRESETS, get_preset, get_preset_info
 from lab.model.spec import LayerRow, Summary, check_size, parse_spec_json
@@ -172,7 +172,10 @@ def _preset_picker(names: tuple[str, ...]) -> None:
     current = draft().get("preset")
     choice = st.selectbox(t("common.preset"), names, index=names.index(current) if current in names else 0,
                           key="build.preset")
-    st.caption(get_preset_info(choice, language()).description)
+    info = get_preset_info(choice, language())
+    st.caption(info.description)
+    if info.idea:  # what is new in this architecture (lab/locales preset.idea.<family>)
+        st.info(info.idea, icon=":material/lightbulb:")
     st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
               help=t("build.load_preset.help"))
 
@@ -373,7 +376,7 @@ def render_export(summary: Summary) -> None:
     spec = copy.deepcopy(_spec())
     shape, classes = summary.input_shape, summary.num_classes
     name = summary.name or "model"
-    too_big = _too_big(summary) if summary.ok else None
+    too_big = (_too_big(summary) or code_refusal(summary)) if summary.ok else None
     exportable = summary.ok and too_big is None
     cols = st.columns(2)
     cols[0].download_button(t("build.spec_json"), data=spec_json(spec, shape, classes), file_name=f"{name}.json",

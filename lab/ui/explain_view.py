@@ -75,15 +75,17 @@ def _stamp(run: RunInfo, checkpoint: str) -> int:
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
-def _evaluation(run_dir: str, checkpoint: str, stamp: int, dataset: str) -> Evaluation:
-    loaded, ds = _loaded(run_dir, checkpoint, stamp), load_dataset(dataset, job_manager().data_dir)
+def _evaluation(run_dir: str, checkpoint: str, stamp: int, dataset: str, image_size: int) -> Evaluation:
+    loaded = _loaded(run_dir, checkpoint, stamp)
+    ds = load_dataset(dataset, job_manager().data_dir, image_size=image_size)
     with loaded.lock:
         return evaluate(loaded.model, loaded.stats, ds.val_x, ds.val_y)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str, lang: str) -> go.Figure:
-    evaluation = _evaluation(run_dir, checkpoint, stamp, dataset)
+def _confusion_figure(run_dir: str, checkpoint: str, stamp: int, dataset: str, image_size: int,
+                      lang: str) -> go.Figure:
+    evaluation = _evaluation(run_dir, checkpoint, stamp, dataset, image_size)
     classes = _loaded(run_dir, checkpoint, stamp).stats.classes
     return confusion_figure(confusion_matrix(evaluation.labels, evaluation.preds, len(classes)), classes, lang)
 
@@ -291,16 +293,16 @@ def render_explain_page() -> None:
         return
     with st.expander(t("explain.downloads"), icon=":material/download:"):
         render_exports(run, checkpoint, job_manager().data_dir)
-    stats, dataset = loaded.stats, run.config.get("dataset", "")
+    stats, dataset, image_size = loaded.stats, run.config.get("dataset", ""), run.config.get("image_size", 0)
     try:
-        ds = load_dataset(dataset, job_manager().data_dir)
+        ds = load_dataset(dataset, job_manager().data_dir, image_size=image_size)
     except DatasetError as err:
         st.warning(t("explain.no_dataset", error=markdown_safe(err)))
         ds = None
     evaluation = None
     if ds is not None:
         with st.spinner(t("explain.classifying", count=len(ds.val_y))):
-            evaluation = _evaluation(str(run.path), checkpoint, stamp, dataset)
+            evaluation = _evaluation(str(run.path), checkpoint, stamp, dataset, image_size)
     chosen_image = _choose_image(ds, evaluation, stats)
     if chosen_image is not None:
         item, image_key = chosen_image
@@ -321,4 +323,5 @@ def render_explain_page() -> None:
         _heatmaps(item, answer, stats.classes, alpha)
         _inside(loaded.model, maps)
     if evaluation is not None:
-        _validation(ds, evaluation, _confusion_figure(str(run.path), checkpoint, stamp, dataset, language()), stats)
+        figure = _confusion_figure(str(run.path), checkpoint, stamp, dataset, image_size, language())
+        _validation(ds, evaluation, figure, stats)

@@ -124,10 +124,11 @@ def knn_chart(run: RunInfo, key: str = "insight") -> None:
         st.caption(t("insight.knn"))
 
 
-def _val_images(dataset: str, indices):
-    """The val images at ``indices`` of the run's dataset, or None when it cannot be loaded here."""
+def _val_images(dataset: str, image_size: int, indices):
+    """The val images at ``indices`` of the run's dataset (at its image size), or None when it cannot be loaded
+    here."""
     try:
-        return load_dataset(dataset, job_manager().data_dir).val_x[indices]
+        return load_dataset(dataset, job_manager().data_dir, image_size=image_size).val_x[indices]
     except (DatasetError, IndexError):
         return None
 
@@ -141,7 +142,7 @@ def cam_strip(run: RunInfo, epoch: int, alpha: float) -> None:
         return
     classes = run.classes
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
-    images = _val_images(run.config.get("dataset", ""), cams.indices)
+    images = _val_images(run.config.get("dataset", ""), run.config.get("image_size", 0), cams.indices)
     if images is None:
         st.caption(t("insight.no_dataset"))
         images = torch.zeros((len(cams.heatmaps), 3, *cams.heatmaps.shape[1:]), dtype=torch.uint8)
