@@ -20,7 +20,9 @@ import time
 import torch
 
 from lab.data import Dataset, load_dataset
+from lab.model.budget import batch_that_fits
 from lab.model.presets import get_preset_info
+from lab.model.spec import summarize
 from lab.runs.experiment import BACKBONE, backbone_spec
 from lab.train.device import describe_device
 from lab.train.engine import TrainConfig, Trainer
@@ -60,7 +62,10 @@ def _scratch_config(preset: str, ds: Dataset, device: str, epochs: int) -> Train
 
 
 def _transfer_config(spec: dict, ds: Dataset, device: str, epochs: int, lr: float) -> TrainConfig:
-    return TrainConfig(spec=spec, dataset=ds.name, device=device, insight=False, epochs=epochs, batch_size=64,
+    """Adam with a cosine schedule, batch 64 or what this server's activation limit lets a 224 px backbone
+    train at (fine-tuning keeps every map of the backbone for backward)."""
+    batch = batch_that_fits(summarize(spec, ds.shape, ds.num_classes), 64, backward=True)
+    return TrainConfig(spec=spec, dataset=ds.name, device=device, insight=False, epochs=epochs, batch_size=batch,
                        optimizer="adam", lr=lr, schedule="cosine", augment="cifar_standard")
 
 

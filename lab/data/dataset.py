@@ -113,15 +113,22 @@ def check_data_memory(images: int, shape: tuple[int, int, int]) -> float:
                        "smaller folder)")
 
 
+def shrunk_shape(shape: tuple[int, int, int], side: int) -> tuple[int, int, int]:
+    """The (C, H, W) images of ``shape`` have once :func:`shrunk` to ``side`` (0: as they are), known without
+    loading them: what the Build page sizes a model at."""
+    c, h, w = shape
+    scale = side / max(h, w) if side else 1
+    return shape if scale >= 1 else (c, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
 def shrunk(ds: Dataset, side: int) -> Dataset:
     """``ds`` with the longer side of its images brought down to ``side`` (antialiased bilinear, boxes scaled
     alike); ``ds`` itself when it is no larger. Never enlarged: more pixels hold no more detail, and a
     backbone that wants 224 px resizes each batch on the device, where it costs no stored memory."""
     _, h, w = ds.shape
-    scale = side / max(h, w)
-    if scale >= 1:
+    size = shrunk_shape(ds.shape, side)[1:]
+    if size == (h, w):
         return ds
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
 
     def resize(x: torch.Tensor) -> torch.Tensor:
         chunks = [F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)

@@ -107,8 +107,8 @@ class Summary:
         for label, r in zip(labels, self.rows):
             lines.append(f"{label:<{width}}{format_shape(r.out_shape):<20}{r.params:>16,}")
         lines.append("=" * rule)
-        lines.append(f"Total params: {self.total_params:,}")
         lines.append(f"Multiply-accumulates per image: {self.total_macs:,}")
+        lines.append(f"Total params: {self.total_params:,}")  # last, as Keras ends its summary
         lines += [f"Note: {n}" for n in self.notes]
         lines += [f"Problem: {p}" for p in self.problems]
         return "\n".join(lines)
