@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from lab.data import Dataset, load_dataset
+from lab.data.dataset import classes_in_turn
 from lab.model.budget import batch_that_fits
 from lab.model.presets import get_preset_info
 from lab.model.spec import summarize
@@ -30,17 +29,10 @@ from lab.train.engine import TrainConfig, Trainer
 SCRATCH_PRESETS = ("cifar_vgg", "mini_resnet", "gap_cam")
 
 
-def few_images(ds: Dataset, train_per_class: int, test_per_class: int, seed: int = 0) -> Dataset:
-    """A class-balanced subset: the first ``train_per_class`` of each class (in a seeded shuffle) for training,
-    ``test_per_class`` of each for testing."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def pick(y: torch.Tensor, per_class: int) -> torch.Tensor:
-        order = torch.randperm(len(y), generator=generator)
-        chosen = [order[y[order] == c][:per_class] for c in range(ds.num_classes)]
-        return torch.cat(chosen).sort().values
-
-    train, test = pick(ds.train_y, train_per_class), pick(ds.val_y, test_per_class)
+def few_images(ds: Dataset, train_per_class: int, test_per_class: int) -> Dataset:
+    """A class-balanced subset, as a train limit picks it (lab.data.dataset.classes_in_turn)."""
+    train = classes_in_turn(ds.train_y, train_per_class * ds.num_classes)
+    test = classes_in_turn(ds.val_y, test_per_class * ds.num_classes)
     return Dataset(f"{ds.name}-{len(train)}", ds.classes, ds.train_x[train].contiguous(), ds.train_y[train],
                    ds.val_x[test].contiguous(), ds.val_y[test])
 

@@ -157,6 +157,16 @@ class DatasetInfo:
     how_to_get: str  # '' when available
 
 
+def classes_in_turn(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of ``n`` images taken one class after another, each class's in data set order, returned in data
+    set order: a train limit then keeps every class, even where a folder lists its images class by class."""
+    order = torch.argsort(labels, stable=True)  # grouped by class, each group in data set order
+    grouped = labels[order]
+    counts = torch.bincount(grouped)
+    rank = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[grouped]  # position within its class
+    return order[torch.argsort(rank, stable=True)[:n]].sort().values
+
+
 def class_counts(labels: torch.Tensor, num_classes: int) -> list[int]:
     """Images per class, for balance charts and the per-class accuracy table."""
     if len(labels) and int(labels.max()) >= num_classes:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from lab.data import Dataset, DatasetError, load_dataset
-from lab.data.dataset import check_data_memory
+from lab.data.dataset import check_data_memory, classes_in_turn
 from lab.data.images import LARGEST_SIDE, MIN_SIDE
 from lab.i18n import DEFAULT, text
 from lab.model.backbone import tell_input_stats
@@ -97,7 +97,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     compile: bool = False  # torch.compile the model (CUDA; compile time is reported apart)
     cuda_graph: bool = True  # replay the train step as one CUDA graph (CUDA only, not with compile)
-    train_limit: int = 0  # use only the first N training images (0 = all), for quick demos
+    train_limit: int = 0  # use only N training images, classes in turn (0 = all), for quick demos
     # The longer side of the images, at most (lab.data.registry): 0 = the data set's default (a folder's
     # images fit 64 px; built-ins keep theirs), up to LARGEST_SIDE; never enlarged.
     image_size: int = 0
@@ -358,8 +358,9 @@ class Trainer:
         # gained nothing afterwards (0.76 s/epoch either way for a ResNet-9 at batch 512).
         ds = self.dataset
         limit = self.config.train_limit or len(ds.train_y)
-        self.train_x = ds.train_x[:limit].to(self.device)  # uint8 (N, C, H, W) resident on the device
-        self.train_y = ds.train_y[:limit].to(self.device)
+        chosen = classes_in_turn(ds.train_y, limit) if limit < len(ds.train_y) else slice(None)
+        self.train_x = ds.train_x[chosen].to(self.device)  # uint8 (N, C, H, W) resident on the device
+        self.train_y = ds.train_y[chosen].to(self.device)
         self.val_x = ds.val_x.to(self.device)
         self.val_y = ds.val_y.to(self.device)
         mean, std = ds.channel_stats()
