@@ -297,3 +297,15 @@ def test_two_runs_at_once_on_one_gpu_both_learn():
     assert all(r.history[-1]["val_acc"] > 0.8 for r in results), [r.history for r in results]
     assert all(t.graph_status in ("captured", "not captured: another run is training on this GPU")
                for t in trainers), [t.graph_status for t in trainers]
+
+
+def test_a_train_limit_keeps_every_class_when_the_images_come_class_by_class():
+    """A folder lists its images class by class: the first 30 would all be one class."""
+    from lab.data import load_dataset
+
+    digits = load_dataset("digits")
+    order = torch.argsort(digits.train_y, stable=True)
+    by_class = dataclasses.replace(digits, train_x=digits.train_x[order], train_y=digits.train_y[order])
+    trainer = Trainer(config(epochs=1, train_limit=30), dataset=by_class)
+    trainer._setup()
+    assert torch.bincount(trainer.train_y.cpu(), minlength=10).tolist() == [3] * 10
