@@ -98,7 +98,8 @@ class _EpochPrinter:
     """Listener printing one line per epoch (duck-typed Callback; keeps the CLI import-light)."""
 
     def on_run_start(self, trainer) -> None:
-        from lab.train.engine import run_notes, run_record
+        from lab.train.engine import run_record
+        from lab.train.finetune import run_notes
 
         print(f"training {trainer.summary.name} ({trainer.summary.total_params:,} params) on "
               f"{trainer.dataset.name} {len(trainer.train_y):,} images, device {trainer.device}", flush=True)

@@ -16,8 +16,8 @@ from PIL import Image
 from lab.cli import main
 from lab.jobs import JobManager
 from lab.runs.store import RunStore
-from lab.train.engine import ConfigError, TrainConfig, Trainer, run_notes, run_record
-from lab.train.finetune import SourceWeights, match_weights
+from lab.train.engine import ConfigError, TrainConfig, Trainer, run_record
+from lab.train.finetune import SourceWeights, match_weights, run_notes
 
 # A net whose body does not depend on the image size (global pooling before the head), with batchnorm.
 BODY = {"name": "small-gap", "layers": [

@@ -13,7 +13,7 @@ and the live UI are all listeners.
 
 A run may start from another run's weights and freeze layers (:mod:`lab.train.finetune`);
 what that did, and the data's memory on the device, are in its config.json and read
-out by :func:`run_notes`.
+out by :func:`lab.train.finetune.run_notes`.
 
 The module is longer than most because it keeps what a run *is* together: its
 config, its events, the loop that emits them and the recorder that saves them are
@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from lab.data import Dataset, DatasetError, load_dataset
 from lab.data.dataset import check_data_memory, classes_in_turn
 from lab.data.images import LARGEST_SIDE, MIN_SIDE
-from lab.i18n import DEFAULT, text
 from lab.model.backbone import tell_input_stats
 from lab.model.budget import batch_that_fits, check_training_batch
 from lab.model.layers import SpecError
@@ -44,7 +43,6 @@ from lab.train.cuda_graph import GRAPH_WARMUP, CudaGraphStep, cuda_run_ended, cu
 from lab.train.device import native_bf16, resolve_device
 from lab.train.finetune import (
     FREEZE_POLICIES,
-    FRESH_REASONS,
     SourceWeights,
     Transfer,
     freeze,
@@ -583,31 +581,3 @@ def run_record(config: TrainConfig, trainer: Trainer) -> dict:
                          "spec_name": trainer.summary.name, "images": trainer.data_images, "data_mb": trainer.data_mb,
                          "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
                          "transfer": transfer.to_dict() if transfer else None, "frozen": trainer.frozen}}
-
-
-def _layers(names: Iterable[str]) -> str:
-    return ", ".join(names) or "-"
-
-
-def run_notes(record: dict, lang: str = DEFAULT) -> list[str]:
-    """What a run's set-up did, as lines for the CLI and the pages: the memory its images take on the
-    device, the layers loaded from its ``init_from`` run and those frozen. ``record`` is its config.json."""
-    resolved = record.get("resolved") or {}
-    if "data_mb" not in resolved:  # a run from before these facts were recorded
-        return []
-    notes = [text("run.note.data", lang, mb=f"{resolved['data_mb']:,.1f}", images=f"{resolved['images']:,}",
-                  shape="x".join(map(str, resolved["input"])))]
-    transfer = resolved.get("transfer")
-    if transfer:
-        notes.append(text("run.note.init_from", lang, run=transfer["run_id"], epoch=transfer["epoch"],
-                          loaded=_layers(transfer["loaded"])))
-        if transfer["partly"]:
-            notes.append(text("run.note.partly", lang, layers=_layers(transfer["partly"])))
-        if transfer["fresh"]:
-            reasons = {reason: text(f"run.note.reason.{reason}", lang) for reason in FRESH_REASONS}
-            notes.append(text("run.note.fresh", lang, layers=_layers(
-                f"{layer} ({reasons[reason]})" for layer, reason in transfer["fresh"].items())))
-    if resolved.get("frozen"):
-        notes.append(text("run.note.frozen", lang, layers=_layers(resolved["frozen"]),
-                          trainable=f"{resolved['trainable_params']:,}", total=f"{resolved['params']:,}"))
-    return notes

@@ -1,4 +1,5 @@
-"""Starting a run from another run's weights, and freezing layers: transfer learning between runs.
+"""Starting a run from another run's weights, and freezing layers: transfer learning between runs; and
+:func:`run_notes`, what a run's set-up did, in words.
 
 A run with ``init_from`` starts from the *best* weights of an earlier run (its ``best.pt``):
 the epoch that run reports as its accuracy, and a file it has from its first epoch on,
@@ -22,11 +23,13 @@ over (``RunStore.source_weights``), and the Trainer refuses what does not fit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+
+from lab.i18n import DEFAULT, text
 
 OUTPUT = "output"  # the output layer's name in every built spec (lab.model.spec)
 FRESH_REASONS = ("missing", "shape", "classes")  # why a layer starts fresh: lab/locales run.note.reason.*
@@ -136,3 +139,31 @@ def freeze(model: nn.Module, names: list[str]) -> list[nn.Module]:
         layer.requires_grad_(False)
         norms += [m for m in layer.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     return norms
+
+
+def _layers(names: Iterable[str]) -> str:
+    return ", ".join(names) or "-"
+
+
+def run_notes(record: dict, lang: str = DEFAULT) -> list[str]:
+    """What a run's set-up did, as lines for the CLI and the pages: the memory its images take on the
+    device, the layers loaded from its ``init_from`` run and those frozen. ``record`` is its config.json."""
+    resolved = record.get("resolved") or {}
+    if "data_mb" not in resolved:  # a run from before these facts were recorded
+        return []
+    notes = [text("run.note.data", lang, mb=f"{resolved['data_mb']:,.1f}", images=f"{resolved['images']:,}",
+                  shape="x".join(map(str, resolved["input"])))]
+    transfer = resolved.get("transfer")
+    if transfer:
+        notes.append(text("run.note.init_from", lang, run=transfer["run_id"], epoch=transfer["epoch"],
+                          loaded=_layers(transfer["loaded"])))
+        if transfer["partly"]:
+            notes.append(text("run.note.partly", lang, layers=_layers(transfer["partly"])))
+        if transfer["fresh"]:
+            reasons = {reason: text(f"run.note.reason.{reason}", lang) for reason in FRESH_REASONS}
+            notes.append(text("run.note.fresh", lang, layers=_layers(
+                f"{layer} ({reasons[reason]})" for layer, reason in transfer["fresh"].items())))
+    if resolved.get("frozen"):
+        notes.append(text("run.note.frozen", lang, layers=_layers(resolved["frozen"]),
+                          trainable=f"{resolved['trainable_params']:,}", total=f"{resolved['params']:,}"))
+    return notes
