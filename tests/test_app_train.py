@@ -195,7 +195,8 @@ def test_every_number_box_takes_its_bounds_from_the_settings_table(monkeypatch):
     ok(at)
     ranges = setting_ranges()
     boxes = {box.key.removeprefix("train."): box for box in at.number_input}
-    assert set(boxes) == {"epochs", "batch_size", "train_limit", "seed", "lr", "weight_decay", "label_smoothing"}
+    assert set(boxes) == {"epochs", "batch_size", "train_limit", "seed", "lr", "weight_decay", "label_smoothing",
+                          "image_size"}
     for name, box in boxes.items():
         assert (box.min, box.max, box.step) == (ranges[name].low, ranges[name].high, ranges[name].step), name
     assert boxes["epochs"].max == 7

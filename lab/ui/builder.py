@@ -25,14 +25,16 @@ from typing import Any
 
 import streamlit as st
 
+from lab import settings
 from lab.classroom.exercise import Exercise, current_exercise
 from lab.export.code import code_refusal, pytorch_code, spec_json
+from lab.model.backbone import ALL, BACKBONES, FROZEN, IMAGENET, RANDOM
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.model.presets import PRESETS, get_preset, get_preset_info
-from lab.model.spec import LayerRow, Summary, check_size, parse_spec_json
+from lab.model.spec import LayerRow, Summary, analyze, check_size, parse_spec_json
 from lab.model.teach import explain
 from lab.plots.diagram import architecture_figure
-from lab.ui.i18n import language, t
+from lab.ui.i18n import DEFAULT, language, strings, t
 from lab.ui.state import dataset_label, draft, draft_summary, markdown_safe
 
 VERSION, SEEN, OPEN = "build.version", "build.seen", "build.open"
@@ -40,6 +42,9 @@ ACTIVATION_CHOICES = ["none", *ACTIVATIONS]
 PADDING_CHOICES: list[Any] = ["same", "valid", 0, 1, 2, 3, 4, 5]
 PARAMS_PER_ROW = 3  # the editor column is narrow; conv's five parameters take two rows
 FLOAT_STEP = 0.01
+FRACTION_STEP = 0.05  # a transition's compression: 0.5 (DenseNet-BC) and 1 (DenseNet) are a few clicks apart
+WEIGHT_FILES = ("*.pt", "*.pth")  # what the models folder's weight files are called
+MAX_WEIGHT_FILES = 50  # offered in the backbone's weights box; more are named in a JSON spec
 MB = 1e6  # torchinfo's megabyte, so the figures match its "Forward/backward pass size (MB)"
 
 
@@ -82,9 +87,10 @@ def _replace_spec(spec: dict, preset: str | None) -> None:
 # ---------------------------------------------------------------- callbacks
 
 
-def _set_value(index: int, name: str, key: str) -> None:
+def _set_value(index: int, name: str, key: str, linear_is_none: bool = False) -> None:
+    """A parameter widget's ``on_change``; an activation box's "none" (linear) is the spec's null."""
     value = st.session_state[key]
-    _layers()[index][name] = None if value == "none" else value
+    _layers()[index][name] = None if linear_is_none and value == "none" else value
     _commit(structural=False)
 
 
@@ -111,8 +117,11 @@ def _duplicate(index: int) -> None:
 
 
 def _insert(index: int, type_key: str) -> None:
-    """Insert a layer of the type chosen in ``type_key``'s widget, with its defaults."""
-    _layers().insert(index, normalize_layer({"type": st.session_state[type_key]}))
+    """Insert a layer of the type chosen in ``type_key``'s widget, with its defaults; one that works on the
+    images themselves (a pretrained backbone) goes first, the only place it may be."""
+    kind = st.session_state[type_key]
+    index = 0 if LAYER_TYPES[kind].takes_images else index
+    _layers().insert(index, normalize_layer({"type": kind}))
     _commit(structural=True, open_at=index)
 
 
@@ -176,8 +185,24 @@ def _preset_picker(names: tuple[str, ...]) -> None:
     st.caption(info.description)
     if info.idea:  # what is new in this architecture (lab/locales preset.idea.<family>)
         st.info(info.idea, icon=":material/lightbulb:")
+    if info.reference:
+        _reference_note(choice, info.spec)
     st.button(t("build.load_preset"), key="build.load_preset", on_click=_load_preset, args=("build.preset",),
               help=t("build.load_preset.help"))
+
+
+def _reference_note(name: str, spec: dict) -> None:
+    """What a reference preset (torchvision's full-size net) is for: its numbers at its own 224-pixel input,
+    which the Build table, sized for the draft's data set, does not show; over this server's limit it can
+    only be read, not trained."""
+    total, limit = analyze(spec).total_params, settings.limits().max_params
+    shape = format_shape(tuple(spec["input"]))
+    if total > limit:
+        st.warning(t("build.preset.reference_over", name=name, params=f"{total:,}", shape=shape,
+                     classes=f"{spec['num_classes']:,}", limit=f"{limit:,}"), icon=":material/menu_book:")
+    else:
+        st.caption(t("build.preset.reference", name=name, params=f"{total:,}", shape=shape,
+                     classes=f"{spec['num_classes']:,}"))
 
 
 def render_header(summary: Summary, dataset: str, version: int, batch_size: int) -> None:
@@ -226,14 +251,65 @@ def _label(position: int, layer: dict, row: LayerRow | None, problem: SpecError 
     return t(key, position=position, title=title, shape=format_shape(row.out_shape), params=row.params)
 
 
-def _param_widget(name: str, param: Param, value: Any, key: str, index: int) -> None:
-    """One widget for one parameter, chosen by the parameter's kind in the registry."""
-    label = t(f"build.param.{name}")
-    common = {"key": key, "help": param.help, "on_change": _set_value, "args": (index, name, key)}
+def _param_label(kind: str, name: str) -> str:
+    """A parameter's label: ``build.param.<type>.<name>`` where one name means different things (a pool's
+    window ``size``, a backbone's image ``size``), else ``build.param.<name>``."""
+    own = f"{kind}.{name}"
+    return t(f"build.param.{own}") if f"build.param.{own}" in strings(DEFAULT) else t(f"build.param.{name}")
+
+
+def _options(choices: list, value: Any) -> list:
+    """A select box's choices, with the layer's own value added when it is not one of them (a file named in
+    a JSON spec, more stages than another model has), so the widget shows what the spec holds."""
+    return choices if value in choices else [*choices, value]
+
+
+def _weights_widget(label: str, value: Any, shown: dict, common: dict) -> None:
+    """ImageNet, random or a weights file the server's operator put in the models folder."""
+    folder = settings.models_dir()
+    files = sorted({f.name for pattern in WEIGHT_FILES for f in folder.glob(pattern) if f.is_file()})
+    options = _options([IMAGENET, RANDOM, *files[:MAX_WEIGHT_FILES]], value)
+    st.selectbox(label, options, index=options.index(value),
+                 format_func=lambda v: t(f"build.weights.{v}") if v in (IMAGENET, RANDOM) else v, **common)
+
+
+def _trainable_widget(label: str, value: Any, shown: dict, common: dict) -> None:
+    """Frozen, all, or the last N of the chosen model's stages."""
+    stages = len(BACKBONES[shown["model"]].stages)
+    options = _options([FROZEN, ALL, *range(1, stages + 1)], value)
+    st.selectbox(label, options, index=options.index(value), format_func=lambda v: (
+        t(f"build.trainable.{v}") if v in (FROZEN, ALL) else t("build.trainable.last", count=v, total=stages)),
+        **common)
+
+
+def _fraction_widget(label: str, value: Any, shown: dict, common: dict) -> None:
+    """A fraction above 0 and at most 1 (a transition's compression)."""
+    st.number_input(label, min_value=FLOAT_STEP, max_value=1.0, value=float(value), step=FRACTION_STEP,
+                    format="%.2f", **common)
+
+
+# A "custom" parameter's rule is a function (lab.model.base.Param.check), so which widget offers its values is
+# said here, by parameter name; tests/test_app_zoo.py checks every custom parameter of the registry has one.
+CUSTOM_WIDGETS = {"weights": _weights_widget, "trainable": _trainable_widget, "compression": _fraction_widget}
+
+
+def _param_widget(kind: str, name: str, param: Param, key: str, index: int, shown: dict) -> None:
+    """One widget for one parameter of a layer of type ``kind``, chosen by the parameter's kind in the registry;
+    ``shown`` is every parameter's value as the widgets show it (a backbone's stages depend on its model)."""
+    label, value = _param_label(kind, name), shown[name]
+    common = {"key": key, "help": param.help, "on_change": _set_value,
+              "args": (index, name, key, param.kind == "activation")}
     if param.kind == "activation":
         choice = value if value in ACTIVATION_CHOICES else "none"
         st.selectbox(label, ACTIVATION_CHOICES, index=ACTIVATION_CHOICES.index(choice),
                      format_func=lambda v: t("build.none") if v == "none" else v, **common)
+    elif param.kind == "bool":
+        st.checkbox(label, value=bool(value), **common)
+    elif param.kind == "choice":
+        options = list(param.choices)
+        st.selectbox(label, options, index=options.index(value), **common)
+    elif param.kind == "custom":
+        CUSTOM_WIDGETS[name](label, value, shown, common)
     elif param.kind == "padding":
         options = PADDING_CHOICES if value in PADDING_CHOICES else [*PADDING_CHOICES, value]
         st.selectbox(label, options, index=options.index(value),
@@ -287,15 +363,18 @@ def _layer_editor(index: int, layer: dict, summary: Summary, version: int) -> No
             st.error(t("build.layer.error", position=position, type=markdown_safe(problem.layer_type),
                        reason=markdown_safe(problem.reason)))
         params = list(kind.params.items()) if kind else []  # unknown type: only the buttons (delete)
+        shown = {name: _shown_value(kind, name, layer.get(name, param.default)) for name, param in params}
         for start in range(0, len(params), PARAMS_PER_ROW):
             for col, (name, param) in zip(st.columns(PARAMS_PER_ROW), params[start:start + PARAMS_PER_ROW]):
                 with col:
-                    value = _shown_value(kind, name, layer.get(name, param.default))
-                    _param_widget(name, param, value, f"b{version}.{index}.{name}", index)
+                    _param_widget(kind.name, name, param, f"b{version}.{index}.{name}", index, shown)
         if kind and not params:
             st.caption(t("build.no_params"))
         if row is not None and row.note:
             st.caption(row.note)
+        if row is not None:  # what the layer does beyond its numbers, e.g. how a backbone resizes the images
+            for note in kind.notes(row.in_shape, row.layer, language()):
+                st.info(note, icon=":material/info:")
         _layer_buttons(index, count, version)
 
 

@@ -319,9 +319,10 @@ def _sweep_values(d: dict) -> dict[str, list]:
     return values
 
 
-def _queue(configs: list[TrainConfig]) -> None:
-    """Submit every combination to the shared job queue, then show the new sweep. A combination the
-    class's exercise does not allow stops the sweep before any run is queued."""
+def queue_plan(configs: list[TrainConfig]) -> None:
+    """Submit every combination to the shared job queue, then show the new sweep (here, and on this page
+    for Home's experiment). A combination the class's exercise does not allow stops the sweep before any
+    run is queued; the error is shown where the call was made."""
     queued = []
     try:
         for config in configs:
@@ -355,7 +356,7 @@ def _plan_form(d: dict) -> None:
         return
     st.caption(t("compare.sweep.plan", plan=markdown_safe(describe_plan(configs))))  # lab.runs.sweep's words (English)
     if st.button(t("compare.sweep.queue", count=len(configs)), type="primary", key="sweep.queue"):
-        _queue(configs)
+        queue_plan(configs)
 
 
 def _sweep_label(runs: list[RunInfo]) -> str:

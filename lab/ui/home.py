@@ -4,6 +4,10 @@ Quick starts redo the experiments of well-known write-ups in one click: each
 sets the whole draft (dataset, model, augmentation) so the next pages only
 need "Train". When a write-up's dataset is not on this server, the quick start
 falls back to an offline one and says so instead of failing.
+
+The transfer-learning experiment goes one step further: one click queues its
+runs (lab.runs.experiment) as the Compare page queues a sweep, and Compare shows
+them side by side.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import streamlit as st
 from lab.data import DatasetInfo, list_datasets
 from lab.model.layers import format_shape
 from lab.model.presets import get_preset, get_preset_info
+from lab.model.spec import analyze
+from lab.runs.experiment import plan_experiment, transfer_vs_scratch
+from lab.train.engine import ConfigError, TrainConfig
+from lab.ui.compare_view import queue_plan
 from lab.ui.i18n import language, t
 from lab.ui.sidebar import device_badge
-from lab.ui.state import draft, markdown_safe
+from lab.ui.state import dataset_geometry, draft, markdown_safe, owner
 
 # Page scripts as registered in app.py, with the text keys of their title and of what each is for.
 GUIDE = [
@@ -47,6 +55,14 @@ QUICK_STARTS = [
 ]
 
 
+# Transfer learning vs from scratch: the galaxy write-up's question on a few hundred images of a data set in colour
+# (the backbones were trained on colour photos), CIFAR-10 first, as the benchmark (python -m lab bench --transfer).
+TRANSFER_FIRST, TRANSFER_LAST = "cifar10", "shapes"
+TRANSFER_TRAIN = {"train_limit": 500, "epochs": 8, "batch_size": 64}  # the benchmark's images and epochs
+TRANSFER_MESSAGE = "home.transfer.message"
+TRANSFER_NAME = "transfer vs scratch on {dataset}"  # a run name's start, like a sweep's: the same in every language
+
+
 def pick_dataset(wanted: tuple[str, ...], infos: list[DatasetInfo]) -> tuple[str, str]:
     """The first available dataset of ``wanted``, and a note when it is not the first choice."""
     available = {info.name for info in infos if info.available}
@@ -69,6 +85,57 @@ def apply_quick_start(start: QuickStart, infos: list[DatasetInfo]) -> str:
 
 def _quick_start_clicked(index: int) -> None:
     st.session_state["home.message"] = apply_quick_start(QUICK_STARTS[index], list_datasets(lang=language()))
+
+
+def transfer_datasets(infos: list[DatasetInfo]) -> tuple[str, ...]:
+    """The data sets the experiment may use, preferred first: CIFAR-10, any other in colour, ``shapes``."""
+    ends = (TRANSFER_FIRST, TRANSFER_LAST)
+    colour = [i.name for i in infos if i.available and i.shape[0] == 3 and i.name not in ends]
+    return (TRANSFER_FIRST, *colour, TRANSFER_LAST)
+
+
+def plan_transfer(dataset: str) -> list[TrainConfig]:
+    """The experiment's runs on ``dataset``, each checked as a run would be (settings, and its model on this data
+    set: a backbone without its weights is refused here, naming how to get them); ConfigError naming the run."""
+    base = TrainConfig(dataset=dataset, owner=owner(), **TRANSFER_TRAIN)
+    configs = plan_experiment(base, transfer_vs_scratch(), TRANSFER_NAME.format(dataset=dataset))
+    geometry = dataset_geometry(dataset)
+    for config in configs:
+        summary = analyze(config.spec, *geometry)
+        if not summary.ok:
+            raise ConfigError(f"{config.sweep['values']['run']}: {summary.problems[0]}")
+    return configs
+
+
+def _queue_transfer(dataset: str) -> None:
+    """Plan and queue the experiment; says where to watch it, or why nothing was queued."""
+    try:
+        configs = plan_transfer(dataset)
+    except ConfigError as err:
+        st.error(t("home.transfer.cannot", error=markdown_safe(err)))
+        return
+    st.session_state[TRANSFER_MESSAGE] = t("home.transfer.queued", count=len(configs),
+                                           name=configs[0].sweep["name"])
+    queue_plan(configs)  # reruns the page once every run is queued
+    del st.session_state[TRANSFER_MESSAGE]  # it returned: nothing was queued, and it has shown why
+
+
+def _render_transfer(infos: list[DatasetInfo]) -> None:
+    st.subheader(t("home.transfer.heading"))
+    dataset, note = pick_dataset(transfer_datasets(infos), infos)
+    with st.container(border=True):
+        st.markdown(t("home.transfer.text", images=TRANSFER_TRAIN["train_limit"], epochs=TRANSFER_TRAIN["epochs"]))
+        st.caption(t("home.transfer.runs", runs=", ".join(run.label for run in transfer_vs_scratch())))
+        st.caption(t("home.transfer.uses_instead", dataset=dataset, wanted=TRANSFER_FIRST) if note
+                   else t("home.transfer.uses", dataset=dataset))
+        if st.button(t("home.transfer.queue"), key="home.transfer", icon=":material/science:"):
+            _queue_transfer(dataset)
+        message = st.session_state.pop(TRANSFER_MESSAGE, None)
+        if message:
+            st.success(message)
+            st.page_link("app_pages/compare.py", label=t("nav.compare"), icon=":material/arrow_forward:")
+    with st.expander(t("home.transfer.why_heading"), icon=":material/help:"):
+        st.markdown(t("home.transfer.why"))
 
 
 def dataset_rows(infos: list[DatasetInfo]) -> list[dict]:
@@ -130,5 +197,6 @@ def render_home() -> None:
     st.caption(t("home.device", device=device_badge(language())))
     infos = list_datasets(lang=language())
     _render_quick_starts(infos)
+    _render_transfer(infos)
     _render_datasets(infos)
     _render_guide()

@@ -23,6 +23,8 @@ import streamlit as st
 
 from lab.classroom.exercise import current_exercise, starting_draft
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
+from lab.data.dataset import shrunk_shape
+from lab.data.images import LARGEST_SIDE, MIN_SIDE
 from lab.data.registry import FOLDER_PREFIX
 from lab.insight.worker import EmbeddingWorker
 from lab.jobs import JobManager
@@ -133,31 +135,37 @@ def markdown_quoted(text: str, limit: int = 60) -> str:
     return markdown_safe(repr(text[:limit]))
 
 
-def dataset_geometry(name: str) -> tuple[Shape, int] | None:
-    """(image shape, class count) of a dataset: from the registry without loading,
-    else (an upload) from the loaded dataset; None when it cannot be loaded."""
+def dataset_geometry(name: str, image_size: int = 0) -> tuple[Shape, int] | None:
+    """(image shape, class count) of a dataset at a run's ``image_size`` (0: its default): from the
+    registry without loading, else (an upload) from the loaded dataset; None when it cannot be loaded."""
     info = dataset_info(name)
     if info is not None:
-        return info.shape, info.num_classes
+        return shrunk_shape(info.shape, image_size), info.num_classes
     try:
-        ds = load_dataset(name)
+        ds = load_dataset(name, image_size=image_size)
     except DatasetError:
         return None
     return ds.shape, ds.num_classes
 
 
 def draft_summary() -> Summary:
-    """The draft spec analysed for the chosen dataset's image shape and class count.
+    """The draft spec analysed for the chosen dataset's image shape (at the draft's image size) and class count.
 
     Training replaces the spec's own input and classes with the dataset's, so
     every page shows the numbers a run will really have; the spec's own are
     used only when the dataset cannot be loaded.
     """
     d = draft()
-    geometry = dataset_geometry(d["dataset"])
+    geometry = dataset_geometry(d["dataset"], _image_size(d["train"]))
     if geometry is None:
         return analyze(d["spec"], lang=language())
     return analyze(d["spec"], *geometry, lang=language())
+
+
+def _image_size(train: dict) -> int:
+    """The draft's image size as the data sets take it; 0 (the default) for a value validation will refuse."""
+    size = train.get("image_size", 0)
+    return size if isinstance(size, int) and not isinstance(size, bool) and MIN_SIDE <= size <= LARGEST_SIDE else 0
 
 
 def owner() -> str:

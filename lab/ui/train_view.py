@@ -26,15 +26,19 @@ from typing import NamedTuple
 import streamlit as st
 
 from lab.classroom.exercise import check_run, current_exercise
+from lab.data.dataset import data_megabytes
 from lab.jobs import RunState
+from lab.model.layers import format_shape
 from lab.model.spec import SpecError
 from lab.plots.training import batch_loss_figure, batch_loss_svg, epoch_figure
 from lab.runs import access
+from lab.runs.compare import run_labels
 from lab.runs.layout import RunLayout
 from lab.runs.store import LIVE_STATUSES, RunNotFound
 from lab.runs.view import RunInfo
 from lab.train.device import DEVICE_CHOICES
 from lab.train.engine import MAX_NAME, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from lab.train.finetune import FREEZE_POLICIES, run_notes
 from lab.train.ranges import Range, setting_ranges
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import (
@@ -48,8 +52,10 @@ from lab.ui.insight_view import (
     no_cams_reason,
 )
 from lab.ui.state import (
+    dataset_info,
     dataset_name,
     draft,
+    draft_summary,
     job_manager,
     list_runs,
     markdown_quoted,
@@ -66,6 +72,8 @@ POLL_SECONDS = 1.0
 RECENT_RUNS = 10
 QUERY_KEY = "run"
 CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
+INIT_KEY, FREEZE_KEY = "train.init_from", "train.freeze"
+FRESH = ""  # init_from of a run that starts from fresh weights
 INSIGHT_KEY = "train.insight"
 METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
 DRAWN_KEY = f"{INSIGHT_KEY}.drawn"  # the _stamp the full-rerun pictures on screen were drawn from
@@ -103,6 +111,8 @@ def _settings() -> dict[str, Setting]:
                                    help=t("train.setting.label_smoothing.help")),
         "device": Setting(t("train.setting.device"), options=DEVICE_CHOICES, help=t("train.setting.device.help")),
         "compile": Setting("torch.compile", help=t("train.setting.compile.help")),  # a function's name: not translated
+        "image_size": Setting(t("train.setting.image_size"), ranges["image_size"],
+                              help=t("train.setting.image_size.help")),
     }
 
 
@@ -153,7 +163,7 @@ def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
                         step=number(allowed.step), format="%g" if number is float else None, **common)
 
 
-def _settings_form(train: dict) -> None:
+def _settings_form(train: dict, sources: list[RunInfo]) -> None:
     table = _settings()
     _sync_settings(train, table)
     exercise = current_exercise()
@@ -162,6 +172,85 @@ def _settings_form(train: dict) -> None:
         with column:
             for key in keys:
                 _setting_widget(key, table[key], key in fixed)
+    chosen = bool(train.get("init_from") or train.get("freeze") or train.get("image_size"))
+    with st.expander(t("train.transfer"), icon=":material/move_down:", expanded=chosen):
+        start_col, freeze_col, size_col = st.columns(3)
+        with start_col:
+            _init_from_widget(train, sources, "init_from" in fixed)
+        with freeze_col:
+            _freeze_widget(train, "freeze" in fixed)
+        with size_col:
+            _setting_widget("image_size", table["image_size"], "image_size" in fixed)
+            line = _data_line(train)
+            if line:
+                st.caption(line)
+
+
+# ---------------------------------------------------------------- transfer learning and image size
+
+
+def weight_sources(runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs a new run may start from: finished, with their best weights on disk."""
+    return [run for run in runs if run.state == "finished" and run.layout.checkpoint("best").exists()]
+
+
+def _store_transfer() -> None:
+    """``on_change`` of the start-from and freeze boxes."""
+    train = draft()["train"]
+    train["init_from"] = st.session_state[INIT_KEY]
+    train["freeze"] = list(st.session_state[FREEZE_KEY])
+
+
+def _init_from_widget(train: dict, sources: list[RunInfo], fixed: bool) -> None:
+    """Fresh weights, or the best weights of one of this lab's finished runs. A run the draft names that is not
+    one of them (deleted since, or from a share link) is shown as it is, and init_from_problem says why."""
+    labels = run_labels(sources)
+    value = train.get("init_from") or FRESH
+    options = [FRESH, *labels] if value in labels or value == FRESH else [FRESH, *labels, value]
+    st.session_state[INIT_KEY] = train["init_from"] = value
+
+    def label(run_id: str) -> str:
+        if run_id == FRESH:
+            return t("train.init_from.fresh")
+        return labels.get(run_id) or t("train.init_from.unknown", run=run_id)
+
+    help_text = " ".join(filter(None, [t("train.init_from.help"), t("train.fixed") if fixed else ""]))
+    st.selectbox(t("train.init_from"), options, key=INIT_KEY, format_func=label, on_change=_store_transfer,
+                 help=help_text, disabled=fixed)
+
+
+def _freeze_widget(train: dict, fixed: bool) -> None:
+    """The layers with weights of the draft's model, and the named policies (everything but the output layer,
+    the layers loaded from the start-from run); names the model no longer has stay shown, for validation to name."""
+    value = train.get("freeze") or []
+    value = value if isinstance(value, list) else []  # anything else: validation names what it takes
+    weighted = [row.name for row in draft_summary().rows if row.params]
+    options = list(dict.fromkeys([*FREEZE_POLICIES, *weighted, *map(str, value)]))
+    st.session_state[FREEZE_KEY] = train["freeze"] = [str(name) for name in value]
+    help_text = " ".join(filter(None, [t("train.freeze.help"), t("train.fixed") if fixed else ""]))
+    st.multiselect(t("train.freeze"), options, key=FREEZE_KEY, on_change=_store_transfer, help=help_text,
+                   disabled=fixed, format_func=lambda n: t(f"train.freeze.{n}") if n in FREEZE_POLICIES else n,
+                   placeholder=t("train.freeze.none"))
+
+
+def _data_line(train: dict) -> str:
+    """What the images take on the device at the draft's image size: the figure the server's data limit bounds
+    (a run says it again when it starts). Empty for an upload, whose image count is known only once loaded."""
+    info, shape = dataset_info(draft()["dataset"]), draft_summary().input_shape
+    if info is None or len(shape) != 3:
+        return ""
+    limit = train.get("train_limit") or info.train_size
+    images = min(limit, info.train_size) + info.val_size
+    return t("train.data_memory", shape=format_shape(shape), images=f"{images:,}",
+             mb=f"{data_megabytes(images, shape):,.1f}")
+
+
+def init_from_problem(train: dict, sources: list[RunInfo]) -> str:
+    """Why the draft's start-from run cannot be used ('' when it can), before a run is queued to fail on it."""
+    run_id = train.get("init_from") or FRESH
+    if run_id == FRESH or any(run.id == run_id for run in sources):
+        return ""
+    return t("train.init_from.missing", run=markdown_quoted(str(run_id)))
 
 
 def build_config(d: dict, name: str) -> TrainConfig:
@@ -345,6 +434,8 @@ def _attached_view(run_id: str) -> None:
     polling = _should_poll(state, run.layout)
     st.session_state[DRAWN_KEY] = _stamp(run_id)
     st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
+    for note in run_notes(run.config, language()):  # its images' memory, the layers loaded and frozen
+        st.caption(markdown_safe(note))
     _epoch_charts(state)
     _insight(run)
 
@@ -371,22 +462,29 @@ def _recent_runs(runs: list[RunInfo], current: str | None) -> None:
                       disabled=run.id == current)
 
 
+def _start_problem(d: dict, name: str, sources: list[RunInfo]) -> str:
+    """What keeps Start disabled, as the page shows it ('' when nothing does)."""
+    try:
+        build_config(d, name)
+    except (ConfigError, SpecError) as err:
+        return t("train.fix_first", problem=markdown_safe(err))
+    return init_from_problem(d["train"], sources)
+
+
 def render_train_page() -> None:
     """Draw the page: settings, Start, the attached run (live or ended), recent runs."""
     d = draft()
     st.title(t("nav.train"))
     st.caption(t("train.caption"))
-    _settings_form(d["train"])
     runs = list_runs()
+    sources = weight_sources(runs)
+    _settings_form(d["train"], sources)
     name_col, start_col = st.columns([4, 1], vertical_alignment="bottom")
     name = name_col.text_input(t("train.run_name"), key=NAME_KEY, placeholder=default_name(d, runs)).strip()
-    try:
-        build_config(d, name)
-        problem = None
-    except (ConfigError, SpecError) as err:
-        problem = str(err)
-        st.error(t("train.fix_first", problem=markdown_safe(problem)))
-    if start_col.button(t("train.start"), type="primary", disabled=problem is not None):
+    problem = _start_problem(d, name, sources)
+    if problem:
+        st.error(problem)
+    if start_col.button(t("train.start"), type="primary", disabled=bool(problem)):
         _start(d, name or default_name(d, runs))
         runs = list_runs()
     current = attached_run()

@@ -150,3 +150,20 @@ def test_a_share_link_opens_its_setup_as_the_draft(page, app_url):
     assert page.get_by_label("Model name").input_value() == "fashion_cnn"
     assert "digits" in page.locator('[data-testid="stSidebar"]').inner_text()
     assert "setup=" not in page.url  # opened once: a reload keeps the user's later edits
+
+
+def test_a_pretrained_backbone_added_on_the_build_page_updates_shapes_and_parameters(page, app_url, artifacts):
+    open_app(page, app_url)
+    go_to(page, "Build")
+    params = page.locator('[data-testid="stMetric"]').filter(has_text="Parameters")
+    before = params.inner_text()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="New layer").click()
+    page.keyboard.type("backbone")  # the list is long: filter it, as a user would
+    page.get_by_role("option", name="Pretrained backbone (backbone)").click()
+    page.get_by_role("button", name="Add layer").click()
+    page.get_by_text(re.compile(r"^1\. Pretrained backbone · 1280x7x7 · 3,371,008 param")).wait_for()
+    page.get_by_text("images are resized to 224").first.wait_for()  # what it does to the images, at the layer
+    wait_idle(page)
+    assert params.inner_text() != before
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "build-backbone.png")
