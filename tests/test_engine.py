@@ -309,3 +309,10 @@ def test_a_train_limit_keeps_every_class_when_the_images_come_class_by_class():
     trainer = Trainer(config(epochs=1, train_limit=30), dataset=by_class)
     trainer._setup()
     assert torch.bincount(trainer.train_y.cpu(), minlength=10).tolist() == [3] * 10
+
+
+def test_a_run_puts_the_threads_subnormal_floats_back():
+    """Flushing subnormals speeds frozen random backbones up; left on, it breaks whatever runs next
+    in the thread (hypothesis refuses to draw floats)."""
+    Trainer(config(epochs=1, train_limit=64)).run()
+    assert (torch.tensor([1e-40]) * 1.0).item() != 0.0

@@ -346,9 +346,6 @@ class Trainer:
 
     def _setup(self) -> None:
         torch.manual_seed(self.config.seed)
-        # Tiny values (a frozen random backbone's deep maps) flush to zero: as subnormal floats they made
-        # CPU convolutions up to 30 times slower, for no difference a model can learn from.
-        torch.set_flush_denormal(True)
         cuda = self.device.type == "cuda"
         if cuda:
             cuda_run_started(self)
@@ -430,6 +427,10 @@ class Trainer:
 
     def run(self) -> RunResult:
         status, message = "finished", ""
+        # Tiny values (a frozen random backbone's deep maps) flush to zero while the run trains: as subnormal
+        # floats they made CPU convolutions up to 30 times slower, for no difference a model can learn from.
+        # The flag is the thread's floating-point state, so it is put back for whatever runs here next.
+        torch.set_flush_denormal(True)
         try:
             self._setup()
             self.emit("on_run_start")
@@ -447,6 +448,7 @@ class Trainer:
             status, message = "failed", f"{type(err).__name__}: {err}"
         finally:
             self._release_memory()
+            torch.set_flush_denormal(False)
         self.emit("on_run_end", status, message)
         return RunResult(status, message, self.history)
 
