@@ -32,7 +32,6 @@ import torch.nn.functional as F
 
 from lab.data import Dataset, DatasetError, load_dataset
 from lab.data.dataset import check_data_memory, classes_in_turn
-from lab.data.images import LARGEST_SIDE, MIN_SIDE
 from lab.model.backbone import tell_input_stats
 from lab.model.budget import batch_that_fits, check_training_batch
 from lab.model.layers import SpecError
@@ -50,7 +49,7 @@ from lab.train.finetune import (
     match_weights,
     mismatch_detail,
 )
-from lab.train.ranges import setting_ranges
+from lab.train.ranges import image_size_problem, setting_ranges
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -135,9 +134,8 @@ class TrainConfig:
         for key in ("insight", "compile", "cuda_graph", "eval_flip"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
-        if 0 < self.image_size < MIN_SIDE:
-            raise ConfigError(f"image_size must be 0 (the data set's own) or from {MIN_SIDE} to {LARGEST_SIDE}, "
-                              f"got {self.image_size}")
+        if image_size_problem(self.image_size):
+            raise ConfigError(image_size_problem(self.image_size))
         for key, limit in (("name", MAX_NAME), ("owner", MAX_OWNER), ("init_from", MAX_NAME)):
             problem = text_problem(key, getattr(self, key), limit)
             if problem:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab import settings
-from lab.data.images import LARGEST_SIDE
+from lab.data.images import LARGEST_SIDE, MIN_SIDE
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,12 @@ def setting_ranges() -> dict[str, Range]:
         "label_smoothing": Range(0.0, 0.99, 0.05),
         "image_size": Range(0, LARGEST_SIDE, 16),  # 0 = the data set's default; 1..MIN_SIDE-1 refused apart
     }
+
+
+def image_size_problem(value: Any) -> str:
+    """'' for an image size a run takes: 0 (the data set's own) or MIN_SIDE to LARGEST_SIDE; else what to change.
+    The table's range has no gap, so the sides too small to decode are refused here, for the run and the page."""
+    problem = setting_ranges()["image_size"].problem("image_size", value)
+    if problem or not 0 < value < MIN_SIDE:
+        return problem
+    return f"image_size must be 0 (the data set's own) or from {MIN_SIDE} to {LARGEST_SIDE}, got {value}"

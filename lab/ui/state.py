@@ -24,7 +24,6 @@ import streamlit as st
 from lab.classroom.exercise import current_exercise, starting_draft
 from lab.data import DatasetError, DatasetInfo, list_datasets, load_dataset
 from lab.data.dataset import shrunk_shape
-from lab.data.images import LARGEST_SIDE, MIN_SIDE
 from lab.data.registry import FOLDER_PREFIX
 from lab.insight.worker import EmbeddingWorker
 from lab.jobs import JobManager
@@ -36,6 +35,7 @@ from lab.runs.access import Visitor
 from lab.runs.layout import RunLayout
 from lab.runs.store import STATUSES
 from lab.runs.view import RunInfo
+from lab.train.ranges import image_size_problem
 from lab.ui.i18n import language, t
 
 DEFAULT_PRESET = "gap_cam"
@@ -165,7 +165,7 @@ def draft_summary() -> Summary:
 def _image_size(train: dict) -> int:
     """The draft's image size as the data sets take it; 0 (the default) for a value validation will refuse."""
     size = train.get("image_size", 0)
-    return size if isinstance(size, int) and not isinstance(size, bool) and MIN_SIDE <= size <= LARGEST_SIDE else 0
+    return 0 if image_size_problem(size) else size
 
 
 def owner() -> str:
