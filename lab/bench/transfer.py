@@ -88,7 +88,7 @@ def format_transfer(report: dict) -> str:
              f"CIFAR-10, {report['backbone']} at {report['size']} px, on {report['device']} ({report['date']})"]
     for row in report["scratch"] + report["transfer"]:
         lines.append(f"  {row['run']:<70} best {row['best_val_acc']:.1%}  ({row['epochs']} epochs, "
-                     f"{row['seconds_per_epoch']:.1f} s/epoch)")
+                     f"{row['seconds_per_epoch']:.3g} s/epoch)")
     lines.append(f"pretrained backbone vs best from scratch ({report['best_scratch']}): "
                  f"{report['pretrained_margin'] * 100:+.1f} points")
     lines.append(f"frozen ImageNet weights vs frozen random weights: {report['weights_margin'] * 100:+.1f} points")
