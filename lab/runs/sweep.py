@@ -164,6 +164,48 @@ def plan_sweep(base: TrainConfig, values: dict[str, Sequence], name: str = "") -
     return configs
 
 
+MAX_REPEATS = 10  # a mean and spread need three; ten is a study, not a click
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: the seeds a configuration is repeated with (repeats dropped, order kept)."""
+    seeds = _unique("seeds", [_whole("seeds", item.strip()) for item in text.split(",") if item.strip()])
+    if not seeds:
+        raise SweepError("seeds: give at least one whole number, separated by commas, such as 0,1,2")
+    if len(seeds) > MAX_REPEATS:
+        raise SweepError(f"seeds: {len(seeds)} given; repeat a configuration at most {MAX_REPEATS} times")
+    if any(seed < 0 for seed in seeds):
+        raise SweepError("seeds: use whole numbers of 0 or more")
+    return seeds
+
+
+def with_repeats(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> list[TrainConfig]:
+    """Each planned config once per seed, next to each other: the write-up's "each experiment ran once" fixed.
+
+    Every copy is its own complete run (its config.json redoes it) named ``NAME-s<seed>``; the copies share
+    their sweep record's ``index``, which makes them one configuration (:func:`group_key`), and the record
+    says how many repeats there are, so Compare can show a mean and a spread. One seed changes nothing.
+    """
+    if len(seeds) < 2:
+        return [dataclasses.replace(config, seed=seeds[0]) if seeds else config for config in configs]
+    if len(configs) * len(seeds) > MAX_SWEEP_RUNS:
+        raise SweepError(f"{len(configs)} configurations × {len(seeds)} seeds = {len(configs) * len(seeds)} runs; "
+                         f"a sweep can have at most {MAX_SWEEP_RUNS}: drop some values or seeds")
+    repeated = []
+    for config in configs:
+        for seed in seeds:
+            tag = f"-s{seed}"
+            repeated.append(dataclasses.replace(config, seed=seed, name=shortened(config.name, MAX_NAME - len(tag)) + tag,
+                                                sweep={**config.sweep, "repeats": len(seeds)}))
+    return repeated
+
+
+def group_key(sweep: dict) -> str:
+    """Which configuration a run repeats: its sweep id and position ('' for a run outside a sweep).
+    Runs with the same key differ only in their seed."""
+    return f"{sweep['id']}#{sweep.get('index', 0)}" if sweep.get("id") else ""
+
+
 def describe_plan(configs: Sequence[TrainConfig]) -> str:
     """'4 runs: 2 batch sizes × 2 epochs': the size of a plan as a student reads it."""
     sizes = []
