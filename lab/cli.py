@@ -53,7 +53,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
         shape = _input_shape(args.input)
     if args.classes is not None:
         classes = args.classes
-    print(summarize(spec, shape, classes).table())
+    summary = summarize(spec, shape, classes)
+    print(summary.table())
+    if args.teach:
+        from lab.model.teach import teaching_table
+
+        print("\n" + teaching_table(summary.rows))
     return EXIT_OK
 
 
@@ -335,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="use this dataset's input shape and classes")
     p.add_argument("--input", metavar="C,H,W", help="input shape, e.g. 3,224,224 (replaces the spec's and --dataset's)")
     p.add_argument("--classes", type=int, metavar="N", help="number of classes (replaces the spec's and --dataset's)")
+    p.add_argument("--teach", action="store_true",
+                   help="also each layer's receptive field, and each conv's weights without sharing and as dense")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("models", help="pretrained backbones: size, stages and whether their weights are here")

@@ -1,5 +1,8 @@
 """Teaching aids: every number in an explanation equals the summary's, in both languages, and
-the summary's MACs and activation memory agree with torchinfo on every preset."""
+the summary's MACs and activation memory agree with torchinfo on every preset; receptive fields
+agree with the hand-worked recurrence and with the input pixels a gradient actually reaches; the
+weight-sharing counts and the flipped kernel agree with hand sums, PyTorch and SciPy; the activation
+plot's gradients are autograd's."""
 
 from __future__ import annotations
 
@@ -11,13 +14,15 @@ from collections import defaultdict
 import pytest
 import torch
 import torchinfo
+from support.cli import lab
 from torch import nn
 
 from lab import i18n
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, get_layer_type
 from lab.model.presets import PRESETS, get_preset
 from lab.model.spec import SpecNet, build_model, summarize
-from lab.model.teach import LANGUAGES, explain
+from lab.model.teach import LANGUAGES, RECEPTIVE, conv_weights, explain, flip_example, receptive_fields
+from lab.plots.activations import PLOTTED, SATURATING, SMALL_GRADIENT, activation_figure, curve
 
 BATCH = 3  # any batch: torchinfo's figures scale with it, ours must too
 REFERENCE = {name for name, preset in PRESETS.items() if preset.reference}
@@ -287,3 +292,169 @@ def test_macs_equal_a_direct_count_and_torchinfo_less_its_extras(name):
     stats = torchinfo.summary(model, input_size=(BATCH, *summary.input_shape), verbose=0)
     extras = sum(extra for _, extra in counts.values())
     assert stats.total_mult_adds == BATCH * (summary.total_macs + extras)
+
+
+# ---------------------------------------------------------------- receptive fields
+
+
+def conv(kernel: int = 3, stride: int = 1) -> dict:
+    return {"type": "conv2d", "filters": 2, "kernel": kernel, "stride": stride}
+
+
+def test_receptive_fields_of_a_plain_stack_by_hand():
+    """conv3, conv3, pool2, conv3: 1 + 2 = 3, 3 + 2 = 5, 5 + 1 = 6 (jump 2 from here), 6 + 2*2 = 10."""
+    summary = summarize({"layers": [conv(), conv(), {"type": "maxpool2d", "size": 2}, conv()]}, (1, 16, 16), 2)
+    reaches = receptive_fields(summary.rows)
+    assert [reaches[r.name].field for r in summary.rows[:4]] == [(3, 3), (5, 5), (6, 6), (10, 10)]
+    assert [reaches[r.name].jump for r in summary.rows[:4]] == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    assert set(reaches) == {r.name for r in summary.rows[:4]}  # flatten and the output layer see the whole image
+    assert reaches["conv2d_2"].words() == "sees 5x5 input pixels"
+    assert reaches["conv2d_2"].words("ko") == "입력 픽셀 5x5 영역을 봅니다"
+    assert reaches["conv2d_2"].words(short=True) == "5x5"
+    last = explain(summary.rows[3], reach=reaches["conv2d_3"]).markdown()
+    assert "6 + (3-1)*2 = 10" in last and "1*2*1 = 2" not in last and "2*1 = 2" in last
+
+
+def test_receptive_fields_of_blocks_take_the_largest_path():
+    """A residual block at stride 2 after a 3x3 conv: its two 3x3 convs give 3 + 2*1 + 2*2 = 9 (the 1x1
+    shortcut only 3); a 5x5 inception branch adds 4*jump, a two-layer dense block 2*2*jump."""
+    layers = [conv(), {"type": "residual", "filters": 4, "stride": 2}, {"type": "inception", "ch1x1": 2,
+              "ch3x3_reduce": 2, "ch3x3": 2, "wide_reduce": 2, "wide": 2, "pool_proj": 2},
+              {"type": "dense_block", "layers": 2, "growth_rate": 2, "bn_size": 1}, {"type": "transition"}]
+    summary = summarize({"layers": layers}, (1, 32, 32), 2)
+    reaches = receptive_fields(summary.rows)
+    fields = {name: reach.field[0] for name, reach in reaches.items()}
+    assert fields == {"conv2d_1": 3, "residual_1": 9, "inception_1": 9 + 4 * 2, "dense_block_1": 17 + 2 * 2 * 2,
+                      "transition_1": 25 + 1 * 2}
+    assert reaches["residual_1"].jump == (2, 2) and reaches["transition_1"].jump == (4, 4)
+    assert reaches["residual_1"].words() == "sees 9x9 input pixels (largest path)"
+    assert reaches["residual_1"].words(short=True) == "9x9 (largest path)"
+    assert reaches["transition_1"].words() == "sees 27x27 input pixels"
+    words = explain(row_named(summary, "residual_1"), reach=reaches["residual_1"]).markdown()
+    assert "Receptive field (largest path)" in words and "3 + (3-1)*1 + (3-1)*2 = 9" in words
+
+
+def gradient_footprint(model: SpecNet, upto: str, size: int) -> tuple[int, int]:
+    """The rows and columns of input pixels that the middle output value of layer ``upto`` depends on: where
+    its gradient is non-zero, with every weight positive so that no path cancels or switches off."""
+    for param in model.parameters():
+        nn.init.constant_(param, 0.05)
+    names = [name for name, _ in model.layers.named_children()]
+    head = model.layers[:names.index(upto) + 1].eval()
+    image = torch.ones(1, model.input_shape[0], size, size, requires_grad=True)
+    out = head(image)
+    out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
+    reached = image.grad[0].abs().sum(0) > 0
+    rows, cols = reached.any(1).nonzero(), reached.any(0).nonzero()
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize("layers", [
+    [conv(5, 2), {"type": "avgpool2d", "size": 3, "stride": 2}, conv(3)],
+    [conv(), {"type": "residual", "filters": 4, "stride": 2}, {"type": "residual", "filters": 4}],
+    [conv(), {"type": "inception", "ch1x1": 2, "ch3x3_reduce": 2, "ch3x3": 2, "wide_reduce": 2, "wide": 2,
+              "pool_proj": 2}],
+    [{"type": "dense_block", "layers": 3, "growth_rate": 2, "bn_size": 1}, {"type": "transition"}, conv(3, 2)],
+    [conv(), {"type": "adaptive_avg_pool", "size": 8}, {"type": "batchnorm"}, conv()],
+], ids=["strided", "residual", "inception", "dense", "adaptive"])
+def test_receptive_fields_are_the_pixels_a_gradient_reaches(layers):
+    """The recurrence against the model itself: the input pixels on which a middle output value depends."""
+    size = 64
+    summary = summarize({"layers": layers}, (1, size, size), 2)
+    reaches = receptive_fields(summary.rows)
+    model = SpecNet(summary)
+    for name, reach in reaches.items():
+        assert reach.exact and max(reach.field) < size // 2, name  # well inside the image: no edge cuts it short
+        assert gradient_footprint(model, name, size) == reach.field, name
+
+
+def test_uneven_adaptive_pooling_gives_an_upper_bound():
+    """10 pixels pooled to 3: windows 0-4, 3-7, 6-10, taken as 4 wide and 4 apart: 3 + 3*1 = 6, 6 + 2*4 = 14.
+    The middle value of the next 3x3 conv really sees all 10 pooled pixels and 1 of padding on each side: 12."""
+    summary = summarize({"layers": [conv(), {"type": "adaptive_avg_pool", "size": 3}, conv()]}, (1, 10, 10), 2)
+    reach = receptive_fields(summary.rows)["conv2d_2"]
+    assert not reach.exact and reach.words() == "sees at most 14x14 input pixels"
+    assert reach.words(short=True) == "at most 14x14" and reach.words("ko", short=True) == "최대 14x14"
+    assert gradient_footprint(SpecNet(summary), "conv2d_2", 10) == (10, 10)  # the image's edges cut the 12
+    assert "upper bound" in explain(summary.rows[2], reach=reach).markdown()
+
+
+def test_every_layer_type_has_a_receptive_field_rule():
+    assert set(RECEPTIVE) == set(LAYER_TYPES)
+
+
+def test_fields_wider_than_the_image_say_so():
+    summary = summarize(get_preset("cifar_vgg"))  # 3x32x32: the last pool sees 36x36
+    reaches = receptive_fields(summary.rows)
+    assert reaches["maxpool2d_3"].field == (36, 36)
+    assert "wider than the 32x32 image" in explain(row_named(summary, "maxpool2d_3"),
+                                                   reach=reaches["maxpool2d_3"]).markdown()
+
+
+# ---------------------------------------------------------------- weight sharing
+
+
+def test_conv_weights_shared_unshared_and_dense_by_hand():
+    summary = summarize(get_preset("fashion_cnn"))  # 28x28x1 -> 28x28x32 -> pool -> 14x14x64
+    first = conv_weights(row_named(summary, "conv2d_1"))
+    assert (first.shared, first.unshared, first.dense) == (320, 28 * 28 * 320, 784 * 25_088 + 25_088)
+    assert first.unshared == 250_880
+    second = conv_weights(row_named(summary, "conv2d_2"))
+    assert (second.shared, second.unshared, second.dense) == (18_496, 14 * 14 * 18_496, 6_272 * 12_544 + 12_544)
+    assert conv_weights(row_named(summary, "dense_1")) is None
+    words = explain(row_named(summary, "conv2d_1")).markdown()
+    assert "28*28*320 = 250,880" in words and "one set per output position" in words
+    assert "28*28*320 = 250,880" in explain(row_named(summary, "conv2d_1"), "ko").markdown()
+
+
+def test_summary_teach_prints_fields_and_weights(tmp_path):
+    out = lab("summary", "fashion_cnn", "--teach", runs_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^conv2d_1\s+sees 3x3 input pixels\s+1\s+320\s+250,880\s+19,694,080$", out.stdout, re.M)
+    assert re.search(r"^maxpool2d_2\s+sees 10x10 input pixels\s+4$", out.stdout, re.M)
+
+
+# ---------------------------------------------------------------- convolution or cross-correlation
+
+
+def test_the_flip_example_is_pytorchs_conv2d_and_the_textbooks_convolution():
+    signal = pytest.importorskip("scipy.signal")
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        patch, kernel = (torch.randint(-9, 10, (3, 3), generator=generator) for _ in range(2))
+        example = flip_example(tuple(map(tuple, patch.tolist())), tuple(map(tuple, kernel.tolist())))
+        torch_says = torch.nn.functional.conv2d(patch[None, None].float(), kernel[None, None].float())
+        assert example.correlation == torch_says.item()
+        assert example.convolution == signal.convolve2d(patch.numpy(), kernel.numpy(), mode="valid").item()
+        assert example.correlation_sum.endswith(f"= {example.correlation}")
+    shown = flip_example()
+    assert shown.flipped == ((3, 0, -2), (-1, 1, 0), (0, 2, 1)) and shown.correlation != shown.convolution
+
+
+# ---------------------------------------------------------------- activations and their gradients
+
+
+def traces(figure, name: str) -> dict[str, object]:
+    return {trace.legendgroup: trace for trace in figure.data if trace.meta == name}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_activation_figure_draws_each_function_with_its_gradient(lang):
+    figure = activation_figure(lang)
+    assert set(PLOTTED) == set(ACTIVATIONS) - {"softmax"}
+    for name in PLOTTED:
+        drawn = traces(figure, name)
+        assert set(drawn) == ({"function", "gradient", "vanishing"} if name in SATURATING else {"function", "gradient"})
+        x, y, dy = (torch.tensor(v, dtype=torch.float64) for v in (drawn["function"].x, drawn["function"].y,
+                                                                   drawn["gradient"].y))
+        slope = (y[2:] - y[:-2]) / (x[2:] - x[:-2])  # central differences, away from ReLU-like kinks
+        smooth = (x[1:-1].abs() > 0.1)
+        assert torch.allclose(slope[smooth], dy[1:-1][smooth], atol=5e-3), name
+    sigmoid = traces(figure, "sigmoid")
+    assert max(sigmoid["gradient"].y) == pytest.approx(0.25)
+    assert max(traces(figure, "tanh")["gradient"].y) == pytest.approx(1.0)
+    assert set(traces(figure, "relu")["gradient"].y) == {0.0, 1.0}
+    vanishing = [(x, g) for x, g in zip(sigmoid["vanishing"].x, sigmoid["vanishing"].y) if g is not None]
+    assert all(g < SMALL_GRADIENT and abs(x) > 2 for x, g in vanishing) and len(vanishing) > 100
+    assert curve("sigmoid").small_beyond() == pytest.approx(2.1) and curve("relu").small_beyond() is None
+    assert any("sigmoid" in a.text and "0.25" in a.text for a in figure.layout.annotations)

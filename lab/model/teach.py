@@ -6,6 +6,12 @@ table by hand: ``floor((28 + 2*1 - 3)/1) + 1 = 28``, ``1*3*3*32 + 32 = 320``. Th
 results are computed here from the formulas as written, not copied from the row, so
 tests/test_teach.py proves the words agree with the summary.
 
+Beyond one row, the notes' other figures: :func:`receptive_fields` (how many input
+pixels one output value sees, by the recurrence ``r_out = r_in + (k-1)*j_in``,
+``j_out = j_in*stride``), :func:`conv_weights` (a convolution's weights as built, without
+sharing and as a dense layer) and :func:`flip_example` (deep learning's "convolution" is
+cross-correlation; the textbook's flips the kernel), each computed here, never typed in.
+
 Every sentence lives in the lab's one string table, ``lab/locales/<lang>.json``, under
 ``teach.`` keys read through :func:`lab.i18n.text`, so a language switch only has to pass
 ``lang`` and tests/test_i18n.py checks these keys and placeholders with all the others.
@@ -14,6 +20,7 @@ Every sentence lives in the lab's one string table, ``lab/locales/<lang>.json``,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,10 +29,12 @@ import torch
 from lab.i18n import DEFAULT, text
 from lab.i18n import LANGUAGES as LOCALE_LANGUAGES
 from lab.model.backbone import measure
+from lab.model.blocks import Inception
 from lab.model.layers import format_shape, get_layer_type, make_activation
 from lab.model.spec import LayerRow
 
-__all__ = ["Step", "Explanation", "LANGUAGES", "explain"]
+__all__ = ["Step", "Explanation", "LANGUAGES", "explain", "Reach", "receptive_fields", "ConvWeights", "conv_weights",
+           "FlipExample", "flip_example", "teaching_table"]
 
 
 @dataclass(frozen=True)
@@ -112,15 +121,15 @@ def _conv(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
     (top, bottom), (left, right) = get_layer_type("conv2d")._pads(row.in_shape, p)
     height, out_h = _conv_size(h, top, bottom, k, s)
     width, out_w = _conv_size(w, left, right, k, s)
-    bias = f if p["bias"] else 0
-    params = c * k * k * f + bias
+    weights = conv_weights(row)
+    params, dense = weights.shared, weights.dense
     in_n, out_n = math.prod(row.in_shape), f * out_h * out_w
-    dense = in_n * out_n + out_n
-    params_rule, params_sum = ("conv.params_rule", f"{c}*{k}*{k}*{f} + {f}") if bias else \
+    params_rule, params_sum = ("conv.params_rule", f"{c}*{k}*{k}*{f} + {f}") if p["bias"] else \
         ("conv.params_rule_no_bias", f"{c}*{k}*{k}*{f}")
     steps = _size_steps(t, t("conv.size_rule"), height, width) + [
         Step(t("params"), t(params_rule), f"{params_sum} = {params:,}"),
         Step(t("macs"), t("conv.macs_rule"), f"{out_h}*{out_w}*{f} * {c}*{k}*{k} = {out_h * out_w * f * c * k * k:,}"),
+        Step(t("conv.unshared_label"), t("conv.unshared_rule"), f"{out_h}*{out_w}*{params:,} = {weights.unshared:,}"),
         Step(t("conv.dense_label"), t("dense.params_rule"), f"{in_n:,}*{out_n:,} + {out_n:,} = {dense:,}"),
     ]
     notes = []
@@ -129,7 +138,7 @@ def _conv(row: LayerRow, t: Text) -> tuple[list[Step], list[str]]:
         notes.append(t(key, top=top, bottom=bottom, total=top + bottom, size=h, stride=s, out=out_h))
     notes.append(t("conv.sharing", filters=f, k=k, in_ch=c, positions=_num(out_h * out_w), params=_num(params),
                    in_n=_num(in_n), out_n=_num(out_n), dense=_num(dense), ratio=_ratio(dense / params)))
-    if not bias:
+    if not p["bias"]:
         notes.append(t("conv.no_bias", filters=f))
     notes.append(_activation_note(t, p["activation"]))
     return steps, notes
@@ -358,15 +367,303 @@ EXPLAINERS: dict[str, Callable[[LayerRow, Text], tuple[list[Step], list[str]]]] 
 }
 
 
-def explain(row: LayerRow, lang: str = DEFAULT) -> Explanation:
-    """The arithmetic of one summary row in words and numbers, in English ('en') or Korean ('ko')."""
+def _teacher(lang: str) -> Text:
+    """``t`` for one language: the teach sentences by their short key ("conv.sharing")."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; use one of: {', '.join(LANGUAGES)}")
 
     def t(key: str, **values) -> str:
-        return text(f"teach.{key}", lang, **values)  # key as the explainers name it: "conv.sharing"
+        return text(f"teach.{key}", lang, **values)
 
+    return t
+
+
+def explain(row: LayerRow, lang: str = DEFAULT, reach: Reach | None = None) -> Explanation:
+    """The arithmetic of one summary row in words and numbers, in English ('en') or Korean ('ko'); with the
+    row's ``reach`` (from :func:`receptive_fields`, which needs the rows before it) also its receptive field."""
+    t = _teacher(lang)
     kind = row.layer["type"]
     steps, notes = EXPLAINERS[kind](row, t)
+    if reach is not None and reach.grows:
+        steps, notes = steps + _reach_steps(reach, t), notes + _reach_notes(reach, t)
     title = f"{row.name} · {t('type.' + kind)} · {format_shape(row.in_shape)} → {format_shape(row.out_shape)}"
     return Explanation(title, tuple(steps), tuple(notes))
+
+
+# ---------------------------------------------------------------- receptive fields
+
+Path = tuple[tuple[int, int], ...]  # the (kernel, stride) windows a value passes through, in order
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The ways through one layer along one axis; ``exact`` is False where windows are uneven (an adaptive
+    pooling that does not divide its input), so the recurrence with the widest window gives an upper bound."""
+
+    routes: tuple[Path, ...]
+    exact: bool = True
+
+
+def _window(kernel: int, stride: int) -> Paths:
+    return Paths((((kernel, stride),),))
+
+
+def _pool_paths(p: dict, size_in: int, size_out: int) -> Paths:
+    return _window(p["size"], p["stride"] or p["size"])  # padding and ceil mode move windows, not their size
+
+
+def _adaptive_paths(p: dict, size_in: int, size_out: int) -> Paths:
+    """PyTorch's windows run from floor(i*in/out) to ceil((i+1)*in/out): all in/out wide when out divides in."""
+    if size_in % size_out == 0:
+        return _window(size_in // size_out, size_in // size_out)
+    widest = max(-(-(i + 1) * size_in // size_out) - i * size_in // size_out for i in range(size_out))
+    return Paths((((widest, -(-size_in // size_out)),),), exact=False)
+
+
+def _residual_paths(p: dict, size_in: int, size_out: int) -> Paths:
+    s = p["stride"]
+    return Paths((((3, s), (3, 1)), ((1, s),)))  # two 3x3 convs; the shortcut (identity or 1x1)
+
+
+def _inception_paths(p: dict, size_in: int, size_out: int) -> Paths:
+    k = Inception.kernel(p)
+    return Paths((((1, 1),), ((1, 1), (3, 1)), ((1, 1), (k, 1)), ((3, 1), (1, 1))))  # 1x1, 3x3, wide, pool
+
+
+def _dense_block_paths(p: dict, size_in: int, size_out: int) -> Paths:
+    """The block's output holds its input and every layer's maps: a path through 0, 1, ... or all layers."""
+    layer = ((1, 1), (3, 1))
+    return Paths(tuple(layer * depth for depth in range(p["layers"] + 1)))
+
+
+def _unchanged(p: dict, size_in: int, size_out: int) -> Paths:
+    return Paths(((),))  # value by value: each output sees what its own input saw
+
+
+# How each layer type moves the field, along one axis: (layer, input side, output side) -> its paths. None: the
+# output is flat (each value sees the whole image), or a pretrained network whose own layers are not walked here.
+RECEPTIVE: dict[str, Callable[[dict, int, int], Paths] | None] = {
+    "conv2d": lambda p, size_in, size_out: _window(p["kernel"], p["stride"]),  # the lab's convs have no dilation
+    "maxpool2d": _pool_paths, "avgpool2d": _pool_paths, "adaptive_avg_pool": _adaptive_paths,
+    "batchnorm": _unchanged, "dropout": _unchanged, "activation": _unchanged,
+    "residual": _residual_paths, "inception": _inception_paths, "dense_block": _dense_block_paths,
+    "transition": lambda p, size_in, size_out: Paths((((1, 1), (2, 2)),)),  # 1x1 conv, 2x2 average pool
+    "flatten": None, "global_avg_pool": None, "dense": None, "backbone": None,
+}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a receptive field: the recurrence along the path that sees most."""
+
+    field_in: int  # input pixels one value of the layer's input sees
+    jump_in: int  # input pixels between neighbouring values of the layer's input
+    path: Path
+
+    @property
+    def field(self) -> int:
+        return self.field_in + sum((k - 1) * j for k, j in self._windows())
+
+    @property
+    def jump(self) -> int:
+        return self.jump_in * math.prod(s for _, s in self.path)
+
+    def _windows(self) -> list[tuple[int, int]]:
+        """Each window's kernel with the jump it works at: the input's jump times the strides before it."""
+        windows, jump = [], self.jump_in
+        for kernel, stride in self.path:
+            windows.append((kernel, jump))
+            jump *= stride
+        return windows
+
+    def field_sum(self) -> str:
+        """'3 + (3-1)*1 = 5'; 1x1 windows add nothing and are left out, unless the path has nothing else."""
+        windows = self._windows()
+        terms = [(k, j) for k, j in windows if k > 1] or windows
+        return " + ".join([str(self.field_in), *(f"({k}-1)*{j}" for k, j in terms)]) + f" = {self.field:,}"
+
+    def jump_sum(self) -> str:
+        """'1*2 = 2': the input's jump times every stride of the path."""
+        return "*".join([str(self.jump_in), *(str(s) for _, s in self.path)]) + f" = {self.jump:,}"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How much of the input image one value of a layer's output sees (its receptive field), and how far apart
+    in input pixels its neighbouring values are (the jump, the strides so far multiplied)."""
+
+    height: Axis
+    width: Axis
+    paths: int  # ways through the layer: a block has several and the field is the largest path's
+    exact: bool  # False after an uneven adaptive pooling: then each field is an upper bound
+    image: tuple[int, int]  # the input image's height and width
+
+    @property
+    def field(self) -> tuple[int, int]:
+        return self.height.field, self.width.field
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return self.height.jump, self.width.jump
+
+    @property
+    def grows(self) -> bool:
+        """Whether the layer itself has windows (conv, pooling, blocks), not only passes its input's field on."""
+        return bool(self.height.path)
+
+    def words(self, lang: str = DEFAULT, short: bool = False) -> str:
+        """'sees 5x5 input pixels', '... (largest path)' for a block, 'sees at most ...' for an upper bound;
+        ``short`` for a table column named "receptive field": '5x5', '9x9 (largest path)', 'at most 14x14'."""
+        return _reach_words(self, _teacher(lang), short)
+
+
+def _reach_words(reach: Reach, t: Text, short: bool = False) -> str:
+    field = _sides(reach.field)
+    if short:
+        sees = field if reach.exact else t("reach.at_most", field=field)
+    else:
+        sees = t("reach.sees" if reach.exact else "reach.sees_at_most", field=field)
+    return f"{sees} {t('reach.largest_path')}" if reach.paths > 1 else sees
+
+
+def _sides(sides: tuple[int, int]) -> str:
+    return "x".join(map(str, sides))  # '5x5', height first as in format_shape
+
+
+def _jump_text(reach: Reach) -> str:
+    """'2', or '2x3' where the axes differ."""
+    return str(reach.jump[0]) if reach.jump[0] == reach.jump[1] else _sides(reach.jump)
+
+
+def _largest(paths: Paths, field_in: int, jump_in: int) -> Axis:
+    return max((Axis(field_in, jump_in, path) for path in paths.routes), key=lambda axis: axis.field)
+
+
+def receptive_fields(rows: Sequence[LayerRow]) -> dict[str, Reach]:
+    """Each row's receptive field in input pixels by name, for every row from the input up to the first whose
+    output is flat (or a pretrained backbone, whose torchvision layers are not walked here).
+
+    Per axis, along the path of each layer that sees most, the standard recurrence from the image (each pixel
+    sees itself, jump 1): ``r_out = r_in + (k-1)*j_in`` and ``j_out = j_in*stride`` for every window of size
+    ``k``. It counts padding as pixels: a field wider than the image reaches past its edges.
+    """
+    reaches: dict[str, Reach] = {}
+    if not rows:
+        return reaches
+    image = (rows[0].in_shape[1], rows[0].in_shape[2]) if len(rows[0].in_shape) == 3 else (0, 0)
+    axes, exact = (Axis(1, 1, ()), Axis(1, 1, ())), True
+    for row in rows:
+        rule = RECEPTIVE[row.layer["type"]]
+        if rule is None or len(row.out_shape) != 3:
+            break
+        per_axis = [rule(row.layer, row.in_shape[a], row.out_shape[a]) for a in (1, 2)]
+        axes = tuple(_largest(paths, axis.field, axis.jump) for paths, axis in zip(per_axis, axes))
+        exact = exact and all(paths.exact for paths in per_axis)
+        reaches[row.name] = Reach(axes[0], axes[1], len(per_axis[0].routes), exact, image)
+    return reaches
+
+
+def _reach_steps(reach: Reach, t: Text) -> list[Step]:
+    label = t("reach.field") + (f" {t('reach.largest_path')}" if reach.paths > 1 else "")
+    field_rule, jump_rule = t("reach.field_rule"), t("reach.jump_rule")
+    if reach.height == reach.width:
+        return [Step(label, field_rule, reach.height.field_sum()), Step(t("reach.jump"), jump_rule,
+                                                                        reach.height.jump_sum())]
+    return [Step(f"{label} · {t('height')}", field_rule, reach.height.field_sum()),
+            Step(f"{label} · {t('width')}", field_rule, reach.width.field_sum()),
+            Step(f"{t('reach.jump')} · {t('height')}", jump_rule, reach.height.jump_sum()),
+            Step(f"{t('reach.jump')} · {t('width')}", jump_rule, reach.width.jump_sum())]
+
+
+def _reach_notes(reach: Reach, t: Text) -> list[str]:
+    notes = [t("reach.note", words=_reach_words(reach, t), jump=_jump_text(reach))]
+    if reach.field[0] > reach.image[0] or reach.field[1] > reach.image[1]:
+        notes.append(t("reach.past_edges", image=_sides(reach.image)))
+    if not reach.exact:
+        notes.append(t("reach.uneven"))
+    return notes
+
+
+# ---------------------------------------------------------------- weight sharing
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    """A convolution's weights three ways, the lecture's case for weight sharing."""
+
+    shared: int  # as built: in_ch*k*k*filters + filters, one set slid over every position
+    unshared: int  # one set per output position, each with its own biases (Keras' LocallyConnected2D): out_h*out_w*shared
+    dense: int  # every input value joined to every output value: in_n*out_n + out_n
+
+
+def conv_weights(row: LayerRow) -> ConvWeights | None:
+    """The three counts for a conv2d row; None for any other layer."""
+    if row.layer["type"] != "conv2d":
+        return None
+    shared = row.params
+    in_n, out_n = math.prod(row.in_shape), math.prod(row.out_shape)
+    return ConvWeights(shared, row.out_shape[1] * row.out_shape[2] * shared, in_n * out_n + out_n)
+
+
+# ---------------------------------------------------------------- convolution or cross-correlation
+
+Grid = tuple[tuple[int, ...], ...]
+FLIP_PATCH: Grid = ((1, 2, 3), (4, 5, 6), (7, 8, 9))  # distinct values, so each product can be traced
+FLIP_KERNEL: Grid = ((1, 2, 0), (0, 1, -1), (-2, 0, 3))  # lopsided, so flipping it changes the result
+
+
+@dataclass(frozen=True)
+class FlipExample:
+    """One output value both ways: what PyTorch's conv2d computes (cross-correlation, the kernel as it is)
+    and the textbook's convolution (the kernel turned by 180 degrees first)."""
+
+    patch: Grid
+    kernel: Grid
+    flipped: Grid
+    correlation: int
+    convolution: int
+    correlation_sum: str  # '1*1 + 2*2 + ... = 17'
+    convolution_sum: str
+
+
+def _flip(grid: Grid) -> Grid:
+    """Turned by 180 degrees: rows in reverse order, each row reversed."""
+    return tuple(tuple(reversed(row)) for row in reversed(grid))
+
+
+def _products(patch: Grid, kernel: Grid) -> tuple[int, str]:
+    """Sum of the element-wise products, and that sum written out."""
+    pairs = [(a, b) for patch_row, kernel_row in zip(patch, kernel) for a, b in zip(patch_row, kernel_row)]
+    total = sum(a * b for a, b in pairs)
+    return total, " + ".join(f"{a}*{b}" if b >= 0 else f"{a}*({b})" for a, b in pairs) + f" = {total}"
+
+
+def flip_example(patch: Grid = FLIP_PATCH, kernel: Grid = FLIP_KERNEL) -> FlipExample:
+    """Deep learning's 'convolution' against the textbook's, on one patch: the same sum of products, with the
+    kernel as it is or flipped. A network learns its kernels, so either works as well; only the numbers differ."""
+    flipped = _flip(kernel)
+    correlation, correlation_sum = _products(patch, kernel)
+    convolution, convolution_sum = _products(patch, flipped)
+    return FlipExample(patch, kernel, flipped, correlation, convolution, correlation_sum, convolution_sum)
+
+
+# ---------------------------------------------------------------- the CLI's view
+
+
+def teaching_table(rows: Sequence[LayerRow], lang: str = DEFAULT) -> str:
+    """``python -m lab summary --teach``: each layer's receptive field and jump, and each convolution's weights
+    as built, without sharing and as a dense layer."""
+    t = _teacher(lang)
+    reaches = receptive_fields(rows)
+    header = [t("col.layer"), t("col.field"), t("col.jump"), t("col.shared"), t("col.unshared"), t("col.dense")]
+    lines = []
+    for row in rows:
+        reach, weights = reaches.get(row.name), conv_weights(row)
+        if reach is None and weights is None:
+            continue  # a flat layer: it sees the whole image and has no convolution to compare
+        counts = [f"{n:,}" for n in (weights.shared, weights.unshared, weights.dense)] if weights else ["", "", ""]
+        lines.append([row.name, _reach_words(reach, t) if reach else "", _jump_text(reach) if reach else "", *counts])
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(cells, widths))).rstrip()
+                     for cells in [header, *lines])

@@ -32,8 +32,9 @@ from lab.model.backbone import ALL, BACKBONES, FROZEN, IMAGENET, RANDOM
 from lab.model.layers import ACTIVATIONS, LAYER_TYPES, LayerType, Param, SpecError, format_shape, normalize_layer
 from lab.model.presets import PRESETS, get_preset, get_preset_info
 from lab.model.spec import LayerRow, Summary, analyze, check_size, parse_spec_json
-from lab.model.teach import explain
+from lab.model.teach import conv_weights, explain, receptive_fields
 from lab.plots.diagram import architecture_figure
+from lab.ui.build_teach_view import render_teach_notes
 from lab.ui.i18n import DEFAULT, language, strings, t
 from lab.ui.state import dataset_label, draft, draft_summary, markdown_safe
 
@@ -393,15 +394,21 @@ def render_layers(summary: Summary, version: int) -> None:
 
 
 def table_rows(summary: Summary, batch_size: int) -> list[dict]:
-    """The live table: one row per layer as built, then one per problem."""
-    rows = [
-        {"#": r.index, "name": r.name, "type": r.layer["type"], "output shape": format_shape(r.out_shape),
-         "params": r.params, "MACs": r.macs, "memory (MB)": r.activation_bytes(batch_size) / MB, "note": r.note}
-        for r in summary.rows
-    ]
+    """The live table: one row per layer as built, then one per problem. Next to a conv's parameters, the
+    weights it would need without sharing and as a dense layer (lab.model.teach)."""
+    reaches = receptive_fields(summary.rows)
+    rows = []
+    for r in summary.rows:
+        reach, weights = reaches.get(r.name), conv_weights(r)
+        rows.append({"#": r.index, "name": r.name, "type": r.layer["type"], "output shape": format_shape(r.out_shape),
+                     "receptive field": reach.words(language(), short=True) if reach else "", "params": r.params,
+                     "without sharing": weights.unshared if weights else None,
+                     "as dense": weights.dense if weights else None, "MACs": r.macs,
+                     "memory (MB)": r.activation_bytes(batch_size) / MB, "note": r.note})
     rows += [
-        {"#": p.index, "name": "", "type": p.layer_type or "", "output shape": "?", "params": None,
-         "MACs": None, "memory (MB)": None, "note": t("build.table.problem", reason=p.reason)}
+        {"#": p.index, "name": "", "type": p.layer_type or "", "output shape": "?", "receptive field": "",
+         "params": None, "without sharing": None, "as dense": None, "MACs": None, "memory (MB)": None,
+         "note": t("build.table.problem", reason=p.reason)}
         for p in summary.problems
     ]
     return rows
@@ -414,13 +421,20 @@ def render_table(summary: Summary, batch_size: int) -> None:
         "name": t("build.col.name"),
         "type": t("build.col.type"),
         "output shape": t("build.col.output_shape"),
+        "receptive field": st.column_config.TextColumn(t("build.col.field"), width="small",
+                                                       help=t("build.col.field.help")),
         "params": st.column_config.NumberColumn(t("build.col.params"), format="localized", width="small"),
+        "without sharing": st.column_config.NumberColumn(t("build.col.unshared"), format="localized", width="small",
+                                                         help=t("build.col.unshared.help")),
+        "as dense": st.column_config.NumberColumn(t("build.col.dense"), format="localized", width="small",
+                                                  help=t("build.col.dense.help")),
         "MACs": st.column_config.NumberColumn(t("build.col.macs"), format="localized", width="small",
                                               help=t("build.col.macs.help")),
         "memory (MB)": st.column_config.NumberColumn(t("build.col.memory"), format="%.2f", width="small",
                                                      help=t("build.col.memory.help", batch=batch_size)),
         "note": st.column_config.TextColumn(t("build.col.note"), width="medium"),
     })
+    st.caption(t("build.teach.sharing"))
     for note in summary.notes:
         st.caption(t("build.note", note=note))
 
@@ -432,8 +446,9 @@ def render_arithmetic(summary: Summary) -> None:
     rows = {r.name: r for r in summary.rows}
     name = st.selectbox(t("build.explain"), list(rows), key="build.explain",
                         format_func=lambda n: f"{rows[n].index}. {n} ({rows[n].layer['type']})")
+    reach = receptive_fields(summary.rows).get(name)
     with st.container(border=True):
-        st.markdown(explain(rows[name], lang=language()).markdown())
+        st.markdown(explain(rows[name], lang=language(), reach=reach).markdown())
 
 
 def render_diagram(summary: Summary) -> None:
@@ -501,3 +516,4 @@ def build_page() -> None:
     render_diagram(summary)
     st.subheader(t("build.export"))
     render_export(summary)
+    render_teach_notes()  # last: notes for the whole lecture, not about this model

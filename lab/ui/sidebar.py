@@ -14,6 +14,7 @@ from lab.runs.access import SignInThrottled
 from lab.settings import ExerciseFileError
 from lab.train.augment import augment_label, get_augment
 from lab.train.device import describe_device
+from lab.train.engine import MAX_OWNER
 from lab.ui.i18n import language, language_picker, t
 from lab.ui.share_view import open_shared_setup, share_button
 from lab.ui.state import (
@@ -43,7 +44,7 @@ def render_sidebar() -> None:
             st.page_link("app_pages/gallery.py", label=t("sidebar.exercise", title=title), icon=":material/assignment:")
         st.caption(t("sidebar.device", device=device_badge(language())))
         st.text_input(t("sidebar.name"), key="owner", placeholder=t("sidebar.name.placeholder"),
-                      help=t("sidebar.name.help"))
+                      help=t("sidebar.name.help"), max_chars=MAX_OWNER)  # the box says the limit as one types
         summary = draft_summary()
         name = markdown_safe(summary.name)  # a share link's spec name: anything at all
         model = (t("sidebar.model", name=name, params=summary.total_params) if summary.ok
