@@ -256,7 +256,7 @@ ENGINE_TEXTS = {
     "class_counts_figure": (lambda lang, _: _figure_words(class_counts_figure(["a", "b"], [3, 4], [1, 2], lang)),
                             ["images", "train", "val"]),
     "feature_space_figure": (lambda lang, _: _feature_space(lang),
-                             ["Feature space (PCA) · epoch 2 · 1 of 4 probe images wrong · k-NN accuracy 75.0%",
+                             ["Feature space (PCA) · epoch 2 · k-NN accuracy 75.0%",
                               "true class", "misclassified",
                               "true: cat<br>predicted: %{text}<br>val image %{customdata}<extra></extra>",
                               "▶ Play", "❚❚ Pause", "epoch "]),
@@ -489,7 +489,7 @@ def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
     assert at.selectbox(key="train.insight.cam_epoch").options[0] == "최신 (에폭 1)"
     titles = chart_titles(at)  # the engine's words (lab.plots.training, lab.plots.insight), in the page's language
     assert titles[:3] == ["배치별 학습 손실", "에폭별 정확도", "에폭별 손실"] and titles[-1] == "에폭별 k-NN 정확도"
-    assert any(title.startswith("특징 공간 (PCA) · 에폭 1 · 프로브 이미지 ") for title in titles)
+    assert any(title.startswith("특징 공간 (PCA) · 에폭 1 · 검증 정확도 ") for title in titles)
     assert all(HANGUL.search(title) for title in titles)
     assert any(m.value == "완료" for m in at.markdown)  # the recent runs' status column
     assert job_manager().state(run_id).status == "finished"  # the run keeps the English word

@@ -111,11 +111,12 @@ def _curves_section(run: RunInfo) -> str:
 
 
 def _feature_section(run: RunInfo, classes: list[str]) -> str:
-    """The PCA map of the probe at the last recorded epoch: how the classes lie apart at the end."""
+    """The PCA map of the probe at the last recorded epoch: how the classes lie apart at the end, titled
+    with that epoch's validation accuracy (and ★ when it was a new best)."""
     epochs = run.probe_epochs
     if not epochs:
         return _note("The run did not record the feature-space probe (it was trained with insight off).")
-    fig = feature_space_figure(map_frames(run.layout, "pca", [epochs[-1]]), classes, "pca")
+    fig = feature_space_figure(map_frames(run.layout, "pca", [epochs[-1]]), classes, "pca", metrics=run.metrics)
     return _chart(fig, "feature-space-map") + _note(
         "Each point is a validation image of the probe, placed by PCA of the features the probe layer "
         "records (by default what the output layer reads); colour is its true class, a cross marks a mistake. "

@@ -5,6 +5,7 @@
     embed.py   PCA / t-SNE / UMAP maps of the probe, aligned epoch to epoch (numpy only,
                the heavy libraries imported when a map needs them)
     maps.py    the cache of those maps in the run folder, and the frames a page draws
+    best.py    the epochs where validation accuracy improved: the write-up's "best epochs only"
     worker.py  EmbeddingWorker: maps made off the page's thread, t-SNE and UMAP in a child
                process (``python -m lab.insight.worker --serve``); k-NN accuracy is in probe.py
     cam.py     CAM, Grad-CAM, Grad-CAM++, Score-CAM, Eigen-CAM behind one registry: raw maps

@@ -6,7 +6,10 @@ before a restart look the same. PCA maps are made on the
 page thread (milliseconds); t-SNE and UMAP only by the server's one
 ``EmbeddingWorker``: until their maps land the page says "computing…" and polls.
 
-Figures are cached per (run, method, epochs shown): a live page redraws every second,
+The animation can keep only the untrained epoch and those where the best validation
+accuracy improved ("best epochs only"), as the CIFAR write-up drew its t-SNE.
+
+Figures are cached per (run, method, epochs shown, their accuracies): a live page redraws every second,
 and building a plotly figure each time costs CPU and, in Streamlit, memory (streamlit
 issues 6510 and 8834). The same figure re-sent is the same message, which Streamlit's
 message cache does not send to the browser again.
@@ -21,6 +24,7 @@ import streamlit as st
 import torch
 
 from lab.data import DatasetError, load_dataset
+from lab.insight.best import best_epochs_only, improving_epochs, val_accuracies
 from lab.insight.cam import get_cam_method
 from lab.insight.embed import HEAVY, METHODS
 from lab.insight.errors import InsightError
@@ -74,9 +78,12 @@ def ready_epochs(run: RunLayout, method: str) -> list[int]:
 # Cached figures are keyed by the run folder as text, which Streamlit hashes as it is.
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _map_figure(run_folder: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...],
-                lang: str) -> go.Figure:
-    return feature_space_figure(map_frames(RunLayout(Path(run_folder)), method, epochs), classes, method, lang=lang)
+def _map_figure(run_folder: str, method: str, epochs: tuple[int, ...], classes: tuple[str, ...], lang: str,
+                accuracies: tuple[tuple[int, float], ...], _metrics: list[dict]) -> go.Figure:
+    """Keyed by the metrics' (epoch, val_acc) pairs too: a live run's epoch may land in the probe
+    before its metrics row, and its title gains the accuracy once the row is there."""
+    return feature_space_figure(map_frames(RunLayout(Path(run_folder)), method, epochs), classes, method, lang=lang,
+                                metrics=_metrics)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
@@ -99,6 +106,14 @@ def _computing(method: str, ready: int, recorded: int, error: str | None) -> Non
         st.caption(t("insight.computing", method=METHOD_TITLES[method], count=recorded - ready))
 
 
+def _animated_epochs(run: RunInfo, ready: list[int], key: str) -> list[int]:
+    """The ready epochs the animation shows: all of them, or with the "best epochs only" toggle on,
+    the untrained one and those where the best validation accuracy improved."""
+    if st.toggle(t("insight.best_only"), key=f"{key}.best_only", help=t("insight.best_only.help")):
+        ready = best_epochs_only(ready, improving_epochs(run.metrics))
+    return spread(ready)
+
+
 def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str = "insight") -> None:
     """The probe's map, animated over every epoch (or at one ``epoch``); "computing…" for the
     epochs whose map the worker has not made yet (the caller polls while ``maps_pending``)."""
@@ -107,9 +122,11 @@ def feature_space(run: RunInfo, method: str, epoch: int | None = None, key: str 
         st.caption(t("insight.no_probe"))
         return
     ready = ready_epochs(run.layout, method)
-    shown = spread(ready) if epoch is None else [e for e in ready if e == epoch]
+    shown = _animated_epochs(run, ready, key) if epoch is None else [e for e in ready if e == epoch]
     if shown:
-        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run.classes), language())
+        accuracies = tuple(val_accuracies(run.metrics).items())
+        figure = _map_figure(str(run.path), method, tuple(shown), tuple(run.classes), language(), accuracies,
+                             run.metrics)
         st.plotly_chart(figure, config=CHART_CONFIG, key=f"{key}.map")
     _computing(method, len(ready) if epoch is None else len(shown), len(recorded) if epoch is None else 1,
                maps_error(run.layout, method))
