@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # for annotations only: each command imports what it needs wh
     from lab.train.engine import RunResult, TrainConfig
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_DATASET = "shapes"  # lab.data.DEFAULT, without importing the data package for --help
+TRAIN_DEFAULTS = {"epochs": 5, "batch_size": 64}  # train's, and a sweep's when it only repeats (--seeds)
 
 
 class UsageError(ValueError):
@@ -25,10 +27,13 @@ class UsageError(ValueError):
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from lab.data import list_datasets, load_dataset
+    from lab.data import download_dataset, list_datasets, load_dataset
+    from lab.data.registry import normalise
 
     if args.download:
-        ds = load_dataset(args.download, args.data_dir, download=True)
+        name = normalise(args.download)
+        download_dataset(name, args.data_dir, progress=_progress_lines())  # the Data page's download
+        ds = load_dataset(name, args.data_dir)
         print(f"{ds.name}: {len(ds.train_y):,} train / {len(ds.val_y):,} val images ready")
         return EXIT_OK
     print(f"{'name':<15}{'shape':<10}{'classes':>8}{'train':>9}{'val':>8}  status")
@@ -38,6 +43,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{info.name:<15}{shape:<10}{info.num_classes or '?':>8}{info.train_size or 0:>9,}"
               f"{info.val_size or 0:>8,}  {status}")
     return EXIT_OK
+
+
+def _progress_lines() -> Callable[[float, str], None]:
+    """A download's progress on stderr: a line per tenth done and per new step (the text before its
+    colon: each file, unpacking, waiting for another download), not one per MiB."""
+    shown: set[tuple[int, str]] = set()
+
+    def show(fraction: float, message: str) -> None:
+        step = (int(fraction * 10), message.split(":")[0])
+        if step not in shown:
+            shown.add(step)
+            print(f"{fraction:4.0%}  {message}", file=sys.stderr)
+
+    return show
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -90,6 +109,7 @@ def _train_config(args: argparse.Namespace, **overrides) -> "TrainConfig":
 
     values = dict(spec=load_spec(args.spec), dataset=args.dataset, augment=args.augment, epochs=args.epochs,
                   batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                  momentum=args.momentum, nesterov=args.nesterov, init=args.init,
                   schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
                   device=args.device, compile=args.compile, train_limit=args.train_limit, name=args.name or "",
                   insight=not args.no_insight, probe_size=args.probe_size,
@@ -151,6 +171,14 @@ def _config_file(path: str) -> "TrainConfig":
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = _config_file(args.config) if args.config else _train_config(args)
+    if args.seeds:  # repeats: one run per seed, grouped as one configuration (one seed is a plain run)
+        from lab.runs.sweep import describe_plan, parse_seeds, plan_repeats
+
+        configs = plan_repeats(config, parse_seeds(args.seeds))
+        if len(configs) > 1:
+            print(f"sweep {configs[0].sweep['name']}: {describe_plan(configs)}", flush=True)
+            return train_plan(configs, args)
+        config = configs[0]
     run_id, result = run_training(config, args.runs_dir, args.data_dir)
     best = result.best
     acc, epoch = (f"{best['val_acc']:.4f}", best["epoch"]) if best else ("nan", 0)
@@ -240,23 +268,69 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Train every combination in turn, then print the sweep's summary table."""
-    from lab.runs.store import RunStore
-    from lab.runs.sweep import AXES, describe_plan, parse_values, plan_sweep, summarize_sweep
+def cmd_experiments(args: argparse.Namespace) -> int:
+    """The write-ups' experiments: what each trains on, how many runs and epochs, what it compares."""
+    from lab.i18n import text
+    from lab.runs.experiment import EXPERIMENTS, UPLOAD
 
-    values = {axis: parse_values(axis, getattr(args, axis)) for axis in AXES}
-    base = _train_config(args, **{axis: listed[0] for axis, listed in values.items()}, name="")
-    configs = plan_sweep(base, values, args.name)
-    print(f"sweep {configs[0].sweep['name']}: {describe_plan(configs)}", flush=True)
+    print(f"{'name':<21}{'dataset':<15}{'runs':>5}{'epochs':>8}  description")
+    for name, experiment in EXPERIMENTS.items():
+        dataset = experiment.dataset if experiment.dataset != UPLOAD else "folder:PATH"
+        print(f"{name:<21}{dataset:<15}{len(experiment.runs):>5}{sum(experiment.epochs()):>8}  "
+              f"{text(f'experiment.{name}.description')}")
+    return EXIT_OK
+
+
+def _experiment_plan(args: argparse.Namespace) -> list["TrainConfig"]:
+    """A named experiment's runs, with their own settings; the flags only set what the write-up leaves open."""
+    from lab.runs.experiment import plan_named_experiment
+    from lab.runs.sweep import parse_seeds
+
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    shared = dict(device=args.device, compile=args.compile, insight=not args.no_insight, probe_size=args.probe_size,
+                  owner=args.owner, **({"train_limit": args.train_limit} if args.train_limit else {}))
+    return plan_named_experiment(args.experiment, args.dataset, epochs_scale=args.epochs_scale, seeds=seeds,
+                                 data_dir=args.data_dir, **shared)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Train every combination (or every run of a named experiment) in turn, then print the summary table."""
+    from lab.runs.sweep import AXES, describe_plan, parse_seeds, parse_values, plan_sweep, with_repeats
+
+    if args.experiment:
+        configs = _experiment_plan(args)
+        print(f"experiment {configs[0].sweep['name']}: {len(configs)} runs on {configs[0].dataset}", flush=True)
+    else:
+        missing = [SWEEP_FLAGS[dest][0] for dest in SWEEP_REQUIRED if getattr(args, dest) is None]
+        if missing and not args.seeds:  # with --seeds, one configuration repeated is a sweep too
+            raise UsageError(f"a sweep needs {' and '.join(missing)} (or --experiment NAME: python -m lab experiments)")
+        texts = {axis: str(TRAIN_DEFAULTS[axis]) if getattr(args, axis) is None else getattr(args, axis)
+                 for axis in AXES}
+        values = {axis: parse_values(axis, text) for axis, text in texts.items()}
+        base = _train_config(args, **{axis: listed[0] for axis, listed in values.items()},
+                             dataset=args.dataset or DEFAULT_DATASET, name="")
+        configs = plan_sweep(base, values, args.name)
+        if args.seeds:
+            configs = with_repeats(configs, parse_seeds(args.seeds))
+        print(f"sweep {configs[0].sweep['name']}: {describe_plan(configs)}", flush=True)
+    return train_plan(configs, args)
+
+
+def train_plan(configs: list["TrainConfig"], args: argparse.Namespace) -> int:
+    """Train the planned runs in turn, then print the summary: a line per run, or per configuration with
+    mean ± std when repeated. Exit 1 when any run did not finish."""
+    from lab.runs.compare import aggregate_rows
+    from lab.runs.store import RunStore
+    from lab.runs.sweep import summarize_sweep
+
     run_ids = []
-    for config in configs:
-        print(f"[{config.sweep['index']}/{len(configs)}] {config.name}", flush=True)
+    for position, config in enumerate(configs, 1):
+        print(f"[{position}/{len(configs)}] {config.name}", flush=True)
         run_ids.append(run_training(config, args.runs_dir, args.data_dir)[0])
     store = RunStore(args.runs_dir)
     rows = summarize_sweep(store.get(run_id) for run_id in run_ids)
     print(f"\nsweep {configs[0].sweep['name']} ({configs[0].sweep['id']})")
-    print(sweep_table(rows))
+    print(repeats_table(aggregate_rows(rows)) if configs[0].sweep.get("repeats") else sweep_table(rows))
     return EXIT_OK if all(r["status"] == "finished" for r in rows) else EXIT_RUN_FAILED
 
 
@@ -264,30 +338,68 @@ def _cell(value, fmt: str = "") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+FINAL_COLUMNS = {"final_train_loss": "train_loss", "final_train_acc": "train_acc", "final_val_loss": "val_loss",
+                 "final_val_acc": "val_acc"}  # the last epoch's numbers, under the names the epoch lines use
+
+
+def _settings(r: dict) -> str:
+    return f"{r['batch_size']:>6}{r['epochs']:>7}{r['lr']:>9g}  {r['optimizer']:<10}{r['augment'][:14]:<15}"
+
+
+SETTINGS_HEADER = f"{'batch':>6}{'epochs':>7}{'lr':>9}  {'optimizer':<10}{'augment':<15}"
+
+
 def sweep_table(rows: list[dict]) -> str:
-    """The summary as the write-ups print it: one line per combination, best accuracy and its epoch."""
-    lines = [f"{'batch':>6}{'epochs':>7}{'lr':>9}  {'optimizer':<10}{'augment':<15}{'best_val_acc':>13}"
-             f"{'best_epoch':>11}{'s/epoch':>9}  {'status':<10}run"]
+    """The summary as the write-ups print it: one line per combination, best accuracy and its epoch, the last
+    epoch's losses and accuracies, seconds per epoch."""
+    lines = [SETTINGS_HEADER + f"{'best_val_acc':>13}{'best_epoch':>11}"
+             + "".join(f"{title:>11}" for title in FINAL_COLUMNS.values()) + f"{'s/epoch':>9}  {'status':<10}run"]
     for r in rows:
-        lines.append(f"{r['batch_size']:>6}{r['epochs']:>7}{r['lr']:>9g}  {r['optimizer']:<10}{r['augment'][:14]:<15}"
-                     f"{_cell(r['best_val_acc'], '.4f'):>13}{_cell(r['best_epoch']):>11}"
-                     f"{_cell(r['seconds_per_epoch'], '.2f'):>9}  {r['status']:<10}{r['name']}")
+        lines.append(_settings(r) + f"{_cell(r['best_val_acc'], '.4f'):>13}{_cell(r['best_epoch']):>11}"
+                     + "".join(f"{_cell(r[column], '.4f'):>11}" for column in FINAL_COLUMNS)
+                     + f"{_cell(r['seconds_per_epoch'], '.2f'):>9}  {r['status']:<10}{r['name']}")
+    return "\n".join(lines)
+
+
+def repeats_table(rows: list[dict]) -> str:
+    """The summary of repeated configurations (``lab.runs.compare.aggregate_rows``): one line each, with the
+    number of runs and every result as mean ± sample standard deviation over them."""
+    from lab.runs.compare import with_spread
+
+    def spread(column: str, fmt: str) -> str:
+        return with_spread(r[column], r[f"{column}_std"], fmt)
+
+    lines = [SETTINGS_HEADER + f"{'n':>3}{'best_val_acc':>18}{'best_epoch':>14}"
+             + "".join(f"{title:>16}" for title in FINAL_COLUMNS.values()) + f"{'s/epoch':>14}  {'status':<10}run"]
+    for r in rows:
+        lines.append(_settings(r) + f"{r['n']:>3}{spread('best_val_acc', '.4f'):>18}{spread('best_epoch', '.1f'):>14}"
+                     + "".join(f"{spread(column, '.3f'):>16}" for column in FINAL_COLUMNS)
+                     + f"{spread('seconds_per_epoch', '.2f'):>14}  {r['status']:<10}{r['name']}")
     return "\n".join(lines)
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", default="fashion_cnn", help="preset name or spec JSON file")
-    p.add_argument("--dataset", default="shapes")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", default="adam", help="adam | adamw | sgd | rmsprop")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--optimizer", default="adam", help="adam | adamw | sgd | rmsprop | adagrad")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--momentum", type=float, default=0.9, help="sgd and rmsprop: share of the last step kept (0-0.99)")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                   help="sgd: take the gradient where the momentum is heading (needs --momentum above 0)")
+    p.add_argument("--init", default="default",
+                   help="how conv and dense weights start: default (PyTorch's) | kaiming (He, for ReLU) | xavier "
+                        "(Glorot) | normal (std 0.01) | zeros (nothing learns: try it); a layer's own init wins")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="none", help="none | step | cosine | onecycle")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--augment", default="none", help="preset name or JSON, e.g. '{\"hflip\": 0.5}'")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="", metavar="LIST",
+                   help="comma-separated seeds, e.g. 0,1,2: each its own run (NAME-s0, NAME-s1...), grouped as one "
+                        "configuration with a mean and spread (replaces --seed)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--train-limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--image-size", type=int, default=0, metavar="N",
@@ -316,13 +428,20 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     _add_train_options(p)
     for dest, flags in SWEEP_FLAGS.items():
         default = p.get_default(dest)
-        required = dest in SWEEP_REQUIRED
-        help_text = "comma-separated values" + ("" if required else f" (default {default})")
+        required = dest in SWEEP_REQUIRED  # checked by cmd_sweep: --experiment needs neither
+        help_text = "comma-separated values" + (" (required without --experiment)" if required
+                                                else f" (default {default})")
         if dest == "augment":
             help_text += "; preset names, or one JSON object"
-        p.add_argument(*flags, dest=dest, required=required, default=None if required else str(default),
-                       metavar="LIST", help=help_text)
+        p.add_argument(*flags, dest=dest, default=None if required else str(default), metavar="LIST", help=help_text)
     p.add_argument("--name", default="", help="sweep name; runs are named NAME-bs32-ep30 (default SPEC-DATASET)")
+    p.add_argument("--dataset", default=None,
+                   help=f"default {DEFAULT_DATASET}; with --experiment, the write-up's own (a folder:PATH for galaxy)")
+    p.add_argument("--experiment", default="", metavar="NAME",
+                   help="run a write-up's experiment (python -m lab experiments lists them) with its own settings; "
+                        "only --dataset, --epochs-scale, --seed(s), --train-limit, --device and --no-insight apply")
+    p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F",
+                   help="with --experiment: every run's epochs times F (above 0, at most 1), e.g. 0.1 for a demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list datasets and whether they are available")
-    p.add_argument("--download", metavar="NAME", help="download a torchvision dataset into the data dir")
+    p.add_argument("--download", metavar="NAME",
+                   help="download mnist, fashion-mnist or cifar10 into the data dir (LAB_DATA_MIRROR: another host)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("summary", help="layer table of a spec: output shapes and parameters")
@@ -380,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train every combination of batch sizes x epochs (x lrs, optimizers, augments)")
     _add_sweep_options(p)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("experiments", help="the write-ups' experiments, to run with sweep --experiment NAME")
+    p.set_defaults(func=cmd_experiments)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

@@ -32,6 +32,13 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("LAB_MODELS_DIR") or runs_dir().parent / "models").expanduser()
 
 
+def data_mirror() -> str:
+    """A base URL that replaces the official hosts of MNIST, Fashion-MNIST and CIFAR-10 (``LAB_DATA_MIRROR``,
+    e.g. ``http://files.school.lan/datasets/``), serving the same file names; empty: the official hosts.
+    For a class network without internet but with its own copy, and for the tests' loopback server."""
+    return os.environ.get("LAB_DATA_MIRROR", "").strip()
+
+
 class ExerciseFileError(ValueError):
     """The exercise file cannot be read; the server's operator must fix it."""
 

@@ -286,3 +286,64 @@ def test_a_restarted_server_shows_the_same_runs_and_interrupted_ones(store, tmp_
     assert all(rows[r.id]["status"] == "finished" and rows[r.id]["epochs_done"] == 2 for r in runs)
     assert (rows[dead]["status"], rows[dead]["epochs_done"]) == ("interrupted", 1)
     assert seen["accuracy_points"] == [2, 2, 2, 2, 1, 1]  # val and train curves of each run, from disk
+
+
+# ---------------------------------------------------------------- repeats
+
+
+def repeated_sweep(store: RunStore) -> list[str]:
+    """Batch 32, 64 and 128, each with seeds 0, 1, 2, on disk: best accuracies 0.8 ± 0.1, 0.8 ± 0.05 (within
+    each other's spread) and 0.31 ± 0.01 (far from both)."""
+    from support.runs import base_config
+
+    from lab.runs.sweep import plan_sweep, with_repeats
+
+    bests = {32: [0.7, 0.8, 0.9], 64: [0.75, 0.8, 0.85], 128: [0.3, 0.31, 0.32]}
+    configs = with_repeats(plan_sweep(base_config(), {"batch_size": list(bests), "epochs": [2]}, "study"), [0, 1, 2])
+    return [fake_run(store, c.name, [0.2, bests[c.batch_size][c.seed]], c.sweep, seed=c.seed, batch_size=c.batch_size)
+            for c in configs]
+
+
+def test_repeats_get_a_mean_std_table_and_the_pairs_within_their_spread(store):
+    ids = repeated_sweep(store)
+    at = page()
+    assert len(table(at)) == 9 and sorted(set(table(at)["seed"])) == [0, 1, 2]
+    grouped = at.dataframe[1].value.set_index("name")
+    assert sorted(grouped.index) == ["study-bs128-ep2", "study-bs32-ep2", "study-bs64-ep2"]  # newest first, as runs
+    assert grouped.loc["study-bs32-ep2", "best_val_acc"] == "80.0% ± 10.0%"
+    assert grouped.loc["study-bs128-ep2", "best_val_acc"] == "31.0% ± 1.0%" and set(grouped["n"]) == {3}
+    runs_note, sweep_note = [i.value for i in at.info if "Smaller than the spread" in i.value]  # each tab's
+    assert "study-bs32-ep2 and study-bs64-ep2 (difference 0.0%, spread ± 10.0%)" in sweep_note
+    assert "bs128" not in runs_note and "bs32" in runs_note and "bs64" in runs_note
+    at.multiselect(key="compare.selected").set_value(ids).run()
+    figures = charts(ok(at))
+    accuracy = figures["Accuracy, mean ± std over repeats (solid: validation, dashed: train)"]
+    assert len([t for t in accuracy["data"] if t.get("fill") == "toself"]) == 6  # val and train band each
+    assert [t["name"] for t in accuracy["data"] if t.get("showlegend") is not False] == \
+        ["study-bs32-ep2", "study-bs64-ep2", "study-bs128-ep2"]  # in the order they were picked
+    bars = figures["Best validation accuracy, mean ± std over repeats"]["data"]
+    assert [b["error_y"]["array"][0] for b in bars] == pytest.approx([0.1, 0.05, 0.01])
+    assert bars[0]["text"] == ["80.0% ± 10.0% (n=3)"]
+
+
+def test_the_sweep_tab_summarises_a_repeated_sweep_as_mean_and_std(store):
+    repeated_sweep(store)
+    at = page()
+    summary = at.dataframe[2].value  # runs table, its mean ± std view, then the sweep's
+    assert list(summary["best_val_acc"]) == ["80.0% ± 10.0%", "80.0% ± 5.0%", "31.0% ± 1.0%"]
+    assert len(at.dataframe[3].value) == 9  # each run, in the expander
+    bars = charts(at)["Best validation accuracy per combination"]["data"][0]
+    assert bars["error_y"]["visible"] and bars["text"][0] == "80.0% ± 10.0%"
+
+
+def test_repeat_each_configuration_queues_one_run_per_seed_grouped(store):
+    at = sweep_tab(tiny_draft(), "64", "1")
+    at.number_input(key="sweep.repeats").set_value(3).run()
+    assert any(c.value.startswith("3 runs: 3 seeds") for c in ok(at).caption)
+    runs = queue_and_wait(at, store)
+    assert sorted((r.name, r.config["seed"]) for r in runs) == [(f"study-bs64-ep1-s{s}", s) for s in range(3)]
+    assert len({(r.config["sweep"]["id"], r.config["sweep"]["index"]) for r in runs}) == 1
+    at.run()
+    assert "Sweep done: all 3 runs finished" in ok(at).success[0].value
+    grouped = at.dataframe[-2].value  # the sweep's mean ± std view, above its runs
+    assert list(grouped["n"]) == [3] and " ± " in grouped["best_val_acc"][0]

@@ -210,15 +210,14 @@ def test_a_run_started_from_another_says_what_it_loaded_and_froze():
 def test_home_queues_the_transfer_experiment_as_one_sweep_to_watch_on_compare(isolated_lab):
     held = job_manager().executor = HeldExecutor()
     at = app()
-    at.button(key="home.transfer").click().run()
+    at.button(key="home.writeup.start.transfer-vs-scratch").click().run()
     runs = isolated_lab.list()
     expected = [run.label for run in transfer_vs_scratch()]
     assert sorted(r.config["sweep"]["values"]["run"] for r in runs) == sorted(expected) and len(held.jobs) == 4
     assert len({r.config["sweep"]["id"] for r in runs}) == 1
     assert {(r.config["dataset"], r.config["train_limit"]) for r in runs} in ({("cifar10", 500)}, {("shapes", 500)})
-    assert "4 runs. Watch them on Compare" in ok(at).success[0].value
-    switch_page(at, "app_pages/compare.py")
-    assert at.success[0].value.startswith("Queued sweep transfer vs scratch on ")  # and it is the one shown
+    assert ok(at).title[0].value == "Compare"  # Home opened it
+    assert at.success[0].value.startswith("Queued sweep transfer-vs-scratch")  # and it is the one shown
 
 
 def test_a_student_cannot_queue_the_experiment_against_the_class_exercise(isolated_lab, tmp_path, monkeypatch):
@@ -227,6 +226,6 @@ def test_a_student_cannot_queue_the_experiment_against_the_class_exercise(isolat
     monkeypatch.setenv("LAB_EXERCISE", str(exercise))
     job_manager().executor = HeldExecutor()
     at = app()
-    at.button(key="home.transfer").click().run()
+    at.button(key="home.writeup.start.transfer-vs-scratch").click().run()
     assert "Cannot queue the sweep: this exercise trains on digits" in ok(at).error[0].value
     assert isolated_lab.list() == [] and not at.success

@@ -9,9 +9,7 @@ import gzip
 import io
 import os
 import pickle
-import sys
 import time
-import types
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -221,35 +219,6 @@ def test_idx_truncated_or_foreign_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 not idx at all")
     with pytest.raises(DatasetError, match="not an IDX file"):
         tv.read_idx(path)
-
-
-class _FakeTorchvisionMNIST:
-    """Stands in for torchvision.datasets.MNIST: 'downloads' by writing the raw files."""
-
-    def __init__(self, root: str, train: bool, download: bool) -> None:
-        assert download
-        _write_idx_set(Path(root) / "MNIST" / "raw", n_train=6, n_val=3, gz=True)
-
-
-def _fake_torchvision(monkeypatch: pytest.MonkeyPatch, mnist: object) -> None:
-    """Swap in a stand-in torchvision (the real import takes seconds and would download)."""
-    fake = types.ModuleType("torchvision")
-    fake.datasets = types.SimpleNamespace(MNIST=mnist)
-    monkeypatch.setitem(sys.modules, "torchvision", fake)
-
-
-def test_download_fetches_through_torchvision_then_reads_the_files(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_torchvision(monkeypatch, _FakeTorchvisionMNIST)
-    ds = load_dataset("mnist", tmp_path / "fresh", download=True)
-    assert len(ds.train_y) == 6 and len(ds.val_y) == 3
-
-    def offline(**kwargs):
-        raise OSError("network is unreachable")
-
-    _fake_torchvision(monkeypatch, offline)
-    with pytest.raises(DatasetError, match="network is unreachable"):
-        load_dataset("mnist", tmp_path / "offline", download=True)
 
 
 def test_missing_idx_files_name_the_paths_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ from lab.data import digits, shapes
 from lab.data import torchvision_files as tv
 from lab.data.cache import LoadCache
 from lab.data.dataset import Dataset, DatasetError, DatasetInfo, shrunk
+from lab.data.download import download_dataset
 from lab.data.folder import load_folder
 from lab.data.images import MAX_SIDE
 from lab.data.upload import import_zip, upload_path
@@ -49,7 +50,7 @@ class _Entry:
     train_size: int
     val_size: int
     offline: bool
-    load: Callable[[Path, bool], Dataset]  # (data dir, download) -> Dataset
+    load: Callable[[Path], Dataset]  # (data dir) -> Dataset
     how_to_get: Callable[[Path, str], str]  # (data dir, language) -> '' when loadable now
 
 
@@ -60,13 +61,13 @@ def _always(_root: Path, _lang: str) -> str:
 _ENTRIES = [
     _Entry("shapes", (3, 32, 32), len(shapes.CLASSES), shapes.TRAIN_PER_CLASS * len(shapes.CLASSES),
            shapes.VAL_PER_CLASS * len(shapes.CLASSES), True,
-           lambda root, download: shapes.load(seed=0), _always),
-    _Entry("digits", (1, 8, 8), 10, 1438, 359, True, lambda root, download: digits.load(), _always),
+           lambda root: shapes.load(seed=0), _always),
+    _Entry("digits", (1, 8, 8), 10, 1438, 359, True, lambda root: digits.load(), _always),
     _Entry("mnist", (1, 28, 28), 10, 60_000, 10_000, False,
-           lambda root, download: tv.load_idx(tv.MNIST, root, download),
+           lambda root: tv.load_idx(tv.MNIST, root),
            lambda root, lang: tv.idx_how_to_get(tv.MNIST, root, lang)),
     _Entry("fashion-mnist", (1, 28, 28), 10, 60_000, 10_000, False,
-           lambda root, download: tv.load_idx(tv.FASHION_MNIST, root, download),
+           lambda root: tv.load_idx(tv.FASHION_MNIST, root),
            lambda root, lang: tv.idx_how_to_get(tv.FASHION_MNIST, root, lang)),
     _Entry("cifar10", (3, 32, 32), 10, 50_000, 10_000, False, tv.load_cifar10, tv.cifar_how_to_get),
 ]
@@ -88,7 +89,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  download: bool = False, image_size: int = 0) -> Dataset:
     """The named dataset (or 'folder:PATH'), loaded once per process, data dir and image size.
 
-    download: fetch missing MNIST / Fashion-MNIST / CIFAR-10 files through torchvision;
+    download: fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (lab.data.download);
     without it a missing file is a DatasetError saying where to put it. image_size: the
     most pixels a side has (0: the data set's default), as a run's setting of that name.
     """
@@ -97,10 +98,16 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         return _load_path(name.strip()[len(FOLDER_PREFIX):], root, image_size or MAX_SIDE)
     entry = DATASETS.lookup(name)
     cache_key = (entry.name, None if entry.offline else root)  # built-ins ignore the data dir
-    ds = _NAMED.get(cache_key, lambda: entry.load(root, download))
+    ds = _NAMED.get(cache_key, lambda: _load_named(entry, root, download))
     if not image_size or image_size >= max(ds.shape[1:]):
         return ds
     return _NAMED.get((*cache_key, image_size), lambda: shrunk(ds, image_size))
+
+
+def _load_named(entry: _Entry, root: Path, download: bool) -> Dataset:
+    if download and not entry.offline:
+        download_dataset(entry.name, root)  # returns at once when the files are there
+    return entry.load(root)
 
 
 def list_datasets(data_dir: str | os.PathLike | None = None, lang: str = DEFAULT_LANG) -> list[DatasetInfo]:

@@ -1,10 +1,10 @@
 """MNIST, Fashion-MNIST and CIFAR-10 from the files torchvision downloads.
 
 The files are parsed here with numpy (whole arrays, no PIL per image), so loading
-works offline from files put in place by hand, by torchvision, or by Debian's
-dataset-fashion-mnist package; torchvision is imported only to download. The hints on
-how to get missing files are in lab/locales (``dataset.how.*``): English in errors, any
-language on a page.
+works offline from files put in place by hand, by torchvision, by the lab's own
+downloader (lab.data.download) or by Debian's dataset-fashion-mnist package. The hints
+on how to get missing files are in lab/locales (``dataset.how.*``): English in errors,
+any language on a page.
 """
 
 from __future__ import annotations
@@ -47,8 +47,13 @@ class IdxSource:
     system_dirs: tuple[Path, ...] = ()  # read-only copies installed by a package
     system_package: str = ""  # the Debian package that installs the first system copy
 
+    @property
+    def raw_folder(self) -> Path:
+        """Where the files go, relative to the data dir: torchvision's place, which the downloader fills."""
+        return Path(self.folder, "raw")
+
     def search_dirs(self, root: Path) -> list[Path]:
-        return [root / self.folder / "raw", *self.system_dirs]
+        return [root / self.raw_folder, *self.system_dirs]
 
 
 MNIST = IdxSource("mnist", "MNIST", "MNIST", tuple(str(d) for d in range(10)))
@@ -104,17 +109,14 @@ def idx_how_to_get(source: IdxSource, root: Path, lang: str = DEFAULT) -> str:
     ways = [text("dataset.how.download", lang, command=CLI_DOWNLOAD.format(name=source.name))]
     if source.system_package:
         ways.append(text("dataset.how.apt", lang, package=source.system_package, folder=source.system_dirs[0]))
-    ways.append(text("dataset.how.put", lang, names=names, folder=root / source.folder / "raw"))
+    ways.append(text("dataset.how.put", lang, names=names, folder=root / source.raw_folder))
     return text("dataset.how.idx", lang, title=source.title, searched=searched,
                 ways=text("dataset.how.or", lang).join(ways))
 
 
-def load_idx(source: IdxSource, root: Path, download: bool) -> Dataset:
-    """MNIST-format dataset from the data dir (or a system copy), downloading if asked."""
+def load_idx(source: IdxSource, root: Path) -> Dataset:
+    """MNIST-format dataset from the data dir (or a system copy)."""
     files = find_idx_files(source, root)
-    if files is None and download:
-        _download(source.folder, root)
-        files = find_idx_files(source, root)
     if files is None:
         raise DatasetError(idx_how_to_get(source, root))
     arrays = {role: read_idx(path) for role, path in files.items()}
@@ -173,17 +175,20 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def cifar_how_to_get(root: Path, lang: str = DEFAULT) -> str:
     """'' when the pickles or a JPEG folder are there, else where to put them."""
-    if _cifar_pickles(root) or _cifar_jpg_dir(root):
+    if cifar_present(root):
         return ""
     return text("dataset.how.cifar10", lang, pickles=root / CIFAR_DIR, files=", ".join(CIFAR_FILES),
                 jpg=text("dataset.or", lang).join(str(root / d) for d in CIFAR_JPG_DIRS),
                 command=CLI_DOWNLOAD.format(name="cifar10"), jpg_dir=root / CIFAR_JPG_DIRS[0])
 
 
-def load_cifar10(root: Path, download: bool) -> Dataset:
+def cifar_present(root: Path) -> bool:
+    """Whether CIFAR-10 can be loaded from root: all the python batches, or a JPEG folder copy."""
+    return _cifar_pickles(root) or _cifar_jpg_dir(root) is not None
+
+
+def load_cifar10(root: Path) -> Dataset:
     """CIFAR-10 from torchvision's python batches, else from a JPEG folder copy."""
-    if not _cifar_pickles(root) and not _cifar_jpg_dir(root) and download:
-        _download("CIFAR10", root)
     if _cifar_pickles(root):
         return _load_cifar_pickles(root / CIFAR_DIR)
     jpg_dir = _cifar_jpg_dir(root)
@@ -212,17 +217,3 @@ def _cifar_jpg_dir(root: Path) -> Path | None:
     return next((root / d for d in CIFAR_JPG_DIRS
                  if (root / d / "train").is_dir() and (root / d / "test").is_dir()), None)
 
-
-# --- download --------------------------------------------------------------------------
-
-
-def _download(torchvision_class: str, root: Path) -> None:
-    """Let torchvision fetch and unpack the files into root; the caller then reads them."""
-    from torchvision import datasets  # imported here: slow, and only needed online
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        getattr(datasets, torchvision_class)(root=str(root), train=True, download=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise DatasetError(f"downloading {torchvision_class} into {root} failed ({exc}). Check the "
-                           "internet connection, or put the files there by hand.") from exc

@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from lab.model.init import init_layer, layer_inits
 from lab.model.layers import DenseBlock, InceptionBlock, ResidualBlock, Shape, conv_bn_relu, dense_layer, format_shape
 from lab.model.spec import Summary, build_model, summarize
 
@@ -191,14 +192,31 @@ def code_refusal(summary: Summary) -> str | None:
     return None
 
 
-def model_blocks(summary: Summary, model: nn.Module) -> list[str]:
-    """Top-level blocks: INPUT_SHAPE and NUM_CLASSES, the lab's block classes the net uses (ResidualBlock,
-    InceptionBlock, DenseBlock, with their helpers), ``Net``."""
+def _init_code(inits: dict[str, str]) -> tuple[str, str]:
+    """(the INIT table's lines, the line of ``Net.__init__`` that applies it): empty when every layer keeps
+    PyTorch's initialisation, so a plain model's file stays as plain."""
+    if not inits:
+        return "", ""
+    items = "".join(f"{INDENT}{py_str(name)}: {py_str(method)},\n" for name, method in inits.items())
+    table = f"# How each layer's weights start (init_layer); the others keep PyTorch's.\nINIT = {{\n{items}}}"
+    apply = (f"\n{INDENT * 2}for name, method in INIT.items():  # in layer order, as the lab does: same seed, "
+             f"same weights\n{INDENT * 3}init_layer(getattr(self.layers, name), method)")
+    return table, apply
+
+
+def model_blocks(summary: Summary, model: nn.Module, run_init: str = "default") -> list[str]:
+    """Top-level blocks: INPUT_SHAPE and NUM_CLASSES, the INIT table and ``init_layer`` when a layer does not keep
+    PyTorch's initialisation (its own ``init``, else ``run_init``), the lab's block classes the net uses
+    (ResidualBlock, InceptionBlock, DenseBlock, with their helpers), ``Net``. ``Net()`` draws its weights as the
+    lab's model does: ``torch.manual_seed(seed); Net()`` gives the weights a run of that seed started from."""
     refusal = code_refusal(summary)
     if refusal:
         raise ExportError(refusal)
     blocks = [f"INPUT_SHAPE = {tuple(summary.input_shape)}  # (channels, height, width)\n"
               f"NUM_CLASSES = {summary.num_classes}"]
+    init_table, init_lines = _init_code(layer_inits(model, run_init))
+    if init_table:
+        blocks += [init_table, inspect.getsource(init_layer)]
     used = {type(m) for m in model.modules()}
     for kind, sources in BLOCK_SOURCES.items():
         if kind in used:
@@ -210,7 +228,8 @@ def model_blocks(summary: Summary, model: nn.Module) -> list[str]:
         f"{INDENT * 2}super().__init__()\n"
         f"{INDENT * 2}self.layers = nn.Sequential(OrderedDict([\n"
         f"{_layers_code(summary, model)}\n"
-        f"{INDENT * 2}]))\n\n"
+        f"{INDENT * 2}]))"
+        f"{init_lines}\n\n"
         f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
         f"{INDENT * 2}return self.layers(x)  # (B, {', '.join(map(str, summary.input_shape))}) "
         f"-> (B, {summary.num_classes}) logits"

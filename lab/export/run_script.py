@@ -15,6 +15,7 @@ from string import Template
 
 from lab.data.registry import FOLDER_PREFIX, normalise
 from lab.export.code import INDENT, ExportError, checked_number, doc_text, model_blocks, module_source, py_str
+from lab.model.init import INITS
 from lab.model.layers import Shape, format_shape
 from lab.model.spec import Summary, build_model, summarize
 from lab.train.augment import get_augment
@@ -166,12 +167,14 @@ _OPTIMIZER_CODE = {
     "sgd": "torch.optim.SGD(model.parameters(), lr=LR, momentum=$momentum, nesterov=$nesterov, "
            "weight_decay=WEIGHT_DECAY)",
     "rmsprop": "torch.optim.RMSprop(model.parameters(), lr=LR, momentum=$momentum, weight_decay=WEIGHT_DECAY)",
+    "adagrad": "torch.optim.Adagrad(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
 }
 
 
 def _optimizer_code(config: dict) -> str:
     momentum = checked_number("momentum", config.get("momentum", 0.9))
-    nesterov = bool(config.get("nesterov", True)) and momentum > 0  # torch refuses nesterov without momentum
+    # torch refuses nesterov without momentum; a run made before the lab refused it too trained without it
+    nesterov = bool(config.get("nesterov", True)) and momentum > 0
     optimizer = config.get("optimizer", "adam")
     if optimizer not in _OPTIMIZER_CODE:
         raise ExportError(f"unknown optimizer {optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
@@ -270,6 +273,9 @@ def run_code(config: dict, stem: str = "model") -> str:
     shape, classes = tuple(resolved["input"]), list(resolved["classes"])
     summary = summarize(config["spec"], shape, len(classes))
     model = build_model(config["spec"], shape, len(classes))
+    run_init = config.get("init", "default")  # runs made before the setting kept PyTorch's
+    if not isinstance(run_init, str) or run_init not in INITS:
+        raise ExportError(f"unknown init {run_init!r}; use one of: {', '.join(INITS)}")
     data_root, load_data = _data_code(config["dataset"])
     settings_code = "\n".join([
         "# ---------------------------------------------------------------- training, as the run was set up\n",
@@ -286,8 +292,9 @@ def run_code(config: dict, stem: str = "model") -> str:
         f"WEIGHTS = ({py_str(stem + '_best.pt')}, {py_str(stem + '_last.pt')})  # looked for next to this file, "
         "in this order",
     ])
-    return module_source(_run_header(summary, config, stem, data_root), RUN_IMPORTS, *model_blocks(summary, model),
-                         settings_code, _transforms_code(config, _is_folder(config["dataset"])), load_data,
+    return module_source(_run_header(summary, config, stem, data_root), RUN_IMPORTS,
+                         *model_blocks(summary, model, run_init), settings_code,
+                         _transforms_code(config, _is_folder(config["dataset"])), load_data,
                          inspect.getsource(lr_factor), Template(_LOOP).substitute(optimizer=_optimizer_code(config)))
 
 

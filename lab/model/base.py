@@ -96,7 +96,7 @@ def coerce(name: str, value: Any, param: Param) -> Any:
     if param.kind == "choice":
         match = next((c for c in param.choices if isinstance(value, str) and fold(value) == fold(c)), None)
         if match is None:
-            raise SpecError(f"{name} must be one of {', '.join(param.choices)}; got {value!r}")
+            raise SpecError(f"{name} must be one of {', '.join(c or repr(c) for c in param.choices)}; got {value!r}")
         return match
     if param.kind == "padding":
         if isinstance(value, str) and value.strip().lower() in ("same", "valid"):

@@ -38,11 +38,18 @@ from lab.model.blocks import (
     conv_bn_relu,
     dense_layer,
 )
+from lab.model.init import INITS, RUN_CHOICE
 from lab.registry import Registry
 
 __all__ = ["ACTIVATIONS", "LAYER_TYPES", "DenseBlock", "InceptionBlock", "LayerType", "Param", "ResidualBlock", "Shape",
            "SpecError", "conv_bn_relu", "dense_layer", "format_shape", "get_layer_type", "make_activation",
            "normalize_activation", "normalize_layer", "pool_out"]
+
+
+# A conv2d's or dense layer's own weight initialisation (lab.model.init); "" leaves it to the run's.
+INIT_PARAM = Param(RUN_CHOICE, "choice", "how its weights start: the run's choice (empty), or default (PyTorch's), "
+                   "kaiming (He, for ReLU), xavier (Glorot), normal (std 0.01) or zeros (to see why not)",
+                   choices=(RUN_CHOICE, *INITS))
 
 
 def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -59,6 +66,7 @@ class Conv2d(LayerType):
         "padding": Param("same", "padding", "'same' keeps the size (at stride 1), 'valid' adds none, or pixels"),
         "activation": Param("relu", "activation", "applied after the convolution"),
         "bias": Param(True, "bool", "one learned bias per filter; off before a batchnorm, whose β does that job"),
+        "init": INIT_PARAM,
     }
 
     def _pads(self, in_shape: Shape, p: dict) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -198,6 +206,7 @@ class Dense(LayerType):
     params = {
         "units": Param(128, "int", "number of output units", 1, 65536),
         "activation": Param("relu", "activation", "applied after the layer (never on the output layer)"),
+        "init": INIT_PARAM,
     }
     needs_maps = False
 

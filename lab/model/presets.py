@@ -185,6 +185,38 @@ PRESETS: Registry[Preset] = Registry("preset", {
         },
         family="vgg",
     ),
+    # -- the galaxy write-up's small CNNs at 64 px (lab.runs.experiment's galaxy-writeup puts them side by side)
+    "galaxy_tutorial": Preset(
+        {
+            "name": "galaxy_tutorial", "input": [3, 64, 64], "num_classes": 10,
+            "layers": [
+                _conv(16), _pool(), _conv(32), _pool(), _conv(64), _pool(), {"type": "flatten"},
+                {"type": "dense", "units": 128, "activation": "relu"},
+                {"type": "dense", "units": 10},
+            ],
+        },
+    ),
+    "galaxy_bn_gap": Preset(
+        {
+            "name": "galaxy_bn_gap", "input": [3, 64, 64], "num_classes": 10,
+            "layers": [
+                *(layer for filters in (32, 64, 128) for layer in (_conv(filters), {"type": "batchnorm"}, _pool())),
+                _conv(256), {"type": "batchnorm"},
+                {"type": "global_avg_pool"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 10},
+            ],
+        },
+    ),
+    "galaxy_bn_gap_deep": Preset(
+        {
+            "name": "galaxy_bn_gap_deep", "input": [3, 64, 64], "num_classes": 10,
+            "layers": [
+                *(layer for filters in (32, 64, 128) for layer in (
+                    _conv(filters), {"type": "batchnorm"}, _conv(filters), {"type": "batchnorm"}, _pool())),
+                _conv(256), {"type": "batchnorm"}, _conv(256), {"type": "batchnorm"},
+                {"type": "global_avg_pool"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 10},
+            ],
+        },
+    ),
     # -- the minis: each architecture's idea at 28-64 px, trainable on a CPU
     "alexnet_mini": Preset(
         {

@@ -6,6 +6,11 @@ pre-restart runs. One colour per run across every figure; in the curves the
 validation line is solid and the train line dashed, in the same colour, so a
 legend click hides or shows a run's pair together. Words come from lab/locales in the
 ``lang`` the page passes (English by default, as the exported HTML has always been).
+
+Repeats of one configuration come in as ``(label, [metrics of each run])`` groups:
+their curves are the mean with a band of ± one standard deviation, their bars the
+mean with error bars. Hover texts name a trace through ``%{fullData.name}``, never
+by pasting a (user-chosen) name into the template.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from plotly.colors import qualitative
 
 from lab.i18n import DEFAULT, text
 from lab.plots.training import EPOCH_METRICS
-from lab.runs.compare import elapsed, overfit_epoch
+from lab.runs.compare import elapsed, epoch_spread, mean_std, overfit_epoch, with_elapsed
 from lab.runs.sweep import AXES, varied_axes
 from lab.train.engine import best_row
 
 Series = Sequence[tuple[str, Sequence[dict]]]  # (run label, its metrics rows)
+Groups = Sequence[tuple[str, Sequence[Sequence[dict]]]]  # (configuration label, each repeat's metrics rows)
+BAND_OPACITY = {"solid": 0.25, "dash": 0.12}  # the validation band stands out; the train band stays behind it
 COLORS = qualitative.Plotly
 HEIGHT = 340
 X_AXES = ("epoch", "time")  # what curves go against; named by compare.x.<axis> in lab/locales, as the page's radio
@@ -42,15 +49,21 @@ def color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
-def curves_figure(series: Series, metric: str, x: str = "epoch", lang: str = DEFAULT) -> go.Figure:
-    """Every run's train (dashed) and validation (solid) ``metric`` ('acc' or 'loss') against
-    epoch or cumulative training time (``x`` = 'epoch' or 'time')."""
+def _curve_axes(metric: str, x: str, lang: str) -> tuple[str, str, list | None, str, str]:
+    """(train key, validation key, y range, y title, x title) of a curves figure; a ValueError for a metric
+    or x axis that does not exist."""
     if metric not in EPOCH_METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(EPOCH_METRICS)}")
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; use one of: {', '.join(X_AXES)}")
     train_key, val_key, _, y_range = EPOCH_METRICS[metric]
-    label, x_title = text(f"plot.metric.{metric}", lang), text(f"compare.x.{x}", lang)
+    return train_key, val_key, y_range, text(f"plot.metric.{metric}", lang), text(f"compare.x.{x}", lang)
+
+
+def curves_figure(series: Series, metric: str, x: str = "epoch", lang: str = DEFAULT) -> go.Figure:
+    """Every run's train (dashed) and validation (solid) ``metric`` ('acc' or 'loss') against
+    epoch or cumulative training time (``x`` = 'epoch' or 'time')."""
+    train_key, val_key, y_range, label, x_title = _curve_axes(metric, x, lang)
     split = {val_key: text("plot.validation", lang), train_key: text("plot.train", lang)}
     fig = go.Figure()
     for i, (name, metrics) in enumerate(series):
@@ -59,10 +72,71 @@ def curves_figure(series: Series, metric: str, x: str = "epoch", lang: str = DEF
             fig.add_trace(go.Scatter(
                 x=xs, y=[m[key] for m in metrics], mode="lines+markers", name=name, legendgroup=name,
                 showlegend=shown, line={"color": color(i), "dash": dash}, marker={"size": 5},
-                hovertemplate=f"{name}<br>{split[key]} {label} %{{y:.4g}}<br>{x_title} %{{x:.4g}}<extra></extra>"))
+                hovertemplate=f"%{{fullData.name}}<br>{split[key]} {label} %{{y:.4g}}<br>{x_title} %{{x:.4g}}<extra></extra>"))
     _layout(fig, text(f"plot.curves.title.{metric}", lang), x_title, label)
     if y_range:
         fig.update_yaxes(range=y_range, tickformat=".0%")
+    return fig
+
+
+def _translucent(hex_color: str, opacity: float) -> str:
+    """'#636EFA' -> 'rgba(99,110,250,0.25)': a band in its line's colour that lets the lines through."""
+    red, green, blue = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{opacity})"
+
+
+def spread_curves_figure(groups: Groups, metric: str, x: str = "epoch", lang: str = DEFAULT) -> go.Figure:
+    """Each configuration's mean train (dashed) and validation (solid) ``metric`` over its repeats, with a band
+    of ± one standard deviation, epoch by epoch over the epochs all its runs reached; against epoch or mean
+    cumulative training time. A configuration run once is its plain line."""
+    train_key, val_key, y_range, label, x_title = _curve_axes(metric, x, lang)
+    fig = go.Figure()
+    for i, (name, runs) in enumerate(groups):
+        epochs, times, _ = epoch_spread([with_elapsed(metrics) for metrics in runs], "elapsed")
+        xs = epochs if x == "epoch" else times
+        for key, dash, shown in ((val_key, "solid", True), (train_key, "dash", False)):
+            _, means, stds = epoch_spread(runs, key)
+            spread = len(runs) > 1 and bool(stds)
+            if spread:
+                upper = [m + s for m, s in zip(means, stds)]
+                lower = [m - s for m, s in zip(means, stds)]
+                fig.add_trace(go.Scatter(
+                    x=[*xs, *xs[::-1]], y=[*upper, *lower[::-1]], fill="toself", mode="lines", name=name,
+                    legendgroup=name, showlegend=False, hoverinfo="skip", line={"width": 0},
+                    fillcolor=_translucent(color(i), BAND_OPACITY[dash])))
+            split = text(f"plot.{'validation' if key == val_key else 'train'}", lang)
+            value = "%{y:.4g} ± %{customdata:.2g}" if spread else "%{y:.4g}"
+            hover = f"%{{fullData.name}}<br>{split} {label} {value}<br>{x_title} %{{x:.4g}}"
+            fig.add_trace(go.Scatter(
+                x=xs, y=means, customdata=stds if spread else None, mode="lines+markers", name=name,
+                legendgroup=name, showlegend=shown, line={"color": color(i), "dash": dash}, marker={"size": 5},
+                hovertemplate=hover + "<extra></extra>"))
+    _layout(fig, text(f"plot.spread.title.{metric}", lang), x_title, label)
+    if y_range:
+        fig.update_yaxes(range=y_range, tickformat=".0%")
+    return fig
+
+
+def spread_best_figure(groups: Groups, lang: str = DEFAULT) -> go.Figure:
+    """Mean best validation accuracy of each configuration over its repeats, with ± one standard deviation
+    as error bars and n on the bar; a configuration run once is its bar with the epoch, as in
+    :func:`best_acc_figure`."""
+    fig = go.Figure()
+    for i, (name, runs) in enumerate(groups):
+        bests = [best_row(metrics) for metrics in runs]
+        acc, std = mean_std(best["val_acc"] if best else None for best in bests)
+        n = sum(best is not None for best in bests)
+        if acc is None:
+            label = text("plot.best.none", lang)
+        elif std is None:
+            label = text("plot.best.bar", lang, acc=acc, epoch=next(best for best in bests if best)["epoch"])
+        else:
+            label = text("plot.spread.best.bar", lang, acc=acc, spread=std, n=n)
+        fig.add_trace(go.Bar(x=[name], y=[acc], name=name, marker_color=color(i), showlegend=False, text=[label],
+                             error_y=_error_bars([std]),
+                             textposition="outside", hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    _layout(fig, text("plot.spread.best.title", lang), "", text("plot.metric.acc", lang))
+    fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return fig
 
 
@@ -111,7 +185,9 @@ def _tag(axis: str, value) -> str:
 def sweep_figure(rows: Sequence[dict], lang: str = DEFAULT) -> go.Figure:
     """Best validation accuracy per combination of a sweep summary (``lab.runs.sweep.summarize_sweep``):
     a heat-map when exactly two settings vary (the classic batch size x epochs grid),
-    grouped bars otherwise (first varied setting on x, the others as groups)."""
+    grouped bars otherwise (first varied setting on x, the others as groups). Rows of repeated
+    configurations (``lab.runs.compare.aggregate_rows``) carry their mean and ``best_val_acc_std``:
+    the cells then read mean ± std, and the bars get error bars."""
     varied = varied_axes(rows)
     if len(varied) == 2:
         return _sweep_heatmap(rows, *varied, lang=lang)
@@ -125,13 +201,26 @@ def sweep_figure(rows: Sequence[dict], lang: str = DEFAULT) -> go.Figure:
         fig.add_trace(go.Bar(
             x=[_tag(x_axis, r[x_axis]) if x_axis else r["name"] for r in members],
             y=[r["best_val_acc"] for r in members], name=group, marker_color=color(i),
-            text=[f"{r['best_val_acc']:.1%}" if r["best_val_acc"] is not None else "" for r in members],
-            textposition="outside"))
+            error_y=_error_bars([r.get("best_val_acc_std") for r in members]),
+            text=[_accuracy(r) for r in members], textposition="outside"))
     _layout(fig, text("plot.sweep.title", lang), _axis_title(x_axis, lang) if x_axis else "",
             text("plot.metric.acc", lang))
     fig.update_layout(barmode="group", showlegend=bool(groups))
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return fig
+
+
+def _error_bars(stds: Sequence[float | None]) -> dict:
+    """Plotly's error_y for bars whose spread is known (none are drawn where no bar has one)."""
+    return {"type": "data", "array": [std or 0 for std in stds], "visible": any(std is not None for std in stds)}
+
+
+def _accuracy(row: dict) -> str:
+    """'71.2%', or '71.2% ± 1.3%' for a repeated configuration's row, or '' before its first epoch."""
+    if row["best_val_acc"] is None:
+        return ""
+    std = row.get("best_val_acc_std")
+    return f"{row['best_val_acc']:.1%}" + (f" ± {std:.1%}" if std is not None else "")
 
 
 def _axis_title(axis: str, lang: str) -> str:
@@ -142,13 +231,14 @@ def _axis_title(axis: str, lang: str) -> str:
 def _sweep_heatmap(rows: Sequence[dict], y_axis: str, x_axis: str, lang: str = DEFAULT) -> go.Figure:
     ys = list(dict.fromkeys(r[y_axis] for r in rows))
     xs = list(dict.fromkeys(r[x_axis] for r in rows))
-    grid = {(r[y_axis], r[x_axis]): r["best_val_acc"] for r in rows}
-    z = [[grid.get((y, x)) for x in xs] for y in ys]
+    grid = {(r[y_axis], r[x_axis]): r for r in rows}
+    cells = [[grid.get((y, x)) for x in xs] for y in ys]
     fig = go.Figure(go.Heatmap(
-        z=z, x=[_tag(x_axis, v) for v in xs], y=[_tag(y_axis, v) for v in ys], colorscale="Viridis",
+        z=[[cell and cell["best_val_acc"] for cell in line] for line in cells], x=[_tag(x_axis, v) for v in xs],
+        y=[_tag(y_axis, v) for v in ys], colorscale="Viridis",
         # the colours span the sweep's own range
         colorbar={"tickformat": ".0%", "title": {"text": text("plot.sweep.best", lang)}},
-        text=[["" if v is None else f"{v:.1%}" for v in line] for line in z], texttemplate="%{text}",
+        text=[[_accuracy(cell) if cell else "" for cell in line] for line in cells], texttemplate="%{text}",
         hovertemplate="%{y} · %{x}: %{text}<extra></extra>"))
     _layout(fig, text("plot.sweep.title", lang), _axis_title(x_axis, lang), _axis_title(y_axis, lang))
     fig.update_xaxes(type="category")

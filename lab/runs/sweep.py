@@ -20,14 +20,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
+from lab.runs.compare import group_key as group_key  # the repeats contract's key, defined where run_row needs it
 from lab.runs.compare import run_row
 from lab.runs.view import RunInfo
 from lab.train.augment import augment_label, get_augment
 from lab.train.engine import MAX_NAME, ConfigError, TrainConfig, text_problem
 
 MAX_SWEEP_RUNS = 64  # one click must not queue a day of a shared server; a study this big is unreadable anyway
-SUMMARY_COLUMNS = ["name", "batch_size", "epochs", "lr", "optimizer", "augment", "status", "best_val_acc",
-                   "best_epoch", "final_val_acc", "seconds_per_epoch", "id"]
+# The write-ups' own table (best accuracy and its epoch, final train and validation loss and accuracy,
+# seconds per epoch) after the settings, so a student can lay one beside the other.
+SUMMARY_COLUMNS = ["name", "batch_size", "epochs", "lr", "optimizer", "augment", "seed", "status", "best_val_acc",
+                   "best_epoch", "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
+                   "seconds_per_epoch", "group", "id"]
 
 
 class SweepError(ConfigError):
@@ -195,24 +199,31 @@ def with_repeats(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> list[T
     for config in configs:
         for seed in seeds:
             tag = f"-s{seed}"
-            repeated.append(dataclasses.replace(config, seed=seed, name=shortened(config.name, MAX_NAME - len(tag)) + tag,
+            name = shortened(config.name, MAX_NAME - len(tag)) + tag
+            repeated.append(dataclasses.replace(config, seed=seed, name=name,
                                                 sweep={**config.sweep, "repeats": len(seeds)}))
     return repeated
 
 
-def group_key(sweep: dict) -> str:
-    """Which configuration a run repeats: its sweep id and position ('' for a run outside a sweep).
-    Runs with the same key differ only in their seed."""
-    return f"{sweep['id']}#{sweep.get('index', 0)}" if sweep.get("id") else ""
+def plan_repeats(config: TrainConfig, seeds: Sequence[int]) -> list[TrainConfig]:
+    """One run repeated once per seed (``train --seeds``): a one-combination sweep named after the run, so
+    its repeats are grouped, tabled and plotted as a sweep's are, and named ``NAME-s<seed>``."""
+    if len(seeds) < 2:
+        return with_repeats([config], seeds)
+    (planned,) = plan_sweep(config, {}, config.name)
+    planned.name = planned.sweep["name"]
+    return with_repeats([planned], seeds)
 
 
 def describe_plan(configs: Sequence[TrainConfig]) -> str:
-    """'4 runs: 2 batch sizes × 2 epochs': the size of a plan as a student reads it."""
+    """'6 runs: 2 batch sizes × 3 seeds': the size of a plan as a student reads it."""
     sizes = []
     for axis, spec in AXES.items():
-        count = len({json.dumps(c.sweep["values"][axis], sort_keys=True) for c in configs})
+        count = len({json.dumps(c.sweep.get("values", {}).get(axis), sort_keys=True) for c in configs})
         if count > 1:
             sizes.append(f"{count} {spec.label}")
+    if any(c.sweep.get("repeats") for c in configs):
+        sizes.append(f"{len({c.seed for c in configs})} seeds")
     runs = f"{len(configs)} run" + ("s" if len(configs) != 1 else "")
     return runs + (f": {' × '.join(sizes)}" if sizes else "")
 
@@ -232,8 +243,9 @@ def group_sweeps(runs: Iterable[RunInfo]) -> dict[str, list[RunInfo]]:
 
 
 def summarize_sweep(runs: Iterable[RunInfo]) -> list[dict]:
-    """One row per combination, in plan order: its settings, status and results (``SUMMARY_COLUMNS``)."""
-    rows = [run_row(run) for run in sorted(runs, key=lambda r: sweep_of(r).get("index", 0))]
+    """One row per run, in plan order (a combination's repeats by seed): its settings, status and results
+    (``SUMMARY_COLUMNS``). :func:`lab.runs.compare.aggregate_rows` folds repeats into mean ± std."""
+    rows = [run_row(run) for run in sorted(runs, key=lambda r: (sweep_of(r).get("index", 0), r.config.get("seed", 0)))]
     return [{key: row[key] for key in SUMMARY_COLUMNS} for row in rows]
 
 

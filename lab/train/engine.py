@@ -34,6 +34,7 @@ from lab.data import Dataset, DatasetError, load_dataset
 from lab.data.dataset import check_data_memory, classes_in_turn
 from lab.model.backbone import tell_input_stats
 from lab.model.budget import batch_that_fits, check_training_batch
+from lab.model.init import INITS, init_model
 from lab.model.layers import SpecError
 from lab.model.spec import SpecNet, analyze, build_model, check_size, eval_mode, load_spec, summarize
 from lab.train.augment import AugmentConfig, get_augment
@@ -51,7 +52,8 @@ from lab.train.finetune import (
 )
 from lab.train.ranges import image_size_problem, setting_ranges
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")  # the ones that read TrainConfig.momentum
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 EVENTS = ("on_run_start", "on_batch_end", "on_epoch_end", "on_run_end")
 # Characters in a run's name and in its owner's name: what a table cell and a gallery card show.
@@ -82,10 +84,12 @@ class TrainConfig:
     augment: Any = "none"  # preset name, JSON string or dict of AugmentConfig keys
     epochs: int = 5
     batch_size: int = 64
-    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop | adagrad
     lr: float = 1e-3
     momentum: float = 0.9  # sgd and rmsprop
-    nesterov: bool = True  # sgd only
+    nesterov: bool = True  # sgd only; needs momentum > 0
+    # How conv and dense weights start (lab.model.init.INITS); a layer's own ``init`` in the spec overrides it.
+    init: str = "default"
     weight_decay: float = 0.0
     schedule: str = "none"  # none | step (x0.1 at 1/2 and 3/4) | cosine | onecycle (25% warm-up)
     label_smoothing: float = 0.0
@@ -131,7 +135,7 @@ class TrainConfig:
             problem = allowed.problem(name, getattr(self, name))
             if problem:
                 raise ConfigError(problem)
-        for key in ("insight", "compile", "cuda_graph", "eval_flip"):
+        for key in ("insight", "compile", "cuda_graph", "eval_flip", "nesterov"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if image_size_problem(self.image_size):
@@ -144,6 +148,11 @@ class TrainConfig:
         self._check_freeze()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov needs momentum above 0 (it looks ahead along the momentum): "
+                              "set momentum, e.g. 0.9, or turn nesterov off")
+        if not isinstance(self.init, str) or self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; use one of: {', '.join(INITS)}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; use one of: {', '.join(SCHEDULES)}")
         try:
@@ -225,15 +234,17 @@ def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter],
                    fused: bool = False) -> torch.optim.Optimizer:
     """The configured optimizer; ``fused`` (CUDA) updates all parameters in one or two kernels.
 
-    RMSprop has no fused kernel and keeps PyTorch's per-parameter-group default.
+    RMSprop has no fused kernel, and Adagrad's is for the CPU only: both keep PyTorch's per-parameter-group default.
     """
     wd = config.weight_decay
     fused_arg = {"fused": True} if fused else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0, weight_decay=wd, **fused_arg)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                               weight_decay=wd, **fused_arg)
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=wd)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=wd, **fused_arg)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=wd, **fused_arg)
@@ -280,9 +291,11 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         # The model is built here, on the CPU, so that what init_from and freeze cannot use is refused
-        # before a run starts; _setup moves it to the device.
+        # before a run starts; _setup moves it to the device. Initialised under the run's seed, then
+        # init_from's weights overwrite what they cover.
         torch.manual_seed(config.seed)
         self.model: SpecNet = build_model(config.spec, ds.shape, ds.num_classes)
+        init_model(self.model, config.init)
         self.transfer = self._start_from(source)
         tell_input_stats(self.model, *ds.channel_stats())  # after init_from: a backbone sees this data set's pixels
         self.frozen, self.frozen_norms = self._freeze()

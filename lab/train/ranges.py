@@ -62,6 +62,12 @@ def setting_ranges() -> dict[str, Range]:
     }
 
 
+# The learning rate each optimizer is usually started at, shown beside it on the Train page: the lr box keeps one
+# range for all, but Adagrad at Adam's 1e-3 barely moves, since its steps only shrink from there (PyTorch's
+# default for it is 1e-2), and plain SGD needs ten to a hundred times Adam's.
+TYPICAL_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 1e-2}
+
+
 def image_size_problem(value: Any) -> str:
     """'' for an image size a run takes: 0 (the data set's own) or MIN_SIDE to LARGEST_SIDE; else what to change.
     The table's range has no gap, so the sides too small to decode are refused here, for the run and the page."""

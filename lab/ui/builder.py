@@ -308,7 +308,8 @@ def _param_widget(kind: str, name: str, param: Param, key: str, index: int, show
         st.checkbox(label, value=bool(value), **common)
     elif param.kind == "choice":
         options = list(param.choices)
-        st.selectbox(label, options, index=options.index(value), **common)
+        st.selectbox(label, options, index=options.index(value), format_func=lambda v: v or t("build.choice.run"),
+                     **common)  # "": a layer's init left to the run's
     elif param.kind == "custom":
         CUSTOM_WIDGETS[name](label, value, shown, common)
     elif param.kind == "padding":

@@ -1,6 +1,6 @@
 """The Compare page: the experiment table, runs side by side, run edits, and sweeps.
 
-One module of ~440 lines on purpose: its sections share the page's selection, filters and
+One module of ~550 lines on purpose: its sections share the page's selection, filters and
 outcome line; what is not Streamlit lives in lab/runs/compare.py and lab/plots/compare.py.
 
 Everything is read from the runs dir on each rerun (``RunStore.list``), so the
@@ -23,11 +23,36 @@ import pandas as pd
 import streamlit as st
 
 from lab.classroom.exercise import check_run
-from lab.plots.compare import X_AXES, best_acc_figure, curves_figure, figures_html, gap_figure, sweep_figure
+from lab.plots.compare import (
+    X_AXES,
+    best_acc_figure,
+    curves_figure,
+    figures_html,
+    gap_figure,
+    spread_best_figure,
+    spread_curves_figure,
+    sweep_figure,
+)
 from lab.runs.access import AccessDenied, may_change
-from lab.runs.compare import RUN_COLUMNS, filter_rows, rows_to_csv, run_labels, run_row
+from lab.runs.compare import (
+    GROUP_COLUMNS,
+    RUN_COLUMNS,
+    aggregate,
+    aggregate_rows,
+    close_pairs,
+    configuration_labels,
+    filter_rows,
+    group_rows,
+    has_repeats,
+    repeated,
+    rows_to_csv,
+    run_labels,
+    run_row,
+    with_spread,
+)
 from lab.runs.store import LIVE_STATUSES, AnnotationError, RunNotFound
 from lab.runs.sweep import (
+    MAX_REPEATS,
     SUMMARY_COLUMNS,
     default_sweep_name,
     describe_plan,
@@ -36,6 +61,7 @@ from lab.runs.sweep import (
     plan_sweep,
     summarize_sweep,
     sweep_of,
+    with_repeats,
 )
 from lab.runs.view import RunInfo
 from lab.train.augment import AUGMENT_PRESETS, augment_label, get_augment
@@ -64,11 +90,19 @@ INSIGHT_METHOD_KEY = "compare.insight.method"
 # Plotly's own toolbar saves PNGs in the browser (kaleido is not needed on the server).
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 TABLE_ORDER = ["name", "owner", "tags", "dataset", "spec", "params", "augment", "optimizer", "lr", "batch_size",
-               "epochs", "epochs_done", "best_val_acc", "best_epoch", "final_val_acc", "train_val_gap",
-               "seconds_per_epoch", "images_per_sec", "status", "sweep", "created", "note"]
+               "epochs", "seed", "epochs_done", "best_val_acc", "best_epoch", "final_train_loss", "final_train_acc",
+               "final_val_loss", "final_val_acc", "train_val_gap", "seconds_per_epoch", "images_per_sec", "status",
+               "sweep", "created", "note"]
 Number = st.column_config.NumberColumn
-NUMBER_FORMATS = {"params": "localized", "lr": "%g", "best_val_acc": "percent", "final_val_acc": "percent",
+NUMBER_FORMATS = {"params": "localized", "lr": "%g", "best_val_acc": "percent", "final_train_loss": "%.4f",
+                  "final_train_acc": "percent", "final_val_loss": "%.4f", "final_val_acc": "percent",
                   "train_val_gap": "percent", "seconds_per_epoch": "%.2f", "images_per_sec": "%.0f"}
+SUMMARY_SHOWN = [column for column in SUMMARY_COLUMNS if column not in ("group", "id")]
+# A repeated configuration's results as text cells 'mean ± std', in the units of the run table.
+SPREAD_FORMATS = {"best_val_acc": ".1%", "best_epoch": ".1f", "final_train_loss": ".4f", "final_train_acc": ".1%",
+                  "final_val_loss": ".4f", "final_val_acc": ".1%", "seconds_per_epoch": ".2f"}
+GROUPED_ORDER = ["name", "n", "seeds", "dataset", "spec", "augment", "optimizer", "lr", "batch_size", "epochs",
+                 *SPREAD_FORMATS, "status", "sweep"]
 
 
 def column_config() -> dict:
@@ -94,10 +128,11 @@ def _run_dataset(name: str) -> str:
     return dataset_label(name, yours=False)
 
 
-def table_csv(rows: list[dict]) -> str:
-    """The run table as CSV: the stored values and column names, but an upload named as in the table, not by
+def table_csv(rows: list[dict], columns: Sequence[str] = RUN_COLUMNS) -> str:
+    """A run table as CSV: the stored values and column names, but an upload named as in the table, not by
     its server path."""
-    return rows_to_csv([{**row, "dataset": _run_dataset(row["dataset"])} for row in rows])
+    return rows_to_csv([{**row, "dataset": _run_dataset(row["dataset"])} if row.get("dataset") else row
+                        for row in rows], columns)
 
 
 # ---------------------------------------------------------------- shared
@@ -116,6 +151,40 @@ def _show_flash() -> None:
 
 def _table(rows: list[dict], columns: Sequence[str] = TABLE_ORDER) -> None:
     st.dataframe(run_frame(rows), hide_index=True, column_order=columns, column_config=column_config())
+
+
+def _grouped_view(configurations: list[dict], key: str) -> None:
+    """Repeated configurations (``lab.runs.compare.aggregate_rows``) as one row each, every result as
+    mean ± std; its CSV (numbers, std in columns of their own); which differences are within the spread."""
+    title = t("compare.repeats.title")
+    st.markdown(f"**{title}**")
+    st.caption(t("compare.repeats.caption"))
+    names = configuration_labels(configurations)
+    cells = [{**row, "name": name, **{column: with_spread(row[column], row[f"{column}_std"], fmt)
+                                      for column, fmt in SPREAD_FORMATS.items()}}
+             for row, name in zip(configurations, names)]
+    st.dataframe(run_frame(cells, GROUP_COLUMNS), hide_index=True, column_order=GROUPED_ORDER,
+                 column_config={column: t(f"compare.col.{column}") for column in GROUPED_ORDER})
+    st.download_button(t("compare.repeats.download"), table_csv(configurations, GROUP_COLUMNS),
+                       file_name="cnn-lab-mean-std.csv", mime="text/csv", on_click="ignore", key=f"{key}.repeats.csv")
+    _spread_note(configurations, names)
+
+
+def _spread_note(configurations: list[dict], names: list[str]) -> None:
+    """In words, which configurations differ in mean best validation accuracy by less than their spread
+    (the rule of ``lab.runs.compare.within_spread``), or that none do; said only where two have a spread."""
+    if len(repeated(configurations)) < 2:
+        return
+    pairs = close_pairs(configurations)
+    if not pairs:
+        st.caption(t("compare.repeats.apart"))
+        return
+    listed = ", ".join(
+        t("compare.repeats.pair", a=markdown_safe(names[i]), b=markdown_safe(names[j]),
+          diff=f"{abs(configurations[i]['best_val_acc'] - configurations[j]['best_val_acc']):.1%}",
+          spread=f"{max(configurations[i]['best_val_acc_std'], configurations[j]['best_val_acc_std']):.1%}")
+        for i, j in pairs)
+    st.info(t("compare.repeats.close", pairs=listed))
 
 
 # ---------------------------------------------------------------- runs tab
@@ -148,9 +217,15 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
         st.caption(t("compare.no_epoch_yet", runs=markdown_safe(", ".join(empty))))
     x = st.radio(t("compare.x"), list(X_AXES), format_func=lambda axis: t(f"compare.x.{axis}"), horizontal=True,
                  key=X_KEY)
-    series, lang = [(labels[r.id], r.metrics) for r in runs], language()
-    figures = {"acc": curves_figure(series, "acc", x, lang), "loss": curves_figure(series, "loss", x, lang),
-               "best": best_acc_figure(series, lang), "gap": gap_figure(series, lang)}
+    series, lang, spread = [(labels[r.id], r.metrics) for r in runs], language(), _spread_series(runs)
+    if spread:  # a configuration's repeats as one mean line with its band, one bar with error bars
+        figures = {"acc": spread_curves_figure(spread, "acc", x, lang),
+                   "loss": spread_curves_figure(spread, "loss", x, lang), "best": spread_best_figure(spread, lang)}
+        st.caption(t("compare.repeats.bands"))
+    else:
+        figures = {"acc": curves_figure(series, "acc", x, lang), "loss": curves_figure(series, "loss", x, lang),
+                   "best": best_acc_figure(series, lang)}
+    figures["gap"] = gap_figure(series, lang)  # each run's own: where each one starts to overfit
     names = list(figures)
     for pair in (names[:2], names[2:]):
         for column, name in zip(st.columns(2), pair):
@@ -162,6 +237,16 @@ def _comparison(runs: list[RunInfo], labels: dict[str, str]) -> None:
                        help=t("compare.download_charts.help"))
     st.caption(t("compare.png_hint"))
     _insight_side_by_side(runs, labels)
+
+
+def _spread_series(runs: list[RunInfo]) -> list[tuple[str, list[list[dict]]]] | None:
+    """The runs as (configuration label, each repeat's metrics), or None when no configuration is repeated."""
+    rows = [run_row(r) for r in runs]
+    if not has_repeats(rows):
+        return None
+    groups, metrics = group_rows(rows), {r.id: r.metrics for r in runs}
+    names = configuration_labels([aggregate(group) for group in groups])
+    return [(name, [metrics[row["id"]] for row in group]) for name, group in zip(names, groups)]
 
 
 def _insight_side_by_side(runs: list[RunInfo], labels: dict[str, str]) -> None:
@@ -279,6 +364,8 @@ def _runs_tab(runs: list[RunInfo]) -> None:
     _table(shown)
     st.download_button(t("compare.download_table"), table_csv(shown), file_name="cnn-lab-runs.csv",
                        mime="text/csv", on_click="ignore")
+    if has_repeats(shown):
+        _grouped_view(aggregate_rows(shown), "compare")
     selected = _selection(shown, labels)
     by_id = {r.id: r for r in runs}
     if selected:
@@ -341,7 +428,7 @@ def queue_plan(configs: list[TrainConfig]) -> None:
 
 def _plan_form(d: dict) -> None:
     """The sweep settings, the plan they make, and the button that queues it."""
-    name_col, _ = st.columns([2, 1])
+    name_col, repeats_col = st.columns([2, 1])
     try:
         base = build_config(d, "")
     except ConfigError as err:
@@ -349,8 +436,12 @@ def _plan_form(d: dict) -> None:
         return
     name = name_col.text_input(t("compare.sweep.name"), key="sweep.name", placeholder=default_sweep_name(base),
                                help=t("compare.sweep.name.help"))
+    repeats = repeats_col.number_input(t("compare.sweep.repeats"), 1, MAX_REPEATS, 1, key="sweep.repeats",
+                                       help=t("compare.sweep.repeats.help"))
     try:
         configs = plan_sweep(base, _sweep_values(d), name)
+        if repeats > 1:  # seeds 0..N-1; once keeps the draft's own seed
+            configs = with_repeats(configs, list(range(repeats)))
     except ConfigError as err:
         st.error(t("compare.sweep.cannot_plan", error=markdown_safe(err)))
         return
@@ -403,8 +494,15 @@ def _sweep_panel(sweep_id: str, polling: bool) -> None:
     if total > len(runs):
         st.caption(t("compare.sweep.some_deleted", deleted=total - len(runs), total=total))
     rows = summarize_sweep(runs)
-    _table(rows, SUMMARY_COLUMNS[:-1])
-    st.plotly_chart(sweep_figure(rows, language()), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
+    figure_rows = rows
+    if has_repeats(rows):
+        figure_rows = aggregate_rows(rows)
+        _grouped_view(figure_rows, f"sweep.{sweep_id}")
+        with st.expander(t("compare.repeats.each_run")):
+            _table(rows, SUMMARY_SHOWN)
+    else:
+        _table(rows, SUMMARY_SHOWN)
+    st.plotly_chart(sweep_figure(figure_rows, language()), config=CHART_CONFIG, key=f"sweep.figure.{sweep_id}")
     st.download_button(t("compare.sweep.download"), rows_to_csv(rows, SUMMARY_COLUMNS),
                        file_name=f"cnn-lab-sweep-{sweep_id}.csv", mime="text/csv", on_click="ignore")
 
@@ -437,7 +535,8 @@ def render_compare_page() -> None:
     """Draw the page: the runs table and comparison, and the sweep planner and results."""
     st.title(t("nav.compare"))
     st.caption(t("compare.caption"))
-    _show_flash()
+    with st.container():  # with or without a flash, so the tabs keep their place and a rerun the tab picked
+        _show_flash()
     runs = list_runs()
     runs_tab, sweep_tab = st.tabs([t("compare.tab.runs"), t("compare.tab.sweep")])
     with runs_tab:

@@ -1,5 +1,6 @@
 """The Data page: choose a dataset, see examples of every class and the class
-balance, or import a zip of one's own class folders.
+balance, download one of the classic sets that is not on the server yet, or import a
+zip of one's own class folders.
 
 Datasets are loaded through ``lab.data.load_dataset``, whose in-process cache
 is shared by every session; the sample grids built from them are cached with
@@ -20,6 +21,8 @@ from lab.data import (
     DatasetInfo,
     ImportReport,
     class_counts,
+    download_dataset,
+    download_mb,
     examples_per_class,
     import_zip,
     list_datasets,
@@ -106,11 +109,31 @@ def _render_balance(ds: Dataset) -> None:
     st.plotly_chart(class_counts_figure(ds.classes, train, val, language()), config={"displayModeBar": False})
 
 
+def _render_download(info: DatasetInfo) -> None:
+    """A Download button for a set the lab can fetch; once it is here the draft takes it and the page
+    runs again to show it. lab.data.download does the work, one download per set for every session."""
+    size = download_mb(info.name)
+    if size is None or not st.button(t("data.download", title=info.title, size=size), key="data.download",
+                                     type="primary", icon=":material/download:"):
+        return
+    bar = st.progress(0.0, text=t("data.download_starting", title=info.title))
+    try:
+        download_dataset(info.name, settings.data_dir(), lang=language(),
+                         progress=lambda fraction, message: bar.progress(fraction, text=markdown_safe(message)))
+    except DatasetError as err:
+        bar.empty()
+        st.error(t("data.download_failed", error=markdown_safe(err)))
+        return
+    draft()["dataset"] = info.name
+    st.rerun()
+
+
 def render_dataset(name: str, info: DatasetInfo | None) -> None:
-    """Overview, examples and balance of a dataset, or why it cannot be shown."""
+    """Overview, examples and balance of a dataset, or why it cannot be shown (and a way to get it)."""
     if info is not None and not info.available:
         st.warning(t("data.not_here", title=info.title, draft=markdown_safe(dataset_label(draft()["dataset"])),
                      how=markdown_safe(info.how_to_get)))
+        _render_download(info)
         return
     label = markdown_safe(dataset_label(name))
     try:

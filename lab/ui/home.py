@@ -1,13 +1,11 @@
-"""The Home page: what the lab does, the device, the datasets, quick starts and a guide.
+"""The Home page: what the lab does, the device, the datasets, quick starts, the write-ups' experiments and a guide.
 
-Quick starts redo the experiments of well-known write-ups in one click: each
-sets the whole draft (dataset, model, augmentation) so the next pages only
-need "Train". When a write-up's dataset is not on this server, the quick start
-falls back to an offline one and says so instead of failing.
-
-The transfer-learning experiment goes one step further: one click queues its
-runs (lab.runs.experiment) as the Compare page queues a sweep, and Compare shows
-them side by side.
+Quick starts set the whole draft (dataset, model, augmentation) to a well-known
+write-up's, so the next pages only need "Train". The write-ups' experiments go
+further: a card per named experiment (lab.runs.experiment) queues every run of the
+write-up's study, with its own settings and epochs shrunk for a demo if asked, as
+the Compare page queues a sweep, and opens Compare on them. When a write-up's data
+set is not on this server, both fall back to one that is and say so instead of failing.
 """
 
 from __future__ import annotations
@@ -17,15 +15,15 @@ from dataclasses import dataclass
 import streamlit as st
 
 from lab.data import DatasetInfo, list_datasets
+from lab.data.registry import FOLDER_PREFIX
 from lab.model.layers import format_shape
 from lab.model.presets import get_preset, get_preset_info
-from lab.model.spec import analyze
-from lab.runs.experiment import plan_experiment, transfer_vs_scratch
-from lab.train.engine import ConfigError, TrainConfig
+from lab.runs.experiment import EXPERIMENTS, UPLOAD, Experiment, plan_named_experiment
+from lab.train.engine import ConfigError
 from lab.ui.compare_view import queue_plan
 from lab.ui.i18n import language, t
 from lab.ui.sidebar import device_badge
-from lab.ui.state import dataset_geometry, draft, markdown_safe, owner
+from lab.ui.state import dataset_label, draft, markdown_safe, owner
 
 # Page scripts as registered in app.py, with the text keys of their title and of what each is for.
 GUIDE = [
@@ -55,12 +53,12 @@ QUICK_STARTS = [
 ]
 
 
-# Transfer learning vs from scratch: the galaxy write-up's question on a few hundred images of a data set in colour
-# (the backbones were trained on colour photos), CIFAR-10 first, as the benchmark (python -m lab bench --transfer).
-TRANSFER_FIRST, TRANSFER_LAST = "cifar10", "shapes"
-TRANSFER_TRAIN = {"train_limit": 500, "epochs": 8, "batch_size": 64}  # the benchmark's images and epochs
-TRANSFER_MESSAGE = "home.transfer.message"
-TRANSFER_NAME = "transfer vs scratch on {dataset}"  # a run name's start, like a sweep's: the same in every language
+# The epochs-scale choices of a write-up's card: its own epochs, or shrunk alike for a classroom demo.
+EPOCHS_SCALES = (1.0, 0.5, 0.2, 0.1)
+OPEN_COMPARE = "home.open_compare"  # set while a Start click queues its runs: the rerun that follows opens Compare
+COMPARE_PAGE = "app_pages/compare.py"
+# What a card adds under itself, by experiment: the transfer experiment's caveat, (heading, text) keys.
+EXPANDERS = {"transfer-vs-scratch": ("home.transfer.why_heading", "home.transfer.why")}
 
 
 def pick_dataset(wanted: tuple[str, ...], infos: list[DatasetInfo]) -> tuple[str, str]:
@@ -87,55 +85,59 @@ def _quick_start_clicked(index: int) -> None:
     st.session_state["home.message"] = apply_quick_start(QUICK_STARTS[index], list_datasets(lang=language()))
 
 
-def transfer_datasets(infos: list[DatasetInfo]) -> tuple[str, ...]:
-    """The data sets the experiment may use, preferred first: CIFAR-10, any other in colour, ``shapes``."""
-    ends = (TRANSFER_FIRST, TRANSFER_LAST)
-    colour = [i.name for i in infos if i.available and i.shape[0] == 3 and i.name not in ends]
-    return (TRANSFER_FIRST, *colour, TRANSFER_LAST)
+def writeup_dataset(experiment: Experiment, infos: list[DatasetInfo], current: str) -> tuple[str, str]:
+    """The data set a write-up's card trains on, and a caption saying so (and why, for a stand-in).
+
+    A write-up on the user's own images takes the draft's upload; until there is one, and when a write-up's
+    data set is not on this server, a stand-in lets the class see the comparison run."""
+    if experiment.dataset == UPLOAD:
+        if current.lower().startswith(FOLDER_PREFIX):
+            return current, t("home.writeup.uses_upload", dataset=markdown_safe(dataset_label(current)))
+        dataset, _ = pick_dataset(experiment.stand_ins, infos)
+        return dataset, t("home.writeup.upload_instead", dataset=dataset)
+    dataset, note = pick_dataset((experiment.dataset, *experiment.stand_ins), infos)
+    return dataset, (t("home.writeup.uses_instead", dataset=dataset, wanted=experiment.dataset) if note
+                     else t("home.writeup.uses", dataset=dataset))
 
 
-def plan_transfer(dataset: str) -> list[TrainConfig]:
-    """The experiment's runs on ``dataset``, each checked as a run would be (settings, and its model on this data
-    set: a backbone without its weights is refused here, naming how to get them); ConfigError naming the run."""
-    base = TrainConfig(dataset=dataset, owner=owner(), **TRANSFER_TRAIN)
-    configs = plan_experiment(base, transfer_vs_scratch(), TRANSFER_NAME.format(dataset=dataset))
-    geometry = dataset_geometry(dataset)
-    for config in configs:
-        summary = analyze(config.spec, *geometry)
-        if not summary.ok:
-            raise ConfigError(f"{config.sweep['values']['run']}: {summary.problems[0]}")
-    return configs
-
-
-def _queue_transfer(dataset: str) -> None:
-    """Plan and queue the experiment; says where to watch it, or why nothing was queued."""
+def _start_writeup(name: str, dataset: str, scale: float) -> None:
+    """Plan and queue a write-up's runs, then open Compare on them; or say why nothing was queued."""
     try:
-        configs = plan_transfer(dataset)
+        configs = plan_named_experiment(name, dataset, epochs_scale=scale, owner=owner())
     except ConfigError as err:
-        st.error(t("home.transfer.cannot", error=markdown_safe(err)))
+        st.error(t("home.writeup.cannot", error=markdown_safe(err)))
         return
-    st.session_state[TRANSFER_MESSAGE] = t("home.transfer.queued", count=len(configs),
-                                           name=configs[0].sweep["name"])
-    queue_plan(configs)  # reruns the page once every run is queued
-    del st.session_state[TRANSFER_MESSAGE]  # it returned: nothing was queued, and it has shown why
+    st.session_state[OPEN_COMPARE] = True
+    queue_plan(configs)  # reruns the page once every run is queued (and selects them on Compare)
+    del st.session_state[OPEN_COMPARE]  # it returned: nothing was queued, and it has shown why
 
 
-def _render_transfer(infos: list[DatasetInfo]) -> None:
-    st.subheader(t("home.transfer.heading"))
-    dataset, note = pick_dataset(transfer_datasets(infos), infos)
-    with st.container(border=True):
-        st.markdown(t("home.transfer.text", images=TRANSFER_TRAIN["train_limit"], epochs=TRANSFER_TRAIN["epochs"]))
-        st.caption(t("home.transfer.runs", runs=", ".join(run.label for run in transfer_vs_scratch())))
-        st.caption(t("home.transfer.uses_instead", dataset=dataset, wanted=TRANSFER_FIRST) if note
-                   else t("home.transfer.uses", dataset=dataset))
-        if st.button(t("home.transfer.queue"), key="home.transfer", icon=":material/science:"):
-            _queue_transfer(dataset)
-        message = st.session_state.pop(TRANSFER_MESSAGE, None)
-        if message:
-            st.success(message)
-            st.page_link("app_pages/compare.py", label=t("nav.compare"), icon=":material/arrow_forward:")
-    with st.expander(t("home.transfer.why_heading"), icon=":material/help:"):
-        st.markdown(t("home.transfer.why"))
+def _render_writeup(name: str, experiment: Experiment, infos: list[DatasetInfo]) -> None:
+    dataset, uses = writeup_dataset(experiment, infos, draft()["dataset"])
+    with st.container(border=True, height="stretch", key=f"writeup-{name}"):  # the key: a handle for the browser
+        st.markdown(f"**{t(f'experiment.{name}.title')}**")
+        st.caption(t(f"experiment.{name}.description"))
+        st.caption(t("home.writeup.runs", runs=markdown_safe(", ".join(run.label for run in experiment.runs))))
+        scale = st.radio(t("home.writeup.scale"), EPOCHS_SCALES, key=f"home.writeup.scale.{name}", horizontal=True,
+                         format_func=lambda value: f"×{value:g}", help=t("home.writeup.scale.help"))
+        st.caption(t("home.writeup.size", epochs=sum(experiment.epochs(scale))))
+        st.caption(uses)
+        if st.button(t("home.writeup.start"), key=f"home.writeup.start.{name}", type="primary",
+                     icon=":material/science:"):
+            _start_writeup(name, dataset, scale)
+        if name in EXPANDERS:
+            heading, text = EXPANDERS[name]
+            with st.expander(t(heading), icon=":material/help:"):
+                st.markdown(t(text))
+
+
+def _render_writeups(infos: list[DatasetInfo]) -> None:
+    st.subheader(t("home.writeup.heading"))
+    st.caption(t("home.writeup.caption"))
+    cols = st.columns(2)
+    for index, (name, experiment) in enumerate(EXPERIMENTS.items()):
+        with cols[index % 2]:
+            _render_writeup(name, experiment, infos)
 
 
 def dataset_rows(infos: list[DatasetInfo]) -> list[dict]:
@@ -188,6 +190,8 @@ def _render_guide() -> None:
 
 def render_home() -> None:
     """The whole Home page; app_pages/home.py only calls this."""
+    if st.session_state.pop(OPEN_COMPARE, False):  # a write-up's runs were just queued: watch them there
+        st.switch_page(COMPARE_PAGE)
     st.title("CNN Lab")
     st.markdown(t("home.intro"))
     cols = st.columns(len(GUIDE))
@@ -197,6 +201,6 @@ def render_home() -> None:
     st.caption(t("home.device", device=device_badge(language())))
     infos = list_datasets(lang=language())
     _render_quick_starts(infos)
-    _render_transfer(infos)
+    _render_writeups(infos)
     _render_datasets(infos)
     _render_guide()

@@ -21,13 +21,14 @@ The attached run id lives in session state (page switches) and in the URL as
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import streamlit as st
 
 from lab.classroom.exercise import check_run, current_exercise
 from lab.data.dataset import data_megabytes
 from lab.jobs import RunState
+from lab.model.init import INITS
 from lab.model.layers import format_shape
 from lab.model.spec import SpecError
 from lab.plots.training import batch_loss_figure, batch_loss_svg, epoch_figure
@@ -35,11 +36,12 @@ from lab.runs import access
 from lab.runs.compare import run_labels
 from lab.runs.layout import RunLayout
 from lab.runs.store import LIVE_STATUSES, RunNotFound
+from lab.runs.sweep import plan_repeats
 from lab.runs.view import RunInfo
 from lab.train.device import DEVICE_CHOICES
-from lab.train.engine import MAX_NAME, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from lab.train.engine import MAX_NAME, MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.train.finetune import FREEZE_POLICIES, run_notes
-from lab.train.ranges import Range, setting_ranges
+from lab.train.ranges import TYPICAL_LR, Range, setting_ranges
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import (
     LATEST,
@@ -73,6 +75,9 @@ RECENT_RUNS = 10
 QUERY_KEY = "run"
 CURRENT_KEY, MY_RUNS_KEY, NAME_KEY = "train.current", "train.my_runs", "train.name"
 INIT_KEY, FREEZE_KEY = "train.init_from", "train.freeze"
+REPEATS_KEY, MAX_REPEATS = "train.repeats", 5  # "repeat N times": seeds seed..seed+N-1, grouped on Compare
+OPEN_COMPARE = "train.open_compare"  # set while Start queues repeats: the rerun that follows opens Compare on them
+COMPARE_PAGE = "app_pages/compare.py"
 FRESH = ""  # init_from of a run that starts from fresh weights
 INSIGHT_KEY = "train.insight"
 METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
@@ -89,6 +94,8 @@ class Setting(NamedTuple):
     allowed: Range | None = None  # a number box's min, max and step: what TrainConfig.validate accepts
     options: tuple[str, ...] = ()
     help: str = ""
+    explain: Callable[[str], str] | None = None  # a select box's option -> its one line, shown under the box
+    optimizers: tuple[str, ...] = ()  # shown only with these optimizers (the ones that read the setting)
 
 
 def _settings() -> dict[str, Setting]:
@@ -103,10 +110,16 @@ def _settings() -> dict[str, Setting]:
         "train_limit": Setting(t("train.setting.train_limit"), ranges["train_limit"],
                                help=t("train.setting.train_limit.help")),
         "seed": Setting(t("train.setting.seed"), ranges["seed"], help=t("train.setting.seed.help")),
-        "optimizer": Setting(t("train.setting.optimizer"), options=OPTIMIZERS),
+        "optimizer": Setting(t("train.setting.optimizer"), options=OPTIMIZERS,
+                             explain=lambda name: t(f"train.optimizer.{name}", lr=TYPICAL_LR[name])),
+        "momentum": Setting(t("train.setting.momentum"), ranges["momentum"], help=t("train.setting.momentum.help"),
+                            optimizers=MOMENTUM_OPTIMIZERS),
+        "nesterov": Setting("Nesterov", help=t("train.setting.nesterov.help"), optimizers=("sgd",)),  # a name
         "lr": Setting(t("train.setting.lr"), ranges["lr"], help=t("train.setting.lr.help")),
         "schedule": Setting(t("train.setting.schedule"), options=SCHEDULES, help=t("train.setting.schedule.help")),
         "weight_decay": Setting(t("train.setting.weight_decay"), ranges["weight_decay"]),
+        "init": Setting(t("train.setting.init"), options=tuple(INITS), help=t("train.setting.init.help"),
+                        explain=lambda name: t(f"train.init.{name}")),
         "label_smoothing": Setting(t("train.setting.label_smoothing"), ranges["label_smoothing"],
                                    help=t("train.setting.label_smoothing.help")),
         "device": Setting(t("train.setting.device"), options=DEVICE_CHOICES, help=t("train.setting.device.help")),
@@ -116,8 +129,9 @@ def _settings() -> dict[str, Setting]:
     }
 
 
-COLUMNS = (("epochs", "batch_size", "train_limit", "seed"), ("optimizer", "lr", "schedule", "weight_decay"),
-           ("label_smoothing", "device", "compile"))
+COLUMNS = (("epochs", "batch_size", "train_limit", "seed"),
+           ("optimizer", "momentum", "nesterov", "lr", "schedule", "weight_decay"),
+           ("init", "label_smoothing", "device", "compile"))
 
 
 def _widget_key(key: str) -> str:
@@ -143,10 +157,12 @@ def _sync_settings(train: dict, table: dict[str, Setting]) -> None:
 
 
 def _store_settings() -> None:
-    """``on_change`` of every setting widget: the widgets become the draft's training settings."""
+    """``on_change`` of every setting widget: the widgets become the draft's training settings (a setting
+    hidden for this optimizer has no widget state, and keeps its draft value)."""
     train = draft()["train"]
     for key in _settings():
-        train[key] = st.session_state[_widget_key(key)]
+        if _widget_key(key) in st.session_state:
+            train[key] = st.session_state[_widget_key(key)]
 
 
 def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
@@ -154,7 +170,9 @@ def _setting_widget(key: str, setting: Setting, fixed: bool) -> None:
     help_text = " ".join(filter(None, [setting.help, t("train.fixed") if fixed else ""]))
     common = dict(key=_widget_key(key), on_change=_store_settings, help=help_text or None, disabled=fixed)
     if setting.options:
-        st.selectbox(setting.label, setting.options, **common)
+        chosen = st.selectbox(setting.label, setting.options, **common)
+        if setting.explain:
+            st.caption(setting.explain(chosen))
     elif isinstance(getattr(DEFAULTS, key), bool):
         st.toggle(setting.label, **common)
     else:
@@ -171,7 +189,8 @@ def _settings_form(train: dict, sources: list[RunInfo]) -> None:
     for column, keys in zip(st.columns(len(COLUMNS)), COLUMNS):
         with column:
             for key in keys:
-                _setting_widget(key, table[key], key in fixed)
+                if not table[key].optimizers or train.get("optimizer") in table[key].optimizers:
+                    _setting_widget(key, table[key], key in fixed)
     chosen = bool(train.get("init_from") or train.get("freeze") or train.get("image_size"))
     with st.expander(t("train.transfer"), icon=":material/move_down:", expanded=chosen):
         start_col, freeze_col, size_col = st.columns(3)
@@ -299,6 +318,24 @@ def _start(d: dict, name: str) -> None:
         return
     st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
     attach(run_id)
+
+
+def _start_repeats(d: dict, name: str, repeats: int) -> None:
+    """Queue the draft ``repeats`` times, with seeds seed..seed+repeats-1, as one configuration of a sweep
+    (lab.runs.sweep.plan_repeats), then open Compare, where its mean and spread are; or say why not."""
+    from lab.ui.compare_view import queue_plan  # compare_view imports this module: imported on use
+
+    try:
+        config = build_config(d, name)
+        configs = plan_repeats(config, range(config.seed, config.seed + repeats))
+        for repeat in configs:  # the last seeds may pass the seed range
+            repeat.validate()
+    except (ConfigError, SpecError) as err:
+        st.error(t("train.cannot_start", error=markdown_safe(err)))
+        return
+    st.session_state[OPEN_COMPARE] = True
+    queue_plan(configs)  # reruns the page once every run is queued (and selects them on Compare)
+    del st.session_state[OPEN_COMPARE]  # it returned: nothing was queued, and it has shown why
 
 
 def _clock(seconds: float) -> str:
@@ -473,19 +510,26 @@ def _start_problem(d: dict, name: str, sources: list[RunInfo]) -> str:
 
 def render_train_page() -> None:
     """Draw the page: settings, Start, the attached run (live or ended), recent runs."""
+    if st.session_state.pop(OPEN_COMPARE, False):  # repeats were just queued: watch them side by side there
+        st.switch_page(COMPARE_PAGE)
     d = draft()
     st.title(t("nav.train"))
     st.caption(t("train.caption"))
     runs = list_runs()
     sources = weight_sources(runs)
     _settings_form(d["train"], sources)
-    name_col, start_col = st.columns([4, 1], vertical_alignment="bottom")
+    name_col, repeats_col, start_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = name_col.text_input(t("train.run_name"), key=NAME_KEY, placeholder=default_name(d, runs)).strip()
+    repeats = repeats_col.number_input(t("train.repeats"), min_value=1, max_value=MAX_REPEATS, value=1, step=1,
+                                       key=REPEATS_KEY, help=t("train.repeats.help"))
     problem = _start_problem(d, name, sources)
     if problem:
         st.error(problem)
     if start_col.button(t("train.start"), type="primary", disabled=bool(problem)):
-        _start(d, name or default_name(d, runs))
+        if repeats > 1:
+            _start_repeats(d, name or default_name(d, runs), repeats)
+        else:
+            _start(d, name or default_name(d, runs))
         runs = list_runs()
     current = attached_run()
     if current:

@@ -167,3 +167,21 @@ def test_a_pretrained_backbone_added_on_the_build_page_updates_shapes_and_parame
     assert params.inner_text() != before
     assert page.locator(EXCEPTION).count() == 0
     snap(page, artifacts / "build-backbone.png")
+
+
+def test_a_scaled_down_writeup_started_on_home_trains_and_ends_on_compare(page, app_url, artifacts):
+    open_app(page, app_url)
+    card = page.locator(".st-key-writeup-fashion-writeup")  # digits where the server has no Fashion-MNIST
+    card.get_by_text("×0.1").click()
+    card.get_by_text("Epochs in all: 1", exact=True).wait_for()
+    wait_idle(page)
+    card.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/compare"), timeout=RUN_S)
+    page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Queued sweep fashion-writeup").wait_for()
+    wait_idle(page)
+    page.get_by_role("tab", name="Sweep").click()
+    page.get_by_text("Sweep done: all 1 runs finished.").wait_for(timeout=RUN_S)  # the sweep picked is this one
+    page.locator(CHART).filter(has_text="fashion-writeup: two conv layers").wait_for()  # its best accuracy
+    wait_idle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    snap(page, artifacts / "writeup-on-compare.png")
