@@ -274,7 +274,7 @@ ENGINE_TEXTS = {
     "curves_figure": (lambda lang, _: [*_figure_words(fig := curves_figure([("7", METRICS)], "acc", "time", lang)),
                                        fig.data[0].hovertemplate],
                       ["Accuracy (solid: validation, dashed: train)", "training time (s)", "accuracy", "7",
-                       "7<br>validation accuracy %{y:.4g}<br>training time (s) %{x:.4g}<extra></extra>"]),
+                       "%{fullData.name}<br>validation accuracy %{y:.4g}<br>training time (s) %{x:.4g}<extra></extra>"]),
     "best_acc_figure": (lambda lang, _: [*_figure_words(fig := best_acc_figure([("a", METRICS), ("b", [])], lang)),
                                          *(bar.text[0] for bar in fig.data)],
                         ["Best validation accuracy", "accuracy", "60.0% (epoch 2)", "no epoch"]),
