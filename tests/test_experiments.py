@@ -15,6 +15,7 @@ from lab.i18n import strings, text
 from lab.model.presets import get_preset
 from lab.model.spec import summarize
 from lab.registry import Registry
+from lab.runs.compare import group_key
 from lab.runs.experiment import (
     BACKBONE,
     EXPERIMENTS,
@@ -25,7 +26,6 @@ from lab.runs.experiment import (
     transfer_vs_scratch,
 )
 from lab.runs.store import RunStore
-from lab.runs.sweep import group_key
 from lab.train.engine import ConfigError, TrainConfig
 
 

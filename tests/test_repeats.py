@@ -22,6 +22,7 @@ from lab.runs.compare import (
     close_pairs,
     configuration_labels,
     epoch_spread,
+    group_key,
     group_rows,
     has_repeats,
     mean_std,
@@ -30,7 +31,7 @@ from lab.runs.compare import (
     within_spread,
 )
 from lab.runs.store import RunStore
-from lab.runs.sweep import describe_plan, group_key, plan_repeats, plan_sweep, summarize_sweep, with_repeats
+from lab.runs.sweep import describe_plan, plan_repeats, plan_sweep, summarize_sweep, with_repeats
 
 # ---------------------------------------------------------------- the commands
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from lab.runs.compare import group_key as group_key  # the repeats contract's key, defined where run_row needs it
 from lab.runs.compare import run_row
 from lab.runs.view import RunInfo
 from lab.train.augment import augment_label, get_augment
@@ -187,8 +186,8 @@ def with_repeats(configs: Sequence[TrainConfig], seeds: Sequence[int]) -> list[T
     """Each planned config once per seed, next to each other: the write-up's "each experiment ran once" fixed.
 
     Every copy is its own complete run (its config.json redoes it) named ``NAME-s<seed>``; the copies share
-    their sweep record's ``index``, which makes them one configuration (:func:`group_key`), and the record
-    says how many repeats there are, so Compare can show a mean and a spread. One seed changes nothing.
+    their sweep record's ``index``, which makes them one configuration (:func:`lab.runs.compare.group_key`), and
+    the record says how many repeats there are, so Compare can show a mean and a spread. One seed changes nothing.
     """
     if len(seeds) < 2:
         return [dataclasses.replace(config, seed=seeds[0]) if seeds else config for config in configs]
