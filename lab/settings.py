@@ -110,6 +110,10 @@ class Limits:
     # loaded data sets. CIFAR-10 takes 176 MB; 1 GB holds 7,100 RGB images at 224 px, 28,500 at 112.
     max_data_mb: int = 1024
     max_probe_size: int = 5000  # points in the feature-space probe
+    # Quotas of the job queue (lab.jobs.quotas); teachers and the command line are not held to the first two.
+    max_queued_runs: int = 10  # one person's runs waiting to start (a sweep of 64 is refused: start it in parts)
+    max_person_disk_mb: int = 4096  # one person's uploads and runs on disk
+    max_class_runs: int = 200  # runs waiting or training on the whole server, everyone's together
 
 
 def limits() -> Limits:
@@ -131,4 +135,53 @@ def _file_int(table: dict, name: str, default: int) -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ExerciseFileError(f"limit {name} in the exercise file must be a whole number >= 1, got {value!r}")
+    return value
+
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How the server runs its queue: where runs train, how many at once, who goes first.
+
+    From the exercise file's ``[queue]`` table, replaced by ``LAB_<FIELD>`` (``LAB_EXECUTOR=ray``).
+    """
+
+    executor: str = "local"  # "local": threads of the server; "ray": tasks on a Ray cluster (lab.jobs.ray_executor)
+    ray_address: str = "local"  # "local": a Ray head on loopback started by the lab; "auto"; "ray://host:10001"
+    concurrent_runs: int = 0  # runs training at once; 0: 4 per GPU, 1 on a CPU (BENCHMARKS.md), Ray: its resources
+    teacher_priority: int = 2  # a teacher's runs start before everyone else's...
+    exercise_priority: int = 1  # ...then runs that follow the exercise, then free exploration (0)
+    retries: int = 0  # times a run whose Ray worker died is started again before it is marked failed
+    ray_gpus_per_run: float = 0.25  # a run's share of a GPU on a Ray worker: 4 small runs per GPU
+    ray_cpus_per_run: float = 1.0
+
+
+def queue_settings() -> QueueSettings:
+    """The current queue settings (read on every call, like :func:`limits`); a bad value is an
+    ExerciseFileError naming the setting and what it may be."""
+    table = exercise_file().get("queue", {})
+    known = {f.name: f for f in fields(QueueSettings)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ExerciseFileError(f"unknown queue setting(s) {', '.join(unknown)} in the exercise file; "
+                                f"valid: {', '.join(known)}")
+    values = {}
+    for name, f in known.items():
+        raw = os.environ.get(f"LAB_{name.upper()}", "").strip() or table.get(name, f.default)
+        values[name] = _queue_value(name, type(f.default), raw)
+    if values["executor"] not in EXECUTORS:
+        raise ExerciseFileError(f"executor must be one of {', '.join(EXECUTORS)}, got {values['executor']!r}")
+    return QueueSettings(**values)
+
+
+def _queue_value(name: str, kind: type, raw: Any) -> Any:
+    try:
+        value = kind(str(raw).strip()) if kind is not str else str(raw).strip().lower()
+    except ValueError:
+        value = None
+    if value is None or (kind is not str and value < 0):
+        raise ExerciseFileError(f"queue setting {name} (LAB_{name.upper()}) must be a {kind.__name__} >= 0, "
+                                f"got {raw!r}")
     return value

@@ -5,7 +5,6 @@ takes the draft's upload; what cannot start is said on Home, and nothing is queu
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -23,11 +22,10 @@ pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
 
 
 @pytest.fixture
-def held() -> list:
-    """The jobs Start submits, kept queued: nothing trains, the test reads what was queued."""
-    jobs = []
-    job_manager().executor = SimpleNamespace(submit=jobs.append)
-    return jobs
+def held():
+    """The job manager with its queue paused: what Start queues stays queued (nothing trains)."""
+    job_manager().pause()
+    return job_manager()
 
 
 def home(draft: dict | None = None) -> AppTest:
@@ -58,7 +56,7 @@ def test_start_queues_a_scaled_down_experiment_and_opens_compare_on_it(isolated_
     at.radio(key="home.writeup.scale.fashion-writeup").set_value(0.1).run()
     at.button(key="home.writeup.start.fashion-writeup").click().run()
     (run,) = isolated_lab.list()
-    assert len(held) == 1 and run.name == "fashion-writeup: two conv layers"
+    assert len(held.queued_ids()) == 1 and run.name == "fashion-writeup: two conv layers"
     assert run.config["dataset"] == ("fashion-mnist" if "fashion-mnist" in available else "digits")
     assert (run.config["epochs"], run.config["batch_size"]) == (1, 32)
     assert ok(at).title[0].value == "Compare"
@@ -77,7 +75,7 @@ def test_the_galaxy_writeup_trains_on_the_drafts_upload(isolated_lab, held, tmp_
     at.radio(key="home.writeup.scale.galaxy-writeup").set_value(0.1).run()
     at.button(key="home.writeup.start.galaxy-writeup").click().run()
     runs = sorted(isolated_lab.list(), key=lambda run: run.config["sweep"]["index"])
-    assert len(held) == 4 and {run.config["dataset"] for run in runs} == {f"folder:{folder}"}
+    assert len(held.queued_ids()) == 4 and {run.config["dataset"] for run in runs} == {f"folder:{folder}"}
     assert [run.config["epochs"] for run in runs] == [2, 2, 2, 1]
     assert ok(at).title[0].value == "Compare"
 
@@ -93,4 +91,4 @@ def test_what_cannot_start_is_said_on_home_and_nothing_is_queued(isolated_lab, h
     at = home(default_draft() | {"dataset": f"folder:{gone}"})
     at.button(key="home.writeup.start.galaxy-writeup").click().run()
     assert "Cannot start the experiment:" in ok(at).error[0].value and "gone not found" in at.error[0].value
-    assert at.title[0].value == "CNN Lab" and held == [] and isolated_lab.list() == []
+    assert at.title[0].value == "CNN Lab" and held.queued_ids() == [] and isolated_lab.list() == []

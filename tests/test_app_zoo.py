@@ -26,16 +26,6 @@ BACKBONE_NOTE = "efficientnet_lite0: images are resized to 224 and scaled to [-1
 pytestmark = pytest.mark.usefixtures("isolated_lab")  # tests/conftest.py
 
 
-class HeldExecutor:
-    """Keeps every submitted job queued (nothing trains), for tests about what gets queued."""
-
-    def __init__(self):
-        self.jobs = []
-
-    def submit(self, job) -> None:
-        self.jobs.append(job)
-
-
 def app(draft: dict | None = None, lang: str = "") -> AppTest:
     """The whole app on its Home page (page links need the navigation), in the isolated lab."""
     at = AppTest.from_file(APP, default_timeout=WAIT_S)
@@ -168,7 +158,7 @@ def test_transfer_settings_reach_the_queued_run(isolated_lab):
     store = isolated_lab
     source = fake_run(store, "source", [0.5])
     store.save_checkpoint(source, "best", {"model": {}, "epoch": 1})
-    job_manager().executor = HeldExecutor()
+    job_manager().pause()  # what Start queues stays queued: nothing trains
     at = page("train", draft=tiny_draft())
     assert at.selectbox(key="train.init_from").options == ["none: fresh weights", "source"]
     at.selectbox(key="train.init_from").select(source).run()
@@ -208,12 +198,12 @@ def test_a_run_started_from_another_says_what_it_loaded_and_froze():
 
 
 def test_home_queues_the_transfer_experiment_as_one_sweep_to_watch_on_compare(isolated_lab):
-    held = job_manager().executor = HeldExecutor()
+    job_manager().pause()  # what Start queues stays queued: nothing trains
     at = app()
     at.button(key="home.writeup.start.transfer-vs-scratch").click().run()
     runs = isolated_lab.list()
     expected = [run.label for run in transfer_vs_scratch()]
-    assert sorted(r.config["sweep"]["values"]["run"] for r in runs) == sorted(expected) and len(held.jobs) == 4
+    assert sorted(r.config["sweep"]["values"]["run"] for r in runs) == sorted(expected) and len(job_manager().queued_ids()) == 4
     assert len({r.config["sweep"]["id"] for r in runs}) == 1
     assert {(r.config["dataset"], r.config["train_limit"]) for r in runs} in ({("cifar10", 500)}, {("shapes", 500)})
     assert ok(at).title[0].value == "Compare"  # Home opened it
@@ -224,7 +214,7 @@ def test_a_student_cannot_queue_the_experiment_against_the_class_exercise(isolat
     exercise = tmp_path / "exercise.toml"
     exercise.write_text('[exercise]\ntitle = "Digits"\ndataset = "digits"\n')
     monkeypatch.setenv("LAB_EXERCISE", str(exercise))
-    job_manager().executor = HeldExecutor()
+    job_manager().pause()  # what Start queues stays queued: nothing trains
     at = app()
     at.button(key="home.writeup.start.transfer-vs-scratch").click().run()
     assert "Cannot queue the sweep: this exercise trains on digits" in ok(at).error[0].value

@@ -13,7 +13,6 @@ import json
 import math
 import runpy
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -279,11 +278,10 @@ def test_an_init_edited_by_hand_into_config_json_is_refused_not_written(value):
 
 
 @pytest.fixture
-def held(isolated_lab) -> list:
-    """The jobs Start submits, kept queued: nothing trains, the test reads what was queued."""
-    jobs = []
-    job_manager().executor = SimpleNamespace(submit=jobs.append)
-    return jobs
+def held(isolated_lab):
+    """The job manager with its queue paused: what Start queues stays queued (nothing trains)."""
+    job_manager().pause()
+    return job_manager()
 
 
 def train_page(draft: dict) -> AppTest:
@@ -340,7 +338,7 @@ def test_repeat_n_times_queues_n_seeds_as_one_configuration_and_opens_compare(is
     next(b for b in at.button if b.label == "Start training").click().run()
     ok(at)
     runs = sorted(isolated_lab.list(), key=lambda run: run.config["seed"])
-    assert len(held) == 3 and [run.config["seed"] for run in runs] == [4, 5, 6]
+    assert len(held.queued_ids()) == 3 and [run.config["seed"] for run in runs] == [4, 5, 6]
     assert [run.name for run in runs] == ["tiny-digits-1-s4", "tiny-digits-1-s5", "tiny-digits-1-s6"]
     assert len({group_key(run.config["sweep"]) for run in runs}) == 1 and runs[0].config["sweep"]["repeats"] == 3
     assert at.title[0].value == "Compare"
