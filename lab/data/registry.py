@@ -94,8 +94,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     most pixels a side has (0: the data set's default), as a run's setting of that name.
     """
     root = settings.data_dir(data_dir).expanduser().resolve()
-    if name.strip().lower().startswith(FOLDER_PREFIX):
-        return _load_path(name.strip()[len(FOLDER_PREFIX):], root, image_size or MAX_SIDE)
+    folder = folder_of(name, root)
+    if folder is not None:
+        return load_folder(folder, side=image_size or MAX_SIDE)
     entry = DATASETS.lookup(name)
     cache_key = (entry.name, None if entry.offline else root)  # built-ins ignore the data dir
     ds = _NAMED.get(cache_key, lambda: _load_named(entry, root, download))
@@ -123,16 +124,21 @@ def list_datasets(data_dir: str | os.PathLike | None = None, lang: str = DEFAULT
     return infos
 
 
-def _load_path(raw: str, root: Path, side: int) -> Dataset:
-    """'folder:PATH': a folder, or a zip imported into root/uploads first. A relative
-    PATH is tried from the working directory, then from the data dir."""
+def folder_of(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The folder of class folders that 'folder:PATH' loads (a zip is imported into data_dir/uploads first);
+    None for a named data set. A relative PATH is tried from the working directory, then from the data dir.
+    The Ray executor ships this folder to its workers (lab.jobs.ray_executor)."""
+    if not name.strip().lower().startswith(FOLDER_PREFIX):
+        return None
+    raw = name.strip()[len(FOLDER_PREFIX):]
+    root = settings.data_dir(data_dir).expanduser().resolve()
     path = Path(raw).expanduser()
     if not path.is_absolute() and not path.exists():
         path = root / path
     if not path.exists():
         raise DatasetError(f"{raw} not found (also looked in {root}). Give a folder of class "
                            "folders or a .zip of one.")
-    return load_folder(_imported(path, root) if path.is_file() else path, side=side)
+    return _imported(path, root) if path.is_file() else path
 
 
 def _imported(archive: Path, root: Path) -> Path:
