@@ -8,6 +8,7 @@ by whoever runs the server replace both.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import tomllib
@@ -181,7 +182,7 @@ def _queue_value(name: str, kind: type, raw: Any) -> Any:
         value = kind(str(raw).strip()) if kind is not str else str(raw).strip().lower()
     except ValueError:
         value = None
-    if value is None or (kind is not str and value < 0):
+    if value is None or (kind is not str and not 0 <= value < math.inf):  # NaN and inf too
         raise ExerciseFileError(f"queue setting {name} (LAB_{name.upper()}) must be a {kind.__name__} >= 0, "
                                 f"got {raw!r}")
     return value

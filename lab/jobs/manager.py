@@ -160,6 +160,8 @@ class JobManager:
         """Stop every live run one browser session started (a teacher's tool); returns how many."""
         if by is not None and not by.teacher:
             raise access.AccessDenied("Only a teacher can stop another person's runs.")
+        if not owner_key:  # runs of the command line and the server's own code belong to no session
+            return 0
         with self.lock:
             mine = [job.run_id for job in self.jobs.values() if job.owner_key == owner_key]
         return sum(self.stop(run_id, by) for run_id in mine)
@@ -186,8 +188,8 @@ class JobManager:
         keep = set(owned_runs(self.store, access.owner_key(by)))
         cleared = 0
         for info in self.store.list():
-            if info.state not in LIVE_STATUSES and info.run_id not in keep and info.run_id not in self.jobs:
-                self.store.delete(info.run_id, by=by)
+            if info.state not in LIVE_STATUSES and info.id not in keep and info.id not in self.jobs:
+                self.store.delete(info.id, by=by)
                 cleared += 1
         return cleared
 

@@ -239,10 +239,20 @@ class RayExecutor:
                     end(job, "failed", str(err))
                     return
                 log.warning("run %s: %s; starting it again (%d of %d)", job.run_id, err, attempt + 1, retries)
-                self.store.set_status(job.run_id, "queued", f"{err}; starting again ({attempt + 1} of {retries})")
+                self._start_over(job, f"{err}; starting again ({attempt + 1} of {retries})")
             except ValueError as err:  # the server could not prepare it (its upload is gone, ...)
                 end(job, "failed", str(err))
                 return
+
+    def _start_over(self, job: Job, message: str) -> None:
+        """Forget a dead attempt: its files (the next attempt ships its own) and its live curves."""
+        layout = self.store.layout(job.run_id)
+        for path in sorted(layout.root.rglob("*"), reverse=True):
+            if path.is_file() and path not in (layout.config, layout.status):
+                path.unlink()
+        with job.lock:
+            job.state.metrics, job.state.batch_losses, job.state.epoch, job.state.batch = [], [], 0, 0
+        self.store.set_status(job.run_id, "queued", message)
 
     def _attempt(self, job: Job) -> None:
         import ray
