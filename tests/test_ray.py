@@ -140,3 +140,17 @@ def test_the_train_page_trains_on_ray_as_it_does_locally(isolated_lab, monkeypat
     at = ok(page("train", run=run_id))
     assert "Finished" in at.success[0].value
     assert at.get("plotly_chart")  # curves and insight from the files shipped back
+
+
+def test_an_address_with_no_cluster_is_refused_with_what_to_set(monkeypatch):
+    from lab.jobs.ray_executor import ExecutorError, connect
+
+    def no_cluster(address=None, **options):  # what ray.init says after its client's 30 s of retries
+        raise ConnectionError("ray client connection timeout")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a server that has not joined yet
+    monkeypatch.setattr(ray, "init", no_cluster)
+    monkeypatch.setenv("LAB_RAY_ADDRESS", "ray://head.school.lan:10001")
+    with pytest.raises(ExecutorError, match=r"LAB_RAY_ADDRESS=ray://head.school.lan:10001: cannot join that Ray "
+                                            r"cluster \(ray client connection timeout\). Give auto"):
+        connect()

@@ -44,6 +44,10 @@ SCRATCH = Path(tempfile.gettempdir()) / "lab-ray"  # a worker node's run folders
 LISTENER_METHODS = {"start": "on_run_start", "batch": "on_batch_end", "epoch": "on_epoch_end", "end": "on_run_end"}
 
 
+class ExecutorError(RuntimeError):
+    """The Ray executor cannot start: ray is missing or the cluster cannot be reached; says what to set."""
+
+
 class WorkerDied(RuntimeError):
     """The Ray worker training a run stopped: its process was killed, or its node left the cluster."""
 
@@ -388,16 +392,22 @@ def connect() -> None:
     """Join the Ray cluster the settings name, once per process: ``local`` starts a head on loopback (its
     workers import the lab from this checkout), ``auto`` joins the cluster of this machine, ``ray://...``
     a remote one through Ray Client."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("LAB_EXECUTOR=ray needs the ray package: pip install -r requirements.txt") from None
     with _connect_lock:
         if ray.is_initialized():
             return
         address = settings.queue_settings().ray_address
         quiet = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if address == "local":
-            project = str(Path(__file__).resolve().parents[2])
-            ray.init(address="local", _node_ip_address="127.0.0.1", object_store_memory=512 * 2**20,
-                     runtime_env={"env_vars": {"PYTHONPATH": project}}, **quiet)
-        else:
-            ray.init(address=address, **quiet)
+        try:
+            if address == "local":
+                project = str(Path(__file__).resolve().parents[2])
+                ray.init(address="local", _node_ip_address="127.0.0.1", object_store_memory=512 * 2**20,
+                         runtime_env={"env_vars": {"PYTHONPATH": project}}, **quiet)
+            else:
+                ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ExecutorError(f"LAB_RAY_ADDRESS={address}: cannot join that Ray cluster ({err}). Give auto (the "
+                                "cluster of this machine), ray://HEAD:10001, or local (a head on loopback).") from None
