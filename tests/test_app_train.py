@@ -251,7 +251,7 @@ def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_
 
 
 @pytest.mark.parametrize("state, expected", [
-    (RunState("r", "queued", queue_position=3), "Queued: 2 run(s) ahead of this one"),
+    (RunState("r", "queued", queue_position=3), "Queued: #3 in the queue"),
     (RunState("r", "queued", queue_position=1), "Queued: next to start"),
     (RunState("r", "queued"), "Starting: moving the data and the model to the device…"),
     (RunState("r", "running", epoch=1, epochs=4, batches=187), "Epoch 1/4: first batches…"),

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from support.runs import fake_run
 
 from lab import settings
-from lab.classroom.exercise import Exercise, check_run, current_exercise, leaderboard, starting_draft
+from lab.classroom.exercise import Exercise, check_run, current_exercise, leaderboard, queue_priority, starting_draft
 from lab.classroom.share import encode_setup
 from lab.jobs import JobManager
 from lab.model.presets import get_preset
@@ -170,6 +170,31 @@ def test_a_students_run_must_keep_to_the_exercise_a_teachers_need_not(exercise_f
     # The job queue runs what its caller let through: the exercise is the page's to check, not the queue's.
     run_id = manager.submit(TrainConfig.from_dict(good | {"epochs": 3}), by=student)
     assert manager.wait(run_id, 120).status == "finished"
+
+
+def test_the_teacher_then_the_exercise_go_first_in_the_queue(exercise_file, monkeypatch):
+    exercise_file(DIGITS)
+    follows = dict(spec=get_preset("gap_cam"), dataset="digits", epochs=2, batch_size=64, augment={"preset": "none"})
+    student, teacher = Visitor(), Visitor(teacher=True)
+    assert [queue_priority(TrainConfig.from_dict(follows), who) for who in (teacher, student, None)] == [2, 1, 0]
+    for change in [{"dataset": "shapes"}, {"spec": get_preset("lenet5")}, {"epochs": 3}]:  # not the exercise
+        assert queue_priority(TrainConfig.from_dict(follows | change), student) == 0
+        assert queue_priority(TrainConfig.from_dict(follows | change), teacher) == 2
+    monkeypatch.setenv("LAB_EXERCISE_PRIORITY", "5")
+    monkeypatch.setenv("LAB_TEACHER_PRIORITY", "0")
+    assert [queue_priority(TrainConfig.from_dict(follows), who) for who in (teacher, student)] == [0, 5]
+    monkeypatch.delenv("LAB_EXERCISE")
+    assert queue_priority(TrainConfig.from_dict(follows), student) == 0  # no exercise: no one goes ahead
+
+
+def test_a_run_follows_the_exercise_on_its_dataset_and_one_of_its_presets_as_they_are():
+    run = TrainConfig.from_dict(dict(spec=get_preset("gap_cam"), dataset="digits"))
+    own_model = TrainConfig.from_dict(dict(spec=get_preset("lenet5"), dataset="digits"))
+    assert Exercise(dataset="digits", presets=("gap_cam",)).follows(run)
+    assert not Exercise(dataset="digits", presets=("gap_cam",)).follows(own_model)  # an open Build lets it run
+    assert Exercise(dataset="digits").follows(own_model)  # no presets listed: any model on its dataset
+    assert not Exercise(dataset="shapes").follows(run)
+    assert not Exercise(dataset="digits", train={"epochs": 9}).follows(run)  # breaks a fixed setting
 
 
 @pytest.mark.usefixtures("isolated_lab")  # runs in tmp_path/runs, a fresh job manager

@@ -24,7 +24,8 @@ The teacher writes a TOML file on the server and starts the lab with
 Locks are applied to each session's draft (:meth:`Exercise.apply`) and checked again
 by every page that submits a student's run (:func:`check_run`), so neither a share
 link nor a crafted widget value gets round them. Teachers and the command line are
-free. The job queue (lab.jobs) knows nothing of exercises: it runs what it is given.
+free. The job queue (lab.jobs) knows nothing of exercises: it runs what it is given, in the
+order of the priority the page asks for (:func:`queue_priority`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,17 @@ class Exercise:
             if getattr(config, key) != value:
                 raise ConfigError(f"this exercise fixes {key} at {value}")
 
+    def follows(self, config: TrainConfig) -> bool:
+        """Whether a run does the exercise, not just keeps to it: it passes :meth:`check` and trains on the
+        exercise's dataset and, when it lists presets, one of them as it is. Free exploration beside it
+        (an unlocked page lets a student train anything) is welcome but does not go ahead of the class."""
+        try:
+            self.check(config)
+        except ConfigError:
+            return False
+        return ((not self.dataset or config.dataset == self.dataset)
+                and (not self.presets or self._is_offered(config.spec)))
+
     def _is_offered(self, spec) -> bool:
         return any(spec == get_preset(name) for name in self.presets)
 
@@ -130,6 +142,20 @@ def check_run(config: TrainConfig, visitor: Visitor | None) -> None:
     exercise = current_exercise()
     if exercise is not None and visitor is not None and not visitor.teacher:
         exercise.check(config)
+
+
+def queue_priority(config: TrainConfig, visitor: Visitor | None) -> int:
+    """The priority a page submits a run with (lab.jobs.queue): a teacher's demo starts first, then a
+    student's run that follows the exercise (:meth:`Exercise.follows`), then everything else (0, as for
+    the command line). The numbers are the server's queue settings (``teacher_priority``,
+    ``exercise_priority``), so a class that wants one queue for all sets them to 0."""
+    queue = settings.queue_settings()
+    if visitor is not None and visitor.teacher:
+        return queue.teacher_priority
+    exercise = current_exercise()
+    if visitor is not None and exercise is not None and exercise.follows(config):
+        return queue.exercise_priority
+    return 0
 
 
 def _read_exercise(table: dict) -> Exercise:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from lab.classroom.exercise import check_run
+from lab.classroom.exercise import check_run, queue_priority
+from lab.jobs import QuotaExceeded
 from lab.plots.compare import (
     X_AXES,
     best_acc_figure,
@@ -407,19 +408,20 @@ def _sweep_values(d: dict) -> dict[str, list]:
 
 
 def queue_plan(configs: list[TrainConfig]) -> None:
-    """Submit every combination to the shared job queue, then show the new sweep (here, and on this page
-    for Home's experiment). A combination the class's exercise does not allow stops the sweep before any
-    run is queued; the error is shown where the call was made."""
-    queued = []
+    """Submit every combination to the shared job queue as one batch, then show the new sweep (here, and on
+    this page for Home's experiment and Train's repeats). The sweep is queued whole or not at all: a
+    combination the class's exercise does not allow, or a quota the whole batch would pass, queues nothing,
+    and the error is shown where the call was made. Its priority is the lowest of its runs': a sweep goes
+    ahead of free exploration only when every run of it follows the exercise."""
+    by = visitor()
     try:
         for config in configs:
-            check_run(config, visitor())
+            check_run(config, by)
+        priority = min(queue_priority(config, by) for config in configs)
         with st.spinner(t("compare.sweep.queueing", count=len(configs))):
-            for config in configs:
-                queued.append(job_manager().submit(config, by=visitor()))
-    except ConfigError as err:
-        done = " " + t("compare.sweep.partly_queued", queued=len(queued), total=len(configs)) if queued else ""
-        st.error(t("compare.sweep.cannot_queue", error=markdown_safe(err)) + done)
+            job_manager().submit_all(configs, by=by, priority=priority)
+    except (ConfigError, QuotaExceeded) as err:
+        st.error(t("compare.sweep.cannot_queue", error=markdown_safe(err)))
         return
     st.session_state[SWEEP_KEY] = configs[0].sweep["id"]
     _flash("success", t("compare.sweep.queued", name=markdown_safe(configs[0].sweep["name"]), count=len(configs)))

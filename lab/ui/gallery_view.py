@@ -2,7 +2,8 @@
 
 The table refreshes itself every few seconds, so a teacher can leave it on the
 projector and watch the class fill it in. It reads the runs folder only: no
-session's draft is ever shown.
+session's draft is ever shown. A signed-in teacher also gets the queue's controls
+(lab.ui.queue_view) below the table; students never see them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from lab.classroom.exercise import LEADERBOARD_COLUMNS, current_exercise, leader
 from lab.runs.store import RunNotFound
 from lab.ui.compare_view import column_config, run_frame
 from lab.ui.i18n import t
-from lab.ui.state import list_runs, markdown_safe
+from lab.ui.queue_view import queue_section
+from lab.ui.state import list_runs, markdown_safe, visitor
 
 REFRESH_SECONDS = 5
 BEST_KEY = "class.best_per_student"
@@ -46,3 +48,5 @@ def render_gallery_page() -> None:
                else t("class.caption"))
     best = st.toggle(t("class.best_per_student"), value=True, key=BEST_KEY)
     st.fragment(run_every=REFRESH_SECONDS)(_board)(best)
+    if visitor().teacher:
+        st.fragment(run_every=REFRESH_SECONDS)(queue_section)()

@@ -25,9 +25,9 @@ from typing import Callable, NamedTuple
 
 import streamlit as st
 
-from lab.classroom.exercise import check_run, current_exercise
+from lab.classroom.exercise import check_run, current_exercise, queue_priority
 from lab.data.dataset import data_megabytes
-from lab.jobs import RunState
+from lab.jobs import QuotaExceeded, RunState
 from lab.model.init import INITS
 from lab.model.layers import format_shape
 from lab.model.spec import SpecError
@@ -307,13 +307,14 @@ def attached_run() -> str | None:
 
 
 def _start(d: dict, name: str) -> None:
-    """Submit the draft as a run and attach it; settings out of range or outside the class's exercise
-    become one error line. The run's model and data are checked by its worker: a bad one ends it failed."""
+    """Submit the draft as a run and attach it; settings out of range or outside the class's exercise, or a
+    quota of the shared server it would pass, become one error line (the quota's says which and what to do).
+    The run's model and data are checked by its worker: a bad one ends it failed."""
     try:
         config = build_config(d, name)
         check_run(config, visitor())
-        run_id = job_manager().submit(config, by=visitor())
-    except (ConfigError, SpecError) as err:
+        run_id = job_manager().submit(config, by=visitor(), priority=queue_priority(config, visitor()))
+    except (ConfigError, SpecError, QuotaExceeded) as err:
         st.error(t("train.cannot_start", error=markdown_safe(err)))
         return
     st.session_state.setdefault(MY_RUNS_KEY, []).append(run_id)
@@ -343,14 +344,31 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _queue_place(state: RunState) -> str:
+    if state.queue_position > 1:
+        return t("train.progress.queued", place=state.queue_position)
+    if state.queue_position == 1:
+        return t("train.progress.next")
+    return t("train.progress.starting")  # out of the queue, not training yet
+
+
+def _queue_wait(state: RunState) -> str:
+    """When a queued run should start: paused by the teacher, an estimate in whole minutes (the pace of
+    the last run on its dataset makes it rough), or '' before any run on its dataset has finished."""
+    if state.queue_paused:
+        return t("train.progress.paused")
+    if not state.queue_position or state.start_in_seconds is None:
+        return ""
+    if state.start_in_seconds < 60:
+        return t("train.progress.starts_soon")
+    return t("train.progress.starts_in", minutes=round(state.start_in_seconds / 60))
+
+
 def progress_text(state: RunState) -> str:
-    """One line for the progress bar: where the run is, how fast, how long is left."""
+    """One line for the progress bar: where the run is (its place in the queue and when it should start),
+    how fast, how long is left."""
     if state.status == "queued":
-        if state.queue_position > 1:
-            return t("train.progress.queued", ahead=state.queue_position - 1)
-        if state.queue_position == 1:
-            return t("train.progress.next")
-        return t("train.progress.starting")
+        return " · ".join(filter(None, [_queue_place(state), _queue_wait(state)]))
     if not state.batch:
         return t("train.progress.first_batches", epoch=max(state.epoch, 1), epochs=state.epochs)
     parts = [t("train.progress.epoch", epoch=state.epoch, epochs=state.epochs),
