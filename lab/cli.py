@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -186,6 +188,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status in ("finished", "stopped") else EXIT_RUN_FAILED
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """The loss over a rising learning rate on a run's model, data and optimizer, and the rate it suggests."""
+    from lab.insight.tools import write_rows_csv
+    from lab.model.spec import load_spec
+    from lab.plots.lr_find import lr_find_figure
+    from lab.runs.store import RunStore
+    from lab.train.engine import TrainConfig
+    from lab.train.lr_find import RULES, lr_find
+
+    config = _config_file(args.config) if args.config else TrainConfig.from_dict(dict(
+        spec=load_spec(args.spec), dataset=args.dataset, augment=args.augment, batch_size=args.batch_size,
+        optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+        train_limit=args.train_limit, image_size=args.image_size, device=args.device, seed=args.seed))
+    source = RunStore(args.runs_dir).source_weights(config.init_from) if config.init_from else None
+    result = lr_find(config, args.data_dir, start=args.start, end=args.end, steps=args.steps,
+                     rule=args.rule or RULES[0], source=source)
+    ending = "where the loss blew up" if result.stopped_early else "the end of the range"
+    print(f"{len(result.lrs)} steps from lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g} ({ending})")
+    if args.out:
+        write_rows_csv(args.out, result.rows())
+        print(f"wrote {args.out}")
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        lr_find_figure(result).write_html(args.plot, include_plotlyjs=True)  # the page works offline
+        print(f"wrote {args.plot}")
+    print(f"suggested lr {result.suggestion:.3g} (rule {result.rule})")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench.engine import main as bench_main
 
@@ -223,6 +254,98 @@ def cmd_embed(args: argparse.Namespace) -> int:
     write_rows_csv(args.out, rows)
     print(f"epoch {epoch}: {len(rows)} probe points, k-NN accuracy {knn:.4f}; wrote {args.out}")
     return EXIT_OK
+
+
+def cmd_mistakes(args: argparse.Namespace) -> int:
+    """A run's surest mistakes (or one confusion cell, or its suspected label errors) as rows; with marks,
+    a corrected version of its data set, and with --retrain a run on it grouped with the original."""
+    from lab.insight.errors import InsightError
+    from lab.insight.mistakes import COLUMNS, label_issues, mistakes, suggested_changes
+    from lab.runs.compare import rows_to_csv
+    from lab.train.device import resolve_device
+
+    for flag, value, low in (("--top", args.top, 1), ("--folds", args.folds, 2), ("--max-images", args.max_images, 2),
+                             ("--max-epochs", args.max_epochs, 1)):
+        if value < low:
+            raise UsageError(f"{flag} must be a whole number of {low} or more, got {value}")
+    marked = _marks(args)  # malformed marks are refused before anything is computed
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    try:
+        if args.label_issues:
+            listing = label_issues(args.run, args.pair, args.top, args.folds, args.max_images, args.max_epochs,
+                                   args.runs_dir, args.data_dir, device,
+                                   lambda fold, folds: print(f"training fold {fold + 1} of {folds}", file=sys.stderr,
+                                                             flush=True))
+        else:
+            listing = mistakes(args.run, args.pair, args.top, args.checkpoint, args.runs_dir, args.data_dir, device)
+    except InsightError as err:
+        raise UsageError(str(err)) from None
+    print(listing.note, file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(listing.rows, indent=1))
+    elif args.format == "csv":
+        sys.stdout.write(rows_to_csv(listing.rows, COLUMNS))
+    else:
+        print(mistakes_table(listing.rows))
+    if args.drop_suggested or args.relabel_suggested:
+        marked = suggested_changes(listing.rows, "drop" if args.drop_suggested else "relabel") + marked
+    elif not marked:
+        return EXIT_OK
+    return _write_and_retrain(args, marked)
+
+
+def _marks(args: argparse.Namespace) -> list:
+    """The images --drop and --relabel name (lab.data.corrections.Change); a bare id is in the split listed."""
+    from lab.insight.errors import InsightError
+    from lab.insight.mistakes import parse_marks
+
+    if args.drop_suggested and args.relabel_suggested:
+        raise UsageError("choose --drop-suggested or --relabel-suggested, not both")
+    split = "train" if args.label_issues else "val"
+    try:
+        marked = [*parse_marks(args.drop, "drop", split), *parse_marks(args.relabel, "relabel", split)]
+    except InsightError as err:
+        raise UsageError(str(err)) from None
+    if args.retrain and not (marked or args.drop_suggested or args.relabel_suggested):
+        raise UsageError("--retrain needs corrections: add --drop-suggested, --relabel-suggested, --drop or --relabel")
+    return marked
+
+
+def mistakes_table(rows: list[dict]) -> str:
+    """The rows as the terminal shows them: an image's file, or its split and id for a built-in data set."""
+    lines = [f"{'image':<36}{'given':<14}{'predicted':<14}{'confidence':>11}{'issue score':>13}"]
+    for r in rows:
+        image = r["path"] or f"{r['split']}:{r['id']}"
+        lines.append(f"{image[-35:]:<36}{r['given'][:13]:<14}{r['predicted'][:13]:<14}{r['confidence']:>11.4f}"
+                     f"{r['label_issue_score']:>13.4f}")
+    return "\n".join(lines)
+
+
+def _write_and_retrain(args: argparse.Namespace, changes: list) -> int:
+    """Write ``changes`` as a corrections version of the run's data set, then with --retrain train the run's
+    settings on it, grouped with the run in one sweep (lab.insight.mistakes.retrain_config)."""
+    from lab.insight.mistakes import retrain_config, write_fixes
+    from lab.runs.store import open_run
+
+    if not changes:
+        raise UsageError("nothing listed to mark: no image matched")
+    store, run_id = open_run(args.run, args.runs_dir)
+    run = store.get(run_id)
+    dataset, count = write_fixes(run, changes, args.data_dir)
+    print(f"wrote {count} corrections of {run.config['dataset']}: train on them with --dataset '{dataset}'",
+          file=sys.stderr)
+    if not args.retrain:
+        return EXIT_OK
+    config = retrain_config(store, run, dataset)
+    new_id, result = run_training(config, args.runs_dir, args.data_dir)
+    best = result.best
+    before = f"{run.best_val_acc:.4f}" if run.best_val_acc is not None else "nan"
+    print(f"run {new_id} {result.status} best_val_acc={best['val_acc']:.4f} (before: {before}, run {run.id}); "
+          f"sweep {config.sweep['name']}" if best else f"run {new_id} {result.status}: {result.message}")
+    return EXIT_OK if result.status in ("finished", "stopped") else EXIT_RUN_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -323,15 +446,39 @@ def train_plan(configs: list["TrainConfig"], args: argparse.Namespace) -> int:
     from lab.runs.store import RunStore
     from lab.runs.sweep import summarize_sweep
 
-    run_ids = []
-    for position, config in enumerate(configs, 1):
-        print(f"[{position}/{len(configs)}] {config.name}", flush=True)
-        run_ids.append(run_training(config, args.runs_dir, args.data_dir)[0])
+    if getattr(args, "executor", "local") == "ray":
+        run_ids = train_on_ray(configs, args)
+    else:
+        run_ids = []
+        for position, config in enumerate(configs, 1):
+            print(f"[{position}/{len(configs)}] {config.name}", flush=True)
+            run_ids.append(run_training(config, args.runs_dir, args.data_dir)[0])
     store = RunStore(args.runs_dir)
     rows = summarize_sweep(store.get(run_id) for run_id in run_ids)
     print(f"\nsweep {configs[0].sweep['name']} ({configs[0].sweep['id']})")
     print(repeats_table(aggregate_rows(rows)) if configs[0].sweep.get("repeats") else sweep_table(rows))
     return EXIT_OK if all(r["status"] == "finished" for r in rows) else EXIT_RUN_FAILED
+
+
+def train_on_ray(configs: list["TrainConfig"], args: argparse.Namespace) -> list[str]:
+    """Queue every planned run on the Ray cluster at once (lab.jobs.ray_executor) and wait for all; a line
+    per run as it ends, in the order they end."""
+    from lab.jobs import JobManager
+
+    if args.ray_address:
+        os.environ["LAB_RAY_ADDRESS"] = args.ray_address
+    manager = JobManager(args.runs_dir, args.data_dir, executor="ray")
+    run_ids = manager.submit_all(configs)
+    print(f"queued {len(run_ids)} runs on Ray, {manager.executor.slots()} at once", flush=True)
+    pending = dict(zip(run_ids, configs))
+    while pending:
+        for run_id in [r for r in pending if r not in manager.jobs]:
+            state = manager.state(run_id)
+            best = f" best_val_acc={state.best['val_acc']:.4f}" if state.best else ""
+            print(f"[{len(run_ids) - len(pending) + 1}/{len(run_ids)}] {pending.pop(run_id).name}: "
+                  f"{state.status}{best}", flush=True)
+        time.sleep(0.2)
+    return run_ids
 
 
 def _cell(value, fmt: str = "") -> str:
@@ -442,6 +589,11 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
                         "only --dataset, --epochs-scale, --seed(s), --train-limit, --device and --no-insight apply")
     p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F",
                    help="with --experiment: every run's epochs times F (above 0, at most 1), e.g. 0.1 for a demo")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: one run after another in this process; ray: every run at once as far as the Ray "
+                        "cluster's resources go (LAB_RAY_GPUS_PER_RUN, LAB_RAY_CPUS_PER_RUN)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: local (a head on loopback, the default), auto, or ray://host:10001")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -474,6 +626,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run's settings as JSON (lab export --what config); the other options are ignored")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("lr-find", help="the loss over a rising learning rate, and a suggested rate to train at")
+    p.add_argument("--spec", default="fashion_cnn", help="preset name or spec JSON file")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--augment", default="none", help="preset name or JSON, as for train")
+    p.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--optimizer", default="adam", help="adam | adamw | sgd | rmsprop | adagrad")
+    p.add_argument("--momentum", type=float, default=0.9, help="sgd and rmsprop")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--train-limit", type=int, default=0, help="draw batches from the first N images only")
+    p.add_argument("--image-size", type=int, default=0, metavar="N", help="as for train")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", default=None,
+                   help="a run's settings as JSON (lab export --what config) instead of the options above")
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps, one rate each (20-1000)")
+    p.add_argument("--start", type=float, default=1e-7, help="the first rate")
+    p.add_argument("--end", type=float, default=10.0, help="the last rate, unless the loss blows up first")
+    p.add_argument("--rule", default=None,
+                   help="steepest (the default: where the loss falls fastest) | valley (fastai's, more cautious)")
+    p.add_argument("--out", default=None, metavar="FILE.csv", help="the curve: step, lr, loss, smoothed_loss")
+    p.add_argument("--plot", default=None, metavar="FILE.html", help="the curve as an interactive page")
+    p.set_defaults(func=cmd_lr_find)
+
     p = sub.add_parser("bench", help="engine vs a plain PyTorch loop: images/s, time split, memory")
     p.add_argument("--quick", action="store_true", help="short run (under a minute on 2 CPU cores)")
     p.add_argument("--device", default="auto")
@@ -483,15 +658,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer", action="store_true",
                    help="a pretrained backbone (frozen, fine-tuned) vs from-scratch presets on 500 CIFAR-10 images")
     p.add_argument("--size", type=int, default=224, help="for --transfer: the side the backbone sees")
-    p.add_argument("--dataset", default=None, choices=("fashion-mnist", "cifar10"),
-                   help="for --time-to-accuracy: times its usual preset (fashion_cnn, cifar_vgg)")
+    p.add_argument("--dataset", default=None,
+                   help="for --time-to-accuracy: fashion-mnist | cifar10, timed with its usual preset (fashion_cnn, "
+                        "cifar_vgg); for --class: the quick start's data set (default fashion-mnist)")
     p.add_argument("--preset", default=None,
                    help="for --time-to-accuracy: fashion_cnn | cifar_vgg | speedrun (default: the dataset's)")
     p.add_argument("--live-ui", action="store_true",
                    help="images/s of a run with the Train page open vs closed (browser sharing the server's cores, "
                         "then on its own), and the server's memory "
                         "(needs playwright and /usr/bin/chromium)")
-    p.add_argument("--epochs", type=int, default=4, help="for --live-ui: epochs per run")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (--live-ui: default 4, --class: 1)")
+    p.add_argument("--class", dest="class_size", type=int, default=None, metavar="N",
+                   help="N students (try 40) each start the Fashion-MNIST quick start at once: time until every "
+                        "run finished, waits before training, the server's memory, per executor")
+    p.add_argument("--executor", default="local,ray", help="for --class: local, ray or both (local,ray)")
+    p.add_argument("--train-limit", type=int, default=0, help="for --class: training images per run (0 = all)")
+    p.add_argument("--concurrent", type=int, default=0,
+                   help="for --class: runs training at once (0 = LAB_CONCURRENT_RUNS, else the executor's default)")
     p.add_argument("--minutes", type=float, default=0.0,
                    help="for --live-ui: keep a page watching back-to-back runs this long (memory growth)")
     p.set_defaults(func=cmd_bench)
@@ -528,6 +711,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=None, help="recorded epoch, 0 = untrained (default: the last)")
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("mistakes", help="a run's surest mistakes or suspected label errors; mark them dropped or "
+                                        "relabelled in a corrected copy of its data, and retrain on it")
+    p.add_argument("run", help="run id, id prefix or name, or a run folder")
+    p.add_argument("--pair", default=None, metavar="TRUE,PRED",
+                   help="one confusion-matrix cell: true (given) class, predicted class, as names or numbers")
+    p.add_argument("--label-issues", action="store_true",
+                   help="training images whose label looks wrong (confident learning on out-of-sample probabilities "
+                        "from k-fold training with the run's settings) instead of validation mistakes")
+    p.add_argument("--top", type=int, default=20, metavar="N", help="rows listed (default 20)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--checkpoint", default="best", help="for validation mistakes: best | last | N")
+    # The defaults are lab.insight.mistakes' DEFAULT_FOLDS, MAX_IMAGES and MAX_EPOCHS, without importing it for --help.
+    p.add_argument("--folds", type=int, default=4, help="for --label-issues: k of the k-fold training (default 4)")
+    p.add_argument("--max-images", type=int, default=6000, metavar="N",
+                   help="for --label-issues: training images scored at most (the run's own, classes in turn)")
+    p.add_argument("--max-epochs", type=int, default=5, metavar="N",
+                   help="for --label-issues: epochs per fold at most (the run's own when fewer)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--drop-suggested", action="store_true", help="drop every listed image (a corrected copy)")
+    p.add_argument("--relabel-suggested", action="store_true", help="relabel every listed image as its predicted class")
+    p.add_argument("--drop", default="", metavar="IDS",
+                   help="images to drop, e.g. train:12,val:3 (a bare id is in the listed split)")
+    p.add_argument("--relabel", default="", metavar="ID=CLASS,...", help="images to relabel, e.g. train:12=circle")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the run's settings on the corrected data, grouped with the run in a sweep for Compare")
+    p.set_defaults(func=cmd_mistakes)
 
     p = sub.add_parser("export", help="a run as PyTorch code, weights, ONNX, config JSON or an HTML report")
     p.add_argument("run", help="run id, id prefix or name, or a run folder")

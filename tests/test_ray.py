@@ -17,6 +17,8 @@ from support.apptest import button, ok, page, tiny_draft
 from support.files import image_bytes
 
 from lab.cli import main as cli_main
+from lab.data.corrections import Change, corrected_name, write_corrections
+from lab.data.registry import load_dataset
 from lab.jobs import JobManager
 from lab.model.presets import get_preset
 from lab.runs.store import RunStore
@@ -111,6 +113,15 @@ def test_an_upload_is_shipped_once_per_content_and_trains_on_the_worker(tmp_path
     assert len(manager.executor.uploads) == 1  # one object in Ray's store for both runs
     assert manager.store.get(first).config["dataset"] == f"folder:{folder}"  # as the user named it
     assert manager.store.get(first).config["resolved"]["classes"] == ["cat", "dog"]
+
+    base = load_dataset(f"folder:{folder}", tmp_path)
+    version = write_corrections(base, [Change("train", 0, "drop")], tmp_path)  # beside the folder, on the server
+    fixed = manager.submit(shapes_config(**{**config, "dataset": corrected_name(f"folder:{folder}", version)}))
+    state = manager.wait(fixed, RUN_S)
+    assert state.status == "finished", state.message
+    images = manager.store.get(first).config["resolved"]["images"]
+    assert manager.store.get(fixed).config["resolved"]["images"] == images - 1  # the worker applied the fixes
+    assert len(manager.executor.uploads) == 1  # the same folder: not shipped again
 
 
 def test_a_run_the_worker_refuses_fails_with_the_trainers_message(tmp_path):

@@ -10,7 +10,8 @@ with the same batch size and augmentation, in one process, one after the other:
    fp32.
 
 Synthetic images are enough for throughput. ``--time-to-accuracy`` instead
-trains a preset on real data until it reaches a target test accuracy.
+trains a preset on real data until it reaches a target test accuracy; ``--class N``
+(lab.bench.class_load) has N students start the same run at once through the server's queue.
 """
 
 from __future__ import annotations
@@ -277,10 +278,18 @@ def format_throughput(report: dict) -> str:
 
 
 def main(args) -> int:
+    if args.class_size is not None:
+        from lab.bench.class_load import ClassLoad, format_class, run_class_bench
+
+        load = ClassLoad(args.class_size, args.dataset or "fashion-mnist", 1 if args.epochs is None else args.epochs,
+                         args.train_limit, args.concurrent, args.data_dir)
+        report = run_class_bench(load, [name.strip() for name in args.executor.split(",") if name.strip()])
+        print(json.dumps(report, indent=1) if args.json else format_class(report))
+        return 1 if any("error" in r for r in report["executors"]) else 0
     if args.live_ui:
         from lab.bench.live_ui import format_live, run_live_bench
 
-        report = run_live_bench(args.epochs, args.minutes)
+        report = run_live_bench(4 if args.epochs is None else args.epochs, args.minutes)
         print(json.dumps(report, indent=1) if args.json else format_live(report))
         return 0
     if args.transfer:

@@ -6,6 +6,7 @@
     load_dataset("cifar10", download=True) fetched when missing (lab.data.download)
     download_dataset("cifar10", progress=cb) the same download, with progress, for a page or the CLI
     load_dataset("folder:PATH")            a folder (or .zip) of class folders
+    load_dataset("shapes@fixes:VERSION")   with a version of its corrections applied (lab.data.corrections)
     import_zip(uploaded_file)              a user's upload, checked and unpacked safely
 
 Nothing here imports Streamlit: pages call these functions and show the results.

@@ -33,12 +33,19 @@ class Dataset:
     val_y: torch.Tensor  # int64 (M,)
     train_boxes: torch.Tensor | None = None  # float32 (N, 4) x0, y0, x1, y1 in pixels (shapes only)
     val_boxes: torch.Tensor | None = None  # float32 (M, 4)
+    # Each image's file under the data set's folder (folder data sets; None for built-in ones): what a
+    # correction (lab.data.corrections) and a list of mistakes name, to find the image again.
+    train_files: tuple[str, ...] | None = None
+    val_files: tuple[str, ...] | None = None
     _stats: tuple[list[float], list[float]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.train_x, self.val_x = self.train_x.contiguous(), self.val_x.contiguous()
         _check_split("train", self.train_x, self.train_y, self.train_boxes, len(self.classes))
         _check_split("val", self.val_x, self.val_y, self.val_boxes, len(self.classes))
+        for split, files, y in (("train", self.train_files, self.train_y), ("val", self.val_files, self.val_y)):
+            if files is not None and len(files) != len(y):
+                raise ValueError(f"{split}_files names {len(files)} files for {len(y)} images")
         if self.train_x.shape[1:] != self.val_x.shape[1:]:
             raise ValueError(f"train images {tuple(self.train_x.shape[1:])} and val images "
                              f"{tuple(self.val_x.shape[1:])} differ in shape")
@@ -138,7 +145,7 @@ def shrunk(ds: Dataset, side: int) -> Dataset:
     factor = torch.tensor([size[1] / w, size[0] / h] * 2)
     return Dataset(ds.name, ds.classes, resize(ds.train_x), ds.train_y, resize(ds.val_x), ds.val_y,
                    None if ds.train_boxes is None else ds.train_boxes * factor,
-                   None if ds.val_boxes is None else ds.val_boxes * factor)
+                   None if ds.val_boxes is None else ds.val_boxes * factor, ds.train_files, ds.val_files)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ _DECODE_CHUNK = 512  # files per thread-pool task
 _THREADS_FROM_PIXELS = 128 * 128
 
 _CACHE: LoadCache[Dataset] = LoadCache(maxsize=8)
-_DECODED_VERSION = 2  # bump when decoding changes what the arrays hold or how their files are named
+_DECODED_VERSION = 3  # bump when decoding changes what the arrays hold or how their files are named
 _SIZES_KEPT = 3  # decoded sizes kept per folder: a student trying 64, 128 and 224 px decodes each once
 
 
@@ -145,7 +145,9 @@ def _load(root: Path, name: str, side: int) -> Dataset:
     try:
         with np.load(cached) as arrays:
             ds = Dataset(name, [str(c) for c in arrays["classes"]],
-                         *(torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")))
+                         *(torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")),
+                         train_files=tuple(map(str, arrays["train_files"])),
+                         val_files=tuple(map(str, arrays["val_files"])))
     except (OSError, KeyError, ValueError):
         pass  # not decoded yet, or unreadable: decode again
     else:
@@ -184,7 +186,8 @@ def _keep_decoded(path: Path, content: str, ds: Dataset) -> None:
         remove_stale_temps([path.parent])  # a load killed mid-write
         atomic_write(path, lambda f: np.savez(f, classes=np.array(ds.classes), train_x=ds.train_x.numpy(),
                                               train_y=ds.train_y.numpy(), val_x=ds.val_x.numpy(),
-                                              val_y=ds.val_y.numpy()))
+                                              val_y=ds.val_y.numpy(), train_files=np.array(ds.train_files),
+                                              val_files=np.array(ds.val_files)))
     except OSError:
         pass
 
@@ -193,14 +196,16 @@ def _decode_folder(root: Path, name: str, side: int) -> Dataset:
     scan = scan_folder(root, keep_pixels=True, side=side)
     check_data_memory(len(scan.train) + len(scan.val), (scan.channels, scan.size[1], scan.size[0]))
     threads = min(8, os.cpu_count() or 1) if scan.source_pixels >= _THREADS_FROM_PIXELS else 1
-    train_x, train_y = _decode_all(scan.train, scan.channels, scan.size, threads)
+    train_x, train_y, train_files = _decode_all(scan.train, scan.channels, scan.size, threads, scan.root)
     if scan.val:
-        val_x, val_y = _decode_all(scan.val, scan.channels, scan.size, threads)
+        val_x, val_y, val_files = _decode_all(scan.val, scan.channels, scan.size, threads, scan.root)
     else:
         train_idx, val_idx = stratified_split(train_y.numpy(), val_fraction=0.2, seed=0)
         train_x, train_y, val_x, val_y = (train_x[train_idx], train_y[train_idx],
                                           train_x[val_idx], train_y[val_idx])
-    return Dataset(name, scan.classes, train_x, train_y, val_x, val_y)
+        train_files, val_files = [train_files[i] for i in train_idx], [train_files[i] for i in val_idx]
+    return Dataset(name, scan.classes, train_x, train_y, val_x, val_y,
+                   train_files=tuple(train_files), val_files=tuple(val_files))
 
 
 def _unwrap(root: Path) -> Path:
@@ -252,10 +257,10 @@ def _probe_all(files: list[Path], class_dir: Path, skipped: Counter[str],
 
 
 def _decode_all(items: list[tuple[images.Found, int]], channels: int, size: tuple[int, int],
-                threads: int) -> tuple[torch.Tensor, torch.Tensor]:
+                threads: int, root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Stack every image into one preallocated array, decoding those the scan did not
     keep; files that fail to decode (a header can look fine over a truncated body)
-    are left out."""
+    are left out. Also each kept image's file, relative to ``root`` (POSIX separators)."""
     out = np.empty((len(items), channels, size[1], size[0]), dtype=np.uint8)
     ok = np.ones(len(items), dtype=bool)
 
@@ -273,7 +278,8 @@ def _decode_all(items: list[tuple[images.Found, int]], channels: int, size: tupl
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(work, range(0, len(items), _DECODE_CHUNK)))
     labels = np.array([label for _, label in items], dtype=np.int64)
-    return torch.from_numpy(out[ok]), torch.from_numpy(labels[ok])
+    files = [found.path.relative_to(root).as_posix() for (found, _), kept in zip(items, ok) if kept]
+    return torch.from_numpy(out[ok]), torch.from_numpy(labels[ok]), files
 
 
 def _too_few_classes(shown: str, classes: list[str], skipped: Counter[str]) -> str:

@@ -25,6 +25,7 @@ from lab import settings
 from lab.data import digits, shapes
 from lab.data import torchvision_files as tv
 from lab.data.cache import LoadCache
+from lab.data.corrections import corrected, split_name
 from lab.data.dataset import Dataset, DatasetError, DatasetInfo, shrunk
 from lab.data.download import download_dataset
 from lab.data.folder import load_folder
@@ -92,8 +93,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     download: fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (lab.data.download);
     without it a missing file is a DatasetError saying where to put it. image_size: the
     most pixels a side has (0: the data set's default), as a run's setting of that name.
+    'NAME@fixes:VERSION' is NAME with a version of its corrections applied (lab.data.corrections).
     """
     root = settings.data_dir(data_dir).expanduser().resolve()
+    base, version = split_name(name)
+    if version:
+        return corrected(load_dataset(base, root, download=download, image_size=image_size), version, root).dataset
     folder = folder_of(name, root)
     if folder is not None:
         return load_folder(folder, side=image_size or MAX_SIDE)

@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 from lab import settings
 from lab.data import images
+from lab.data.corrections import split_name
 from lab.data.dataset import DatasetError
 from lab.data.folder import decoded_dir, scan_folder
 
@@ -199,7 +200,8 @@ def prune_uploads(data_dir: str | os.PathLike | None, in_use: set[str], older_th
     runs' ``folder:PATH`` datasets); each page reload is a new session, hence a new upload folder. Returns
     what was removed."""
     uploads = settings.data_dir(data_dir).expanduser().resolve() / "uploads"
-    used = {Path(name.split(":", 1)[1]).resolve() for name in in_use if name.startswith("folder:")}
+    bases = (split_name(name)[0] for name in in_use)  # a corrected version (lab.data.corrections) uses its folder
+    used = {Path(name.split(":", 1)[1]).resolve() for name in bases if name.startswith("folder:")}
     cutoff = time.time() - older_than_s
     removed = []
     for marker in sorted([*uploads.glob(f"*/{MARKER}"), *uploads.glob(f"*/*/{MARKER}")]):

@@ -13,6 +13,7 @@ import inspect
 from pathlib import Path
 from string import Template
 
+from lab.data.corrections import split_name
 from lab.data.registry import FOLDER_PREFIX, normalise
 from lab.export.code import INDENT, ExportError, checked_number, doc_text, model_blocks, module_source, py_str
 from lab.model.init import INITS
@@ -227,7 +228,9 @@ def _is_folder(dataset: str) -> bool:
 
 
 def _data_code(dataset: str) -> tuple[str, str]:
-    """(DATA_ROOT's value, ``load_data`` source) for the run's dataset."""
+    """(DATA_ROOT's value, ``load_data`` source) for the run's dataset; a corrected version (lab.data.corrections)
+    loads as the data set it corrects, and the header says so."""
+    dataset = split_name(dataset)[0]
     if _is_folder(dataset):
         folder = Path(dataset.strip()[len(FOLDER_PREFIX):])
         return (folder.stem if folder.suffix.lower() == ".zip" else folder.name), _FOLDER_DATA
@@ -243,7 +246,11 @@ def _floats(name: str, values: list[float], low: float = 0.0) -> str:
 
 
 def _run_header(summary: Summary, config: dict, stem: str, data_root: str) -> str:
-    dataset = f"the image folder {data_root}" if _is_folder(config["dataset"]) else config["dataset"]
+    base, version = split_name(config["dataset"])
+    dataset = f"the image folder {data_root}" if _is_folder(base) else base
+    if version:
+        dataset += (f" with the lab's corrections {version} (images dropped or relabelled there; load_data() "
+                    "reads the data as it is)")
     return (
         f'"""{doc_text(summary.name)} trained on {doc_text(dataset)} in CNN Lab, with a loop to go on training it.\n\n'
         f"Input {format_shape(summary.input_shape)}, {summary.num_classes} classes, {summary.total_params:,} "

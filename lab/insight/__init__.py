@@ -13,6 +13,9 @@
     load.py    load_run_model: a run's model rebuilt from its folder alone
     answers.py ClassAnswers: a result's predicted class and confidence, from its probabilities
     validation.py  one checkpoint on the whole val split: confusion matrix, surest mistakes
+    label_issues.py  confident learning: suspected label errors from out-of-sample (k-fold) probabilities
+    mistakes.py    what ``python -m lab mistakes`` does: a confusion cell's images, label issues, marks
+               written as a corrected data set, and the retrain grouped with the original run
     activations.py every conv layer's feature maps for one image, the first layer's filters
     hooks.py   layer lookup by name and the hook context manager everything uses
     errors.py  InsightError: input a user can fix, with what to use instead

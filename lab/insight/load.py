@@ -30,14 +30,18 @@ class InputStats:
 
     def class_index(self, name: str) -> int:
         """Index of a class given by name (case-insensitive) or number."""
-        text = name.strip()
-        if text.isdigit() and int(text) < len(self.classes):
-            return int(text)
-        lowered = [c.lower() for c in self.classes]
-        if text.lower() in lowered:
-            return lowered.index(text.lower())
-        raise InsightError(f"unknown class {name!r}; use one of: {', '.join(self.classes)} "
-                           f"(or 0..{len(self.classes) - 1})")
+        return class_index(self.classes, name)
+
+
+def class_index(classes: list[str], name: str) -> int:
+    """Index in ``classes`` of a class given by name (case-insensitive) or number; InsightError listing them."""
+    text = name.strip()
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    lowered = [c.lower() for c in classes]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    raise InsightError(f"unknown class {name!r}; use one of: {', '.join(classes)} (or 0..{len(classes) - 1})")
 
 
 def _stats(config: dict, data_dir: str | os.PathLike | None) -> tuple[list[float], list[float]]:

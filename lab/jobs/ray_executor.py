@@ -84,7 +84,8 @@ class RunWorker:
         if self.trainer is not None:
             self.trainer.stop()
 
-    def run(self, run_id: str, config: dict, files: dict[str, bytes], source, upload: list, data_dir: str) -> None:
+    def run(self, run_id: str, config: dict, files: dict[str, bytes], source, upload: list, corrections: list,
+            data_dir: str) -> None:
         """Train the run in a scratch copy of its folder; every outcome ends with an ``end`` event."""
         from lab.insight.probe import insight_callbacks
         from lab.train.engine import RunRecorder, TrainConfig, Trainer, run_record
@@ -96,8 +97,8 @@ class RunWorker:
             shipper = FileShipper(self, store, run_id)
             try:
                 train_config = TrainConfig.from_dict(config)
-                dataset = _unpacked_dataset(upload, train_config) if upload else None
                 data_dir = data_dir if Path(data_dir).is_dir() else None  # the server's, when this node sees it
+                dataset = _worker_dataset(train_config, upload, corrections, data_dir)
                 trainer = Trainer(train_config, data_dir=data_dir, dataset=dataset, source=source)
                 trainer.callbacks = [RunRecorder(store, run_id), *insight_callbacks(trainer, store, run_id), shipper]
                 store.write_config(run_id, run_record(train_config, trainer))
@@ -169,13 +170,28 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> None:
         atomic_write(target, lambda f, data=data: f.write(data))
 
 
-def _unpacked_dataset(upload: list, config):
-    """The run's uploaded folder, unpacked once per content hash on this node, loaded as the run asks."""
-    import ray
-
+def _worker_dataset(config, upload: list, corrections: list, data_dir):
+    """The run's data set as this node makes it: an upload unpacked from Ray's object store, a built-in one
+    by name (None: the Trainer loads it); a corrected version ('NAME@fixes:V') with the server's corrections
+    file put where lab.data.corrections looks for it."""
+    from lab.data.corrections import corrected_name, corrections_dir, split_name
     from lab.data.registry import load_dataset
 
-    digest, ref = upload
+    base, version = split_name(config.dataset)
+    name = f"folder:{_unpacked_folder(*upload)}" if upload else base
+    if not version:
+        return load_dataset(name, data_dir, image_size=config.image_size) if upload else None
+    path = corrections_dir(load_dataset(name, data_dir).name, data_dir) / f"{version}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(corrections[1]))
+    return load_dataset(corrected_name(name, version), data_dir, image_size=config.image_size)
+
+
+def _unpacked_folder(digest: str, ref) -> Path:
+    """An uploaded folder, unpacked once per content hash on this node."""
+    import ray
+
     folder = _scratch() / "data" / digest
     if not (folder / ".complete").exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +203,7 @@ def _unpacked_dataset(upload: list, config):
             staging.rename(folder)
         except OSError:  # another run on this node unpacked it meanwhile
             shutil.rmtree(staging, ignore_errors=True)
-    return load_dataset(f"folder:{folder}", image_size=config.image_size)
+    return folder
 
 
 # ------------------------------------------------------------------ the server side
@@ -262,11 +278,12 @@ class RayExecutor:
         import ray
         from ray.exceptions import RayActorError, WorkerCrashedError
 
+        inputs = (job.run_id, job.config.to_dict(), self._run_files(job.run_id),
+                  self.store.source_weights(job.config.init_from), self._upload(job.config),
+                  self._corrections(job.config), str(settings.data_dir(self.data_dir).resolve()))  # may refuse
         actor = self._start_actor(job)
         remote = job.trainer = RemoteTrainer(job.config, actor)
-        done = actor.run.remote(job.run_id, job.config.to_dict(), self._run_files(job.run_id),
-                                self.store.source_weights(job.config.init_from), self._upload(job.config),
-                                str(settings.data_dir(self.data_dir).resolve()))
+        done = actor.run.remote(*inputs)
         listeners = [job, *job.extra_callbacks]
         stop_sent = False
         try:
@@ -332,9 +349,10 @@ class RayExecutor:
         """[content hash, object ref] of a 'folder:' data set, packed and put once per content; [] otherwise."""
         import ray
 
+        from lab.data.corrections import split_name
         from lab.data.registry import folder_of
 
-        folder = folder_of(config.dataset, self.data_dir)
+        folder = folder_of(split_name(config.dataset)[0], self.data_dir)
         if folder is None:
             return []
         digest, packed = _pack(folder)
@@ -342,6 +360,23 @@ class RayExecutor:
             if digest not in self.uploads:
                 self.uploads[digest] = ray.put(packed)
             return [digest, self.uploads[digest]]
+
+    def _corrections(self, config) -> list:
+        """[version, file content] of a corrected data set's corrections file ('NAME@fixes:VERSION'); [] otherwise."""
+        from lab.data.corrections import corrections_dir, split_name
+        from lab.data.registry import folder_of, normalise
+
+        base, version = split_name(config.dataset)
+        if not version:
+            return []
+        folder = folder_of(base, self.data_dir)
+        name = f"folder:{folder.resolve()}" if folder is not None else normalise(base)
+        path = corrections_dir(name, self.data_dir) / f"{version}.json"
+        try:
+            return [version, path.read_bytes()]
+        except OSError:
+            raise ValueError(f"the corrections {version} of this data set are gone from the server; write them "
+                             "again with python -m lab mistakes") from None
 
     def stop(self, job: Job) -> None:
         """Ask the worker to stop; it ends within a batch (the server's next poll forwards it if the actor

@@ -4,7 +4,7 @@
 
     config.json        everything needed to rerun (TrainConfig + resolved dataset facts)
     status.json        status, message, timestamps, owner pid/host, best epoch
-    metrics.jsonl      one JSON line per finished epoch
+    metrics.jsonl      one JSON line per finished epoch (val_class_acc: accuracy per class, since issue 19)
     batch_losses.json  the live page's per-batch loss curve, written when the run ends
     meta.json          the user's edits: name, tags, note (only once someone edits them)
     best.pt, last.pt   weights at the best validation epoch and at the end of the run
@@ -14,6 +14,8 @@
     probe/map_<method>_NNN.npy  the 2-D map of that epoch, cached by lab.insight.maps
     cams/epoch_NNN.npz          heatmaps of one val image per class at epoch NNN
     weights/epoch_NNN.pt        the weights at epoch NNN, for small models
+    label_issues.npz   out-of-sample probabilities of the training images from k-fold training, and the
+                       settings they were made with (lab.insight.mistakes): made on request, reused after
 
 Everything else reads and writes a run through a :class:`RunLayout`, so a file
 moves or gains a sibling here and nowhere else. No I/O beyond listing a folder:
@@ -67,6 +69,7 @@ class RunLayout:
     metrics = _File("metrics.jsonl")
     batch_losses = _File("batch_losses.json")
     meta = _File("meta.json")  # the user's edits: apart from status.json, which the trainer rewrites
+    label_issues = _File("label_issues.npz")  # confident learning's k-fold probabilities (lab.insight.mistakes)
     # recorded per epoch by the probe (lab.insight.probe)
     probe_dir = _File("probe")
     cams_dir = _File("cams")

@@ -515,13 +515,14 @@ class Trainer:
                 self.logged_loss.zero_()
                 logged_steps, last_log = 0, now
         train_seconds = time.perf_counter() - started
-        val_loss, val_acc = self.evaluate(self.val_x, self.val_y)
+        val_loss, val_acc, val_class_acc = self.evaluate(self.val_x, self.val_y)
         metrics = {
             "epoch": self.epoch,
             "train_loss": self.loss_sum.item() / seen,
             "train_acc": self.correct.item() / seen,
             "val_loss": val_loss,
             "val_acc": val_acc,
+            "val_class_acc": val_class_acc,
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
             "train_seconds": train_seconds,
@@ -530,11 +531,15 @@ class Trainer:
         self.history.append(metrics)
         self.emit("on_epoch_end", metrics)
 
-    def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """Mean loss and accuracy, in large batches under inference mode and eval mode (restored after)."""
+    def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[float, float, list[float | None]]:
+        """Mean loss, accuracy, and accuracy per class (None for a class with no image in ``y``), in large
+        batches under inference mode and eval mode (restored after).
+
+        Hits per class are summed on the device (``index_add_``: no boolean indexing, which would wait for
+        the device to learn the result's size) and read back with the loss, once per call."""
         batch_size = self.eval_batch
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        hits = torch.zeros(self.dataset.num_classes, device=self.device, dtype=torch.long)
         with torch.inference_mode(), eval_mode(self.model), self.autocast():
             for i in range(0, len(y), batch_size):
                 x = self.normalize(self.prepare(x_uint8[i:i + batch_size]))
@@ -543,8 +548,11 @@ class Trainer:
                     logits = (logits + self.forward(x.flip(-1)).float()) / 2
                 yb = y[i:i + batch_size]
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-                correct += (logits.argmax(1) == yb).sum()
-        return loss_sum.item() / len(y), correct.item() / len(y)
+                hits.index_add_(0, yb, (logits.argmax(1) == yb).long())
+        per_class = hits.tolist()
+        counts = torch.bincount(y, minlength=len(per_class)).tolist()
+        class_acc = [h / n if n else None for h, n in zip(per_class, counts)]
+        return loss_sum.item() / len(y), sum(per_class) / len(y), class_acc
 
     def checkpoint(self) -> dict:
         """What ``best.pt``/``last.pt`` hold: tensors and plain numbers only (weights_only-safe)."""
