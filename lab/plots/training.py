@@ -150,3 +150,43 @@ def class_counts_figure(classes: list[str], train: list[int], val: list[int], la
     fig.update_layout(barmode="group", height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis_title=text("plot.images", lang), legend={"orientation": "h", "y": 1.12})
     return fig
+
+
+MAX_CLASS_LINES = 12  # more lines than this are a tangle: a heatmap of class x epoch instead
+HEATMAP_ROW_PX = 18
+
+
+def has_class_accuracy(metrics: Sequence[dict]) -> bool:
+    """Whether the epochs recorded accuracy per class (runs from before issue 19 did not)."""
+    return any(isinstance(m.get("val_class_acc"), list) for m in metrics)
+
+
+def class_accuracy_figure(metrics: Sequence[dict], classes: Sequence[str], lang: str = DEFAULT) -> go.Figure:
+    """Validation accuracy of each class per epoch, so a student sees which classes are learned first and
+    which never: a line per class, or a class x epoch heatmap when there are more than MAX_CLASS_LINES.
+
+    A class with no validation image (null in ``val_class_acc``) leaves a gap. Class names are the data
+    set's, escaped: plotly reads tags such as ``<b>`` in trace names and tick labels. Epochs recorded
+    without per-class accuracy are left out."""
+    rows = [m for m in metrics if isinstance(m.get("val_class_acc"), list)]
+    count = max((len(m["val_class_acc"]) for m in rows), default=0)
+    names = [html.escape(str(name)) for name in classes[:count]]
+    names += [str(i) for i in range(len(names), count)]  # a run whose class names were not recorded
+    epochs = [m["epoch"] for m in rows]
+    per_class = [[(m["val_class_acc"] + [None] * count)[i] for m in rows] for i in range(count)]
+    epoch, accuracy = text("plot.epoch", lang), text("plot.metric.acc", lang)
+    x_axis = {"title": {"text": epoch}, **({"dtick": 1} if len(epochs) <= 20 else {})}
+    title = text("plot.class_acc.title", lang)
+    if count > MAX_CLASS_LINES:
+        heatmap = go.Heatmap(x=epochs, y=names, z=per_class, zmin=0, zmax=1, colorscale="Viridis",
+                             colorbar={"tickformat": ".0%", "title": {"text": accuracy}},
+                             hovertemplate="%{y} · " + epoch + " %{x}: %{z:.0%}<extra></extra>")
+        height = max(FIGURE_HEIGHT, HEATMAP_ROW_PX * count + 80)
+        return go.Figure(heatmap, layout=_layout(title, epoch, "", xaxis=x_axis, height=height, hovermode="closest",
+                                                 yaxis={"autorange": "reversed", "automargin": True}))
+    lines = [go.Scatter(x=epochs, y=values, mode="lines+markers", name=name,
+                        hovertemplate="%{y:.0%}")
+             for name, values in zip(names, per_class)]
+    y_axis = {"title": {"text": accuracy}, "range": [0, 1.02], "tickformat": ".0%"}
+    return go.Figure(lines, layout=_layout(title, epoch, accuracy, xaxis=x_axis, yaxis=y_axis,
+                                           legend={"orientation": "v"}))

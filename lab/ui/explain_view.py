@@ -5,7 +5,8 @@ validation image, one of the model's surest mistakes, or a file of your own. The
 shows the class probabilities, every CAM method's heatmap side by side for a target
 class, the feature maps of every conv layer and the first layer's filters; below, the
 confusion matrix on the validation set and a gallery of the most confident mistakes,
-each one click from being explained. ``?run=<id>`` preselects a run. A folded panel
+each one click from being explained, then the mistakes of one confusion cell
+(:mod:`lab.ui.mistakes_view`). ``?run=<id>`` preselects a run. A folded panel
 offers the run's downloads (:mod:`lab.ui.export_view`).
 
 A model is loaded once per (run, checkpoint, file version) for the whole server and
@@ -40,6 +41,7 @@ from lab.runs.compare import run_labels
 from lab.runs.view import NoCheckpoint, RunInfo
 from lab.ui.export_view import render_exports
 from lab.ui.i18n import language, t
+from lab.ui.mistakes_view import CHART_KEY, pick_clicked_cell, render_mistakes
 from lab.ui.state import job_manager, list_runs, markdown_quoted, markdown_safe
 
 QUERY_KEY = "run"
@@ -260,7 +262,8 @@ def _inside(model: torch.nn.Module, maps: list[LayerMaps]) -> None:
 def _validation(ds, evaluation: Evaluation, figure: go.Figure, stats: InputStats) -> None:
     """The confusion matrix and a gallery of the surest mistakes, each with a button to explain it."""
     st.subheader(t("explain.validation"))
-    st.plotly_chart(figure, config=CHART_CONFIG, key="explain.confusion")
+    st.plotly_chart(figure, config=CHART_CONFIG, key=CHART_KEY, selection_mode="points",
+                    on_select=lambda: pick_clicked_cell(stats.classes))  # a click picks the cell below
     mistakes = confident_mistakes(evaluation, GALLERY_SIZE).tolist()
     if not mistakes:
         st.success(t("explain.no_mistakes"))
@@ -325,3 +328,4 @@ def render_explain_page() -> None:
     if evaluation is not None:
         figure = _confusion_figure(str(run.path), checkpoint, stamp, dataset, image_size, language())
         _validation(ds, evaluation, figure, stats)
+        render_mistakes(run, checkpoint, stamp, loaded, evaluation)

@@ -69,6 +69,7 @@ from lab.ui.state import (
     status_label,
     visitor,
 )
+from lab.ui.train_extras_view import class_accuracy_chart, lr_finder
 
 POLL_SECONDS = 1.0
 RECENT_RUNS = 10
@@ -191,6 +192,7 @@ def _settings_form(train: dict, sources: list[RunInfo]) -> None:
             for key in keys:
                 if not table[key].optimizers or train.get("optimizer") in table[key].optimizers:
                     _setting_widget(key, table[key], key in fixed)
+    lr_finder(lambda: build_config(draft(), ""))  # beside the rate it sets; the run's name plays no part
     chosen = bool(train.get("init_from") or train.get("freeze") or train.get("image_size"))
     with st.expander(t("train.transfer"), icon=":material/move_down:", expanded=chosen):
         start_col, freeze_col, size_col = st.columns(3)
@@ -492,6 +494,7 @@ def _attached_view(run_id: str) -> None:
     for note in run_notes(run.config, language()):  # its images' memory, the layers loaded and frozen
         st.caption(markdown_safe(note))
     _epoch_charts(state)
+    class_accuracy_chart(state.metrics, run.classes)
     _insight(run)
 
 
