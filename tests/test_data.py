@@ -337,6 +337,19 @@ def test_folder_with_mixed_modes_sizes_and_junk(tmp_path: Path) -> None:
                             "file outside the class folders": 1}
 
 
+def test_an_image_added_to_a_class_folder_is_seen_at_the_next_load(tmp_path: Path) -> None:
+    """The loaded folder is cached in memory; adding a file changes its class folder, not the top one."""
+    root = tmp_path / "pets"
+    _write_images(root / "cat", 4)
+    _write_images(root / "dog", 4)
+    before = load_dataset(f"folder:{root}", tmp_path / "data")
+    top = root.stat().st_mtime_ns
+    (root / "dog" / "new.png").write_bytes(image_bytes((12, 10)))
+    assert root.stat().st_mtime_ns == top
+    after = load_dataset(f"folder:{root}", tmp_path / "data")
+    assert len(after.train_y) + len(after.val_y) == len(before.train_y) + len(before.val_y) + 1
+
+
 def test_folder_of_greyscale_images_has_one_channel_and_bounded_size(tmp_path: Path) -> None:
     _write_images(tmp_path / "a", 3, size=(200, 100), mode="L", colour=(50, 50, 50))
     _write_images(tmp_path / "b", 3, size=(200, 100), mode="L", colour=(220, 220, 220))

@@ -125,16 +125,27 @@ def _check_decode_cost(found: list[images.Found], size: tuple[int, int]) -> None
 def load_folder(path: Path, name: str | None = None, side: int = images.MAX_SIDE) -> Dataset:
     """The folder as a Dataset with images at most ``side`` px a side, cached per folder and side.
 
-    The cache key includes the folder's inode and mtime: an upload re-imported under
-    the same name is a new folder (renamed into place) and is read afresh.
+    The cache key includes the folder's inode and the mtimes of it and the folders in it: an upload
+    re-imported under the same name is a new folder (renamed into place), and an image added to or
+    removed from a class folder changes that folder's mtime; either is read afresh.
     """
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"{Path(path).name} is not a folder. Give a folder of class folders "
                            "(e.g. cats/*.jpg, dogs/*.jpg) or a .zip of one.")
-    stat = root.stat()
-    key = (root, stat.st_ino, stat.st_mtime_ns, name, side)
+    key = (root, root.stat().st_ino, _folder_mtimes(root), name, side)
     return _CACHE.get(key, lambda: _load(root, name or f"folder:{root}", side))
+
+
+def _folder_mtimes(root: Path, depth: int = 2) -> tuple[int, ...]:
+    """The mtimes of ``root`` and the folders ``depth`` levels below it (class folders, and train/ and val/
+    ones with class folders in them): a stat per folder, no file read, cheap enough for every load."""
+    stamps, level = [], [root]
+    for _ in range(depth + 1):
+        stamps += [folder.stat().st_mtime_ns for folder in level]
+        level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir()
+                 and not images.is_hidden((child.name,))]
+    return tuple(stamps)
 
 
 def _load(root: Path, name: str, side: int) -> Dataset:

@@ -64,5 +64,11 @@ class LocalExecutor:
             return False
         return True
 
+    def stop(self, job: Job) -> None:
+        """Ask the run's Trainer to stop (it ends within a batch); one still being built reads
+        ``job.stop_requested``, which the manager set first."""
+        if job.trainer is not None:
+            job.trainer.stop()
+
     def close(self) -> None:
         """Nothing to release: the threads end with their runs."""

@@ -150,10 +150,7 @@ class JobManager:
             self._end(job, "stopped", "stopped before it started")
             self._retire(job)
             return True
-        if hasattr(self.executor, "stop"):
-            self.executor.stop(job)
-        elif job.trainer is not None:
-            job.trainer.stop()
+        self.executor.stop(job)
         return True
 
     def stop_owner(self, owner_key: str, by: Visitor | None = None) -> int:

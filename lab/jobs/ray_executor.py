@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2  # how often the server drains a run's events: the Train page refreshes every second
 WORKER_PROCESS_FIELDS = ("pid", "host", "pid_identity", "updated")  # status fields that name the writing process
 SCRATCH = Path(tempfile.gettempdir()) / "lab-ray"  # a worker node's run folders and unpacked uploads
+RESOURCES_TTL_S = 5.0  # the cluster's resources are asked again after this long: nodes come and go rarely
 LISTENER_METHODS = {"start": "on_run_start", "batch": "on_batch_end", "epoch": "on_epoch_end", "end": "on_run_end"}
 
 
@@ -232,6 +233,7 @@ class RayExecutor:
         self.actors: dict[str, object] = {}  # run id -> its live actor (tests kill one to see the run fail)
         self.uploads: dict[str, object] = {}  # content hash -> the packed folder in Ray's object store
         self._lock = threading.Lock()
+        self._resources, self._resources_at = {}, -RESOURCES_TTL_S  # the cluster's, as last asked
         connect()
 
     def slots(self) -> int:
@@ -241,7 +243,10 @@ class RayExecutor:
         queue = settings.queue_settings()
         if queue.concurrent_runs:
             return queue.concurrent_runs
-        resources = ray.cluster_resources()
+        now = time.monotonic()
+        if now - self._resources_at > RESOURCES_TTL_S:  # asked at every dispatch and every queued run's state
+            self._resources, self._resources_at = ray.cluster_resources(), now
+        resources = self._resources
         if resources.get("GPU", 0) and queue.ray_gpus_per_run:
             return max(1, int(resources["GPU"] / queue.ray_gpus_per_run))
         return max(1, int(resources.get("CPU", 1) / max(queue.ray_cpus_per_run, 0.01)))
