@@ -42,3 +42,12 @@ def text(key: str, lang: str = DEFAULT, **values) -> str:
         raise ValueError(f"unknown language {lang!r}; use one of: {', '.join(LANGUAGES)}")
     template = strings(lang).get(key) or strings(DEFAULT)[key]
     return template.format(**values)
+
+
+def templates(prefix: str, lang: str = DEFAULT) -> dict[str, str]:
+    """Every key under ``prefix`` (without it) -> its template, placeholders unfilled: for a page part
+    written in JavaScript (the training film), which fills them itself."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; use one of: {', '.join(LANGUAGES)}")
+    merged = {**strings(DEFAULT), **{k: v for k, v in strings(lang).items() if v}}
+    return {key[len(prefix):]: value for key, value in merged.items() if key.startswith(prefix)}

@@ -16,7 +16,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from support.apptest import PAGES, WAIT_S, ok, page
+from support.apptest import DETAILS, PAGES, WAIT_S, ok, page
 from support.runs import fake_run
 
 from lab.classroom.share import encode_setup
@@ -129,7 +129,7 @@ def test_markdown_safe_escapes_every_special_character_and_keeps_the_text(text):
 def test_train_page_shows_a_hostile_run_as_plain_text(store, copy_gap_cam_run):
     run_id = hostile_trained_run(store, copy_gap_cam_run)
     hostile_run(store, "<img src=y>")
-    at = page("train", run=run_id)  # title, owner, CAM strip captions, recent runs
+    at = page("train", run=run_id, session=DETAILS)  # title, owner, CAM strip captions, recent runs
     assert_plain(at, NAME, OWNER, "<img src=y>", CLASSES[0])
     assert_plain(page("train", run=OWNER), OWNER)  # the URL's unknown run, named in the warning
 

@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.apptest import WAIT_S, button, charts, ok, page, tiny_draft
+from support.apptest import DETAILS, WAIT_S, button, charts, ok, page, tiny_draft
 
 from lab.insight.worker import EmbeddingWorker
 from lab.jobs import RunState
@@ -100,7 +100,7 @@ def test_train_page_renders_the_default_draft():
 
 
 def test_start_trains_to_a_finished_run_with_curves_and_a_recent_row():
-    at = page("train", draft=tiny_draft(), owner="kim")
+    at = page("train", draft=tiny_draft(), owner="kim", session=DETAILS)
     button(at, "Start training").click().run()
     ok(at)
     run_id = at.query_params["run"]
@@ -213,7 +213,7 @@ def test_a_setting_changed_on_the_page_goes_into_the_draft():
 
 def test_the_feature_space_and_cam_strip_of_a_trained_run(tmp_path, copy_gap_cam_run):
     run_id = copy_gap_cam_run(tmp_path / "runs")
-    at = page("train", run=run_id)
+    at = page("train", run=run_id, session=DETAILS)
     ok(at)
     assert [s.value for s in at.subheader][1:3] == ["Feature space", "Where it looks"]
     figures = charts(at)
@@ -237,7 +237,7 @@ def test_t_sne_is_made_off_the_page_and_shown_when_ready(tmp_path, copy_gap_cam_
     run = RunLayout(tmp_path / "runs" / run_id)
     for epoch in (2, 3):  # two epochs are enough to show the chain; t-SNE costs seconds an epoch
         run.probe(epoch).unlink()
-    at = page("train", run=run_id)
+    at = page("train", run=run_id, session=DETAILS)
     at.radio(key="train.insight.method").set_value("tsne").run()
     ok(at)
     assert any(c.value.startswith("computing… the t-SNE maps") for c in at.caption)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.apptest import WAIT_S, charts, ok, page, tiny_draft
+from support.apptest import DETAILS, WAIT_S, charts, ok, page, tiny_draft
 
 from lab.plots.training import MAX_CLASS_LINES, class_accuracy_figure
 from lab.train.engine import TrainConfig
@@ -52,7 +52,7 @@ def test_many_classes_make_a_class_by_epoch_heatmap():
 @pytest.mark.usefixtures("isolated_lab")
 def test_a_finished_run_shows_accuracy_per_class_with_one_line_per_class():
     run_id = finished_run()
-    at = ok(page("train", run=run_id))
+    at = ok(page("train", run=run_id, session=DETAILS))
     figure = charts(at)[CLASS_TITLE]
     assert [trace["name"] for trace in figure["data"]] == [str(digit) for digit in range(10)]
     assert all(list(trace["x"]) == [1, 2] for trace in figure["data"])
@@ -61,12 +61,12 @@ def test_a_finished_run_shows_accuracy_per_class_with_one_line_per_class():
 @pytest.mark.usefixtures("isolated_lab")
 def test_a_run_from_before_per_class_accuracy_shows_no_figure_and_no_error():
     run_id = finished_run(epochs=1)
-    assert CLASS_TITLE in charts(ok(page("train", run=run_id)))  # until its rows lose val_class_acc
+    assert CLASS_TITLE in charts(ok(page("train", run=run_id, session=DETAILS)))  # until its rows lose val_class_acc
     metrics = job_manager().store.layout(run_id).metrics
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     metrics.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "val_class_acc"}) + "\n"
                                for row in rows))
-    at = ok(page("train", run=run_id))
+    at = ok(page("train", run=run_id, session=DETAILS))
     assert not at.error and CLASS_TITLE not in charts(at)
     assert "Accuracy per epoch" in charts(at)  # the other curves are still drawn
 
@@ -119,7 +119,7 @@ def test_the_finder_refuses_a_model_too_big_for_the_device_and_says_the_rule(mon
 @pytest.mark.usefixtures("isolated_lab")
 def test_the_finder_and_per_class_accuracy_in_korean():
     run_id = finished_run(epochs=1)
-    at = page("train", draft=tiny_draft(), run=run_id)
+    at = page("train", draft=tiny_draft(), run=run_id, session=DETAILS)
     at.session_state["lang"] = "ko"
     at.button(key=FIND).click().run()
     ok(at)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from support.apptest import charts, ok, page
+from support.apptest import DETAILS, charts, ok, page
 
 from lab.insight.best import best_epochs_only, improving_epochs, val_accuracies
 from lab.insight.maps import MapFrame
@@ -82,7 +82,7 @@ def test_the_train_page_animates_the_best_epochs_only_when_asked(tmp_path, copy_
     recorded = [json.loads(line) for line in metrics.read_text().splitlines()]
     accs = [0.62, 0.62, 0.81]  # epoch 2 ties epoch 1: not a new best
     metrics.write_text("".join(json.dumps({**row, "val_acc": acc}) + "\n" for row, acc in zip(recorded, accs)))
-    at = page("train", run=run_id)
+    at = page("train", run=run_id, session=DETAILS)
     ok(at)
     toggle = at.toggle(key="train.insight.best_only")
     assert toggle.label == "Best epochs only" and not toggle.value

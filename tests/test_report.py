@@ -99,6 +99,9 @@ def test_report_of_a_real_run_shows_every_section_offline(run_copy, tmp_path):
     assert "recorded during training at epoch 3: cam at layer batchnorm_3" in page
     assert len(doc.images) == 8  # one CAM sample per class
     assert {picture(url).size for url in doc.images} == {(3 * 32 * 2 + 4, 3 * 32)}  # image | gap | overlay
+    film = json.loads(re.search(r"const data = (\{.*?\});\n", page).group(1))  # the player's data, inlined
+    assert [frame["epoch"] for frame in film["frames"]] == [0, 1, 2, 3] and film["head"]["classes"] == run.classes
+    assert film["text"]["epoch"] == "Epoch {epoch} of {last}"
     assert len(page) < 6_000_000
 
 

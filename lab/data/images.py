@@ -12,6 +12,8 @@ the header before any pixel is decoded (:func:`decode_pixels`).
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,3 +141,11 @@ def _flatten(img: Image.Image, channels: int) -> Image.Image:
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
     return img.convert("RGB" if channels == 3 else "L")
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """An RGB uint8 (H, W, 3) array as a ``data:image/png;base64`` URL: the picture travels inside the page
+    (the HTML report, the training film)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,7 +1,8 @@
 """A run as one self-contained HTML page: to hand in, mail to a teacher, or open offline later.
 
-Sections, in order: the settings and the layer table; accuracy and loss per epoch;
-the final feature-space map (PCA of the probe, when the run recorded one); CAM
+Sections, in order: the settings and the layer table; accuracy and loss per epoch; the
+training film (every epoch's curves cursor, accuracy per class, confusion matrix, feature space and
+CAM strip, played by lab.plots.film's player, inlined); the final feature-space map (PCA of the probe, when the run recorded one); CAM
 heatmaps of one validation image per class (the ones recorded during training at
 the checkpoint's epoch, else computed now from the checkpoint); the confusion
 matrix of the checkpoint on the whole validation set.
@@ -14,9 +15,7 @@ Nothing is fetched when the page opens: plotly.js is inlined once in ``<head>``
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import time
 from collections.abc import Iterable
 
@@ -27,21 +26,26 @@ import torch
 from plotly.offline import get_plotlyjs
 
 from lab.data import Dataset, DatasetError, load_dataset
+from lab.data.images import png_data_url
+from lab.i18n import templates
 from lab.insight.cam import auto_method, get_cam_method
 from lab.insight.errors import InsightError
+from lab.insight.film import film_epochs, film_frames, film_head, film_metrics
 from lab.insight.load import InputStats, load_run_model
 from lab.insight.maps import map_frames
 from lab.insight.overlay import overlay_samples
 from lab.insight.probe import cam_sample_indices, load_cams
 from lab.insight.validation import confusion_matrix, evaluate
 from lab.model.spec import summarize
+from lab.plots.film import film_html
 from lab.plots.images import display_scale, to_hwc, upscale
 from lab.plots.insight import confusion_figure, feature_space_figure
 from lab.plots.training import epoch_figure
 from lab.runs.view import RunInfo
 from lab.train.augment import get_augment
 
-SECTIONS = {"config": "Configuration", "curves": "Training curves", "feature-space": "Feature space",
+SECTIONS = {"config": "Configuration", "curves": "Training curves", "film": "Training film",
+            "feature-space": "Feature space",
             "cam": "Where it looks (CAM)", "confusion": "Confusion matrix"}
 SAMPLE_SIDE = 96  # on-page pixels of each CAM sample image
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
@@ -58,15 +62,6 @@ figure { margin: 0; } figcaption { font-size: 12px; color: #444; } .note { color
 
 def _esc(value: object) -> str:
     return html.escape(str(value))
-
-
-def png_data_url(image: np.ndarray) -> str:
-    """An RGB uint8 (H, W, 3) array as a ``data:image/png;base64`` URL: the picture travels inside the page."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _chart(fig: go.Figure, div_id: str) -> str:
@@ -108,6 +103,15 @@ def _curves_section(run: RunInfo) -> str:
     if not run.metrics:
         return _note("No epoch has finished yet.")
     return "\n".join(_chart(epoch_figure(run.metrics, metric), f"curve-{metric}") for metric in ("acc", "loss"))
+
+
+def _film_section(run: RunInfo, data_dir) -> str:
+    """Every epoch at once, played in the page by the same player as the Train page's (no plotly needed)."""
+    if not film_epochs(run):
+        return _note("No epoch has finished yet.")
+    return film_html(film_head(run, data_dir), film_metrics(run), film_frames(run), templates("film.")) + _note(
+        "Drag the scrubber or press Play: the curves' cursor, the accuracy per class, the confusion matrix, "
+        "the feature space and the heatmaps all show the chosen epoch.")
 
 
 def _feature_section(run: RunInfo, classes: list[str]) -> str:
@@ -186,7 +190,7 @@ def run_report(run: RunInfo, checkpoint: str = "best", data_dir=None) -> str:
     model, _, stats = load_run_model(run.path, checkpoint, data_dir=data_dir)
     epoch = run.load_checkpoint(checkpoint).get("epoch")
     sections = [("config", _config_section(run, checkpoint, epoch)), ("curves", _curves_section(run)),
-                ("feature-space", _feature_section(run, stats.classes))]
+                ("film", _film_section(run, data_dir)), ("feature-space", _feature_section(run, stats.classes))]
     try:
         ds = load_dataset(run.config["dataset"], data_dir, image_size=run.config.get("image_size", 0))
     except DatasetError as err:

@@ -118,6 +118,34 @@ def mistakes(run_ref: str, pair: str | None = None, top: int = DEFAULT_TOP, chec
 
 
 @dataclass
+class History:
+    """What a run predicted for some validation images at each epoch it recorded (lab.insight.probe's
+    ``val_preds``): which epochs got an image right, which wrong, and when it was first learned."""
+
+    epochs: list[int]  # ascending; 0 = the untrained network
+    labels: np.ndarray  # int64 (N,): the images' true classes
+    preds: np.ndarray  # int64 (len(epochs), N)
+
+    def right(self) -> np.ndarray:
+        """bool (len(epochs), N): right at that epoch."""
+        return self.preds == self.labels
+
+
+def prediction_history(run: RunInfo, positions) -> History | None:
+    """The predictions at every recorded epoch of the val images at ``positions`` (indices into the run's
+    val split, as ``mistakes`` rows give them when the run trained on uncorrected data); None for a run
+    recorded before issue 19 or with insight off."""
+    layout, wanted = run.layout, np.asarray(positions, dtype=np.int64)
+    epochs = layout.val_pred_epochs()
+    try:
+        labels = np.load(layout.val_labels, allow_pickle=False).astype(np.int64)[wanted]
+        preds = np.stack([np.load(layout.val_preds(e), allow_pickle=False)[wanted] for e in epochs]).astype(np.int64)
+    except (OSError, ValueError, IndexError):
+        return None
+    return History(epochs, labels, preds) if epochs else None
+
+
+@dataclass
 class Scores:
     """Out-of-sample probabilities of some of a run's training images, and how they were made."""
 

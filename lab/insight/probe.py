@@ -9,6 +9,8 @@ layer), the predictions and the labels, and writes them into the run folder
     probe_meta      layer, probe indices into the val split, classes, CAM settings
     probe_index     recorded epochs with their k-NN accuracy (rewritten each epoch)
     probe(epoch)    features (N, D) float16, labels, preds, confidence, knn_acc
+    val_preds(epoch) the predicted class of every val image (int16), and once per run val_labels
+                    and cam_images: the training film's confusion matrices and CAM pictures
     cams(epoch)     heatmaps (K, H, W) float16 of one val image per class, preds
     weights(epoch)  the weights at that epoch, for small models (``explain --epoch N``), every epoch
                     while they fit in KEEP_WEIGHTS_TOTAL_BYTES, then thinned out (:func:`epochs_to_drop`)
@@ -60,6 +62,7 @@ KEEP_WEIGHTS_TOTAL_BYTES = 128 * 2**20
 # gap_cam at 32x32 runs 1,024 images in 360 ms in batches of 32-128 and 650 ms in one batch.
 BATCH = {"cpu": 128}
 BATCH_DEFAULT = 1024
+CAM_IMAGE_SIDE = 128  # the CAM samples' images are kept for the film at most this many pixels a side
 
 
 # ---------------------------------------------------------------- choosing images
@@ -147,6 +150,10 @@ def random_projection(dims: int, out: int, device: torch.device) -> torch.Tensor
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez`` through :func:`lab.durable.atomic_write`: readers never see half a file."""
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def epochs_to_drop(kept: list[int], slots: int, pinned: set[int]) -> list[int]:
@@ -278,12 +285,28 @@ class ProbeRecorder(Callback):
             "cam_target": "true", "cam_indices": self.cam_idx.tolist(), "cam_note": cam_note,
             "weights_per_epoch": self.keep_weights,
         })
+        self._save_film_inputs(trainer)
         self._record(trainer, 0)
+
+    def _save_film_inputs(self, trainer) -> None:
+        """What the training film draws besides the epochs' own files: the val labels (its confusion matrices)
+        and the CAM samples' images, small, so a film needs no data set load and outlives a deleted upload.
+        The untrained network's predictions are made here: epoch 0 has no validation pass of its own."""
+        layout = self.layout
+        _save_npy(layout.val_labels, trainer.val_y.cpu().numpy().astype(np.int16))
+        images = trainer.val_x[self.cam_idx].cpu()
+        if max(images.shape[-2:]) > CAM_IMAGE_SIDE:
+            images = F.interpolate(images.float(), scale_factor=CAM_IMAGE_SIDE / max(images.shape[-2:]),
+                                   mode="area").round().clamp(0, 255).to(torch.uint8)
+        atomic_save_npz(layout.cam_images, images=images.numpy())
+        trainer.evaluate(trainer.val_x, trainer.val_y)
 
     def on_epoch_end(self, trainer, metrics: dict) -> None:
         self._record(trainer, metrics["epoch"])
 
     def _record(self, trainer, epoch: int) -> None:
+        if trainer.val_preds is not None:
+            _save_npy(self.layout.val_preds(epoch), trainer.val_preds.numpy())
         model = trainer.model
         x_all, step = trainer.val_x, model_batch(model, BATCH.get(trainer.device.type, BATCH_DEFAULT))
         batches = (trainer.normalize(trainer.prepare(x_all[self.probe_idx[i:i + step]]))

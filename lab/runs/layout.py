@@ -12,7 +12,11 @@
     probe/index.json   recorded epochs with their k-NN accuracy
     probe/epoch_NNN.npz         probe features, labels, predictions at epoch NNN (0 = untrained)
     probe/map_<method>_NNN.npy  the 2-D map of that epoch, cached by lab.insight.maps
+    probe/val_labels.npy        the true class of every val image (int16), written when the run starts
+    probe/val_preds_NNN.npy     the predicted class of every val image at epoch NNN (int16; 0 = untrained)
+    probe/cam_images.npz        the CAM samples' images (uint8, at most 128 px a side), for the film
     cams/epoch_NNN.npz          heatmaps of one val image per class at epoch NNN
+    film/epoch_NNN.json         the training film's frame of epoch NNN, made by lab.insight.film on first use
     weights/epoch_NNN.pt        the weights at epoch NNN, for small models
     label_issues.npz   out-of-sample probabilities of the training images from k-fold training, and the
                        settings they were made with (lab.insight.mistakes): made on request, reused after
@@ -76,11 +80,14 @@ class RunLayout:
     weights_dir = _File("weights")
     probe_meta = _File("probe", "meta.json")
     probe_index = _File("probe", "index.json")
+    val_labels = _File("probe", "val_labels.npy")
+    cam_images = _File("probe", "cam_images.npz")
+    film_dir = _File("film")
 
     @property
     def folders(self) -> tuple[Path, ...]:
         """Every folder the run's files are written into: where a crashed writer can have left a temp file."""
-        return (self.root, self.probe_dir, self.cams_dir, self.weights_dir)
+        return (self.root, self.probe_dir, self.cams_dir, self.weights_dir, self.film_dir)
 
     def checkpoint(self, which: str) -> Path:
         """``best.pt`` or ``last.pt``; a ValueError for any other name (an epoch's weights: :meth:`weights`)."""
@@ -93,6 +100,12 @@ class RunLayout:
 
     def cams(self, epoch: int) -> Path:
         return self.cams_dir / _epoch_name(epoch, ".npz")
+
+    def val_preds(self, epoch: int) -> Path:
+        return self.probe_dir / f"val_preds_{epoch:03d}.npy"
+
+    def film_frame(self, epoch: int) -> Path:
+        return self.film_dir / _epoch_name(epoch, ".json")
 
     def weights(self, epoch: int) -> Path:
         return self.weights_dir / _epoch_name(epoch, ".pt")
@@ -107,6 +120,9 @@ class RunLayout:
 
     def cam_epochs(self) -> list[int]:
         return _numbered(self.cams_dir, "epoch_", ".npz")
+
+    def val_pred_epochs(self) -> list[int]:
+        return _numbered(self.probe_dir, "val_preds_", ".npy")
 
     def weight_epochs(self) -> list[int]:
         return _numbered(self.weights_dir, "epoch_", ".pt")

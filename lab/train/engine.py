@@ -288,6 +288,7 @@ class Trainer:
         self.augment: AugmentConfig = get_augment(config.augment)
         self.should_stop = False
         self.history: list[dict] = []
+        self.val_preds: torch.Tensor | None = None  # the last evaluate's prediction per image (int16, CPU)
         self.step = 0
         self.epoch = 0
         # The model is built here, on the CPU, so that what init_from and freeze cannot use is refused
@@ -533,13 +534,16 @@ class Trainer:
 
     def evaluate(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[float, float, list[float | None]]:
         """Mean loss, accuracy, and accuracy per class (None for a class with no image in ``y``), in large
-        batches under inference mode and eval mode (restored after).
+        batches under inference mode and eval mode (restored after). Each image's predicted class is left in
+        ``val_preds`` (int16, on the CPU) for the listeners: the film's confusion matrix and the epochs in
+        which an image was right or wrong (lab.insight.probe records them).
 
         Hits per class are summed on the device (``index_add_``: no boolean indexing, which would wait for
         the device to learn the result's size) and read back with the loss, once per call."""
         batch_size = self.eval_batch
         loss_sum = torch.zeros((), device=self.device)
         hits = torch.zeros(self.dataset.num_classes, device=self.device, dtype=torch.long)
+        preds = torch.empty(len(y), device=self.device, dtype=torch.int16)
         with torch.inference_mode(), eval_mode(self.model), self.autocast():
             for i in range(0, len(y), batch_size):
                 x = self.normalize(self.prepare(x_uint8[i:i + batch_size]))
@@ -548,7 +552,10 @@ class Trainer:
                     logits = (logits + self.forward(x.flip(-1)).float()) / 2
                 yb = y[i:i + batch_size]
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-                hits.index_add_(0, yb, (logits.argmax(1) == yb).long())
+                predicted = logits.argmax(1)
+                hits.index_add_(0, yb, (predicted == yb).long())
+                preds[i:i + batch_size] = predicted
+        self.val_preds = preds.cpu()
         per_class = hits.tolist()
         counts = torch.bincount(y, minlength=len(per_class)).tolist()
         class_acc = [h / n if n else None for h, n in zip(per_class, counts)]

@@ -8,10 +8,11 @@ t-SNE/UMAP map is still being made for it); when that ends it triggers one full
 rerun, which redraws it without ``run_every`` so the polling stops.
 
 The fragment draws only what changes within an epoch: progress and the batch-loss
-curve. The epoch curves, the feature space of the probe (animated over the epochs)
-and the CAM strip ("where it looks", lab.ui.insight_view) are drawn outside it, by
-full reruns, which the fragment triggers when an epoch or a map has landed: the
-animated figure (up to 1.5 MB) goes out once an epoch, not once a second. On the
+curve. Below it, the training film (lab.ui.film_view: every panel at one epoch, played in
+the browser) or, under "Details", the separate epoch curves, feature space with t-SNE/UMAP
+and the CAM strip with its own choices (lab.ui.insight_view). Both are drawn outside the
+fragment, by full reruns, which the fragment triggers when an epoch or a map has landed:
+they go out once an epoch, not once a second (the film sends only its new frames). On the
 2-core dev machine every figure built per second took CPU from the training thread
 (`python -m lab bench --live-ui` measures what watching costs).
 
@@ -42,6 +43,7 @@ from lab.train.device import DEVICE_CHOICES
 from lab.train.engine import MAX_NAME, MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
 from lab.train.finetune import FREEZE_POLICIES, run_notes
 from lab.train.ranges import TYPICAL_LR, Range, setting_ranges
+from lab.ui.film_view import training_film
 from lab.ui.i18n import language, t
 from lab.ui.insight_view import (
     LATEST,
@@ -84,6 +86,9 @@ INSIGHT_KEY = "train.insight"
 METHOD_KEY, CAM_EPOCH_KEY, ALPHA_KEY = f"{INSIGHT_KEY}.method", f"{INSIGHT_KEY}.cam_epoch", f"{INSIGHT_KEY}.alpha"
 DRAWN_KEY = f"{INSIGHT_KEY}.drawn"  # the _stamp the full-rerun pictures on screen were drawn from
 CHART_CONFIG = {"displayModeBar": False}
+VIEW_KEY, FILM_KEY = "train.view", "train.film"
+FILM, DETAILS = "film", "details"  # the attached run as one film, or as the separate charts with more choices
+VIEWS = (FILM, DETAILS)
 DEFAULTS = TrainConfig()  # the type and fallback value of every setting
 
 
@@ -493,9 +498,17 @@ def _attached_view(run_id: str) -> None:
     st.fragment(run_every=POLL_SECONDS if polling else None)(_run_panel)(run_id, polling)
     for note in run_notes(run.config, language()):  # its images' memory, the layers loaded and frozen
         st.caption(markdown_safe(note))
-    _epoch_charts(state)
-    class_accuracy_chart(state.metrics, run.classes)
-    _insight(run)
+    st.session_state.setdefault(VIEW_KEY, FILM)
+    view = st.segmented_control(t("film.view"), VIEWS, key=VIEW_KEY, label_visibility="collapsed",
+                                format_func=lambda v: t(f"film.view.{v}"))
+    if view == DETAILS:
+        _epoch_charts(state)
+        class_accuracy_chart(state.metrics, run.classes)
+        _insight(run)
+    else:  # the film, also when the user clicks the chosen view off
+        st.subheader(t("film.title"))
+        st.caption(t("film.caption"))
+        training_film(run, key=FILM_KEY)
 
 
 def _recent_runs(runs: list[RunInfo], current: str | None) -> None:

@@ -12,6 +12,7 @@ from support.jobs import TINY
 
 PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 WAIT_S = 90  # a guard against hanging, never a measure of speed
+DETAILS = {"train.view": "details"}  # the Train page's separate charts instead of the training film
 
 
 def ok(at: AppTest) -> AppTest:
@@ -26,9 +27,11 @@ def charts(at: AppTest) -> dict[str, dict]:
     return {f["layout"]["title"]["text"].split(" · ")[0]: f for f in figures}
 
 
-def page(name: str, draft: dict | None = None, owner: str = "", **query) -> AppTest:
-    """A page run once in a new session, with an optional draft, user name and URL query."""
+def page(name: str, draft: dict | None = None, owner: str = "", session: dict | None = None, **query) -> AppTest:
+    """A page run once in a new session, with an optional draft, user name, session state and URL query."""
     at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=WAIT_S)
+    for key, value in (session or {}).items():
+        at.session_state[key] = value
     if draft is not None:
         at.session_state["draft"] = draft
     if owner:
