@@ -677,6 +677,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --class: runs training at once (0 = LAB_CONCURRENT_RUNS, else the executor's default)")
     p.add_argument("--minutes", type=float, default=0.0,
                    help="for --live-ui: keep a page watching back-to-back runs this long (memory growth)")
+    p.add_argument("--film", action="store_true",
+                   help="the training film played at full speed in headless chromium: the browser's CPU per frame "
+                        "and frames/s, on a synthetic 30-epoch film or --run's (needs playwright and chromium)")
+    p.add_argument("--run", default=None, help="for --film: this run's film (id, name or folder)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("sweep", conflict_handler="resolve",

@@ -49,6 +49,7 @@ KEY_CALLS = {"t": re.compile(NOT_A_METHOD + r"""t\(\s*["']([\w.-]+)["']"""),  # 
              "text": re.compile(NOT_A_METHOD + r"""text\(\s*["']([\w.-]+)["']""")}  # text("plot.epoch", lang)
 DYNAMIC_CALLS = {"t": re.compile(NOT_A_METHOD + r"""t\(\s*f["']([\w.]+\.)\{"""),  # t(f"augment.control.{key}")
                  "text": re.compile(NOT_A_METHOD + r"""text\(\s*f["']([\w.]+\.)\{""")}  # text(f"preset.{key}", lang)
+TEMPLATE_CALLS = re.compile(r"""templates\(\s*["']([\w.]+\.)["']""")  # templates("film.", lang): a JS part's keys
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Names a Korean text keeps as they are; with them (and placeholders, code) removed, any letter
 # left in an English text must have a Korean translation.
@@ -72,6 +73,7 @@ def used_keys() -> tuple[set[str], tuple[str, ...], str]:
                "text": "\n".join(p.read_text(encoding="utf-8") for p in ENGINE_SOURCES)}
     keys = {key for name, code in sources.items() for key in KEY_CALLS[name].findall(code)}
     prefixes = tuple(prefix for name, code in sources.items() for prefix in DYNAMIC_CALLS[name].findall(code))
+    prefixes += tuple(TEMPLATE_CALLS.findall("\n".join(sources.values())))
     return keys, prefixes, "\n".join(sources.values())
 
 
@@ -478,6 +480,7 @@ def test_the_sidebar_in_korean(korean_lab, monkeypatch):
 def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
     at = switch_page(app_in("ko", draft=tiny_draft()), "app_pages/train.py")
     assert at.title[0].value == "학습" and at.number_input(key="train.epochs").label == "에폭 수"
+    at.session_state["train.view"] = "details"  # the separate charts; the film's words are checked below
     next(b for b in at.button if b.label == "학습 시작").click().run()
     assert not at.exception, at.exception
     run_id = at.query_params["run"]
@@ -494,6 +497,10 @@ def test_train_page_in_korean_trains_a_run_that_stores_english(korean_lab):
     assert any(m.value == "완료" for m in at.markdown)  # the recent runs' status column
     assert job_manager().state(run_id).status == "finished"  # the run keeps the English word
     assert korean_lab.get(run_id).state == "finished"
+    at.session_state["train.view"] = "film"
+    (player,) = at.run().get("component_instance")
+    words = json.loads(player.proto.json_args)["text"]
+    assert (words["play"], words["epoch"]) == ("재생", "에포크 {epoch} / {last}")  # the player fills them in
 
 
 def test_compare_page_in_korean_shows_statuses_in_korean_and_filters_on_the_stored_ones(korean_lab):

@@ -292,6 +292,12 @@ def main(args) -> int:
         report = run_live_bench(4 if args.epochs is None else args.epochs, args.minutes)
         print(json.dumps(report, indent=1) if args.json else format_live(report))
         return 0
+    if args.film:
+        from lab.bench.film import format_film, run_film_bench
+
+        report = run_film_bench(args.run, args.runs_dir, args.data_dir)
+        print(json.dumps(report, indent=1) if args.json else format_film(report))
+        return 0
     if args.transfer:
         from lab.bench.transfer import format_transfer, run_transfer_bench
 

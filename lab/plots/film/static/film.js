@@ -9,8 +9,9 @@
  * changes.
  *
  * window.LabFilm.mount(root, head, text) -> {update(metrics, start, frames), epoch(), held(), show(index),
- * play(), pause(), destroy()}; update returns false when `start` lies past the frames held (the
- * caller must ask for a resend).
+ * play(), pause(), destroy()}. update keeps the frames before `start` and replaces the rest with
+ * `frames` (metrics null: the rows held stay); it returns false, changing nothing, when `start` lies
+ * past the frames held: the caller must ask for a resend.
  */
 (function () {
   "use strict";
@@ -206,7 +207,7 @@
     buildLegend(panels.features.section);
     const images = (cam ? cam.images : []).map((src) => {
       const image = new Image();
-      image.onload = () => panels.cams.draw(panels.cams, state.frames[state.index]);
+      image.onload = () => panels.cams.width > 0 && panels.cams.draw(panels.cams, state.frames[state.index]);
       if (typeof src === "string" && src.startsWith("data:image/")) image.src = src; // never fetch anything
       return image;
     });
@@ -708,8 +709,8 @@
           ctx.drawImage(cams.heat[i], x, y, CAM_CELL, CAM_CELL);
           ctx.globalAlpha = 1;
         }
-        const truth = cam.labels ? cam.labels[i] : undefined, pred = cams.preds[i];
-        if (!finite(pred)) return;
+        const truth = Array.isArray(cam.labels) ? cam.labels[i] : null, pred = cams.preds[i];
+        if (!finite(pred) || !finite(truth)) return;
         const right = pred === truth;
         ctx.strokeStyle = ctx.fillStyle = right ? RIGHT_COLOR : WRONG_COLOR;
         ctx.lineWidth = 2;
