@@ -12,13 +12,13 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from support.browser import headless_chromium
+from support.film import PANEL_STATE, PANELS
 
 from lab.bench.film import film_page, synthetic_film
 from lab.i18n import templates
 from lab.plots.film import STATIC, film_html, script_json
 
 BREAKOUT = "</script><script>alert(1)</script>"
-PANELS = {"loss", "accuracy", "class_acc", "features", "confusion", "cams"}
 DATA = re.compile(r"const data = (.*);\n  const root", re.DOTALL)
 
 
@@ -71,17 +71,6 @@ def test_script_json_keeps_a_diverged_loss_and_numpy_values():
 
 # --- in a real browser ---------------------------------------------------------------------------------
 
-# Per panel: its shown epoch, title, whether its "not recorded" line shows, and a digest of its pixels.
-PANEL_STATE = """() => {
-  const digest = (s) => { let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
-  const root = document.querySelector('.lab-film');
-  const panels = {};
-  for (const p of root.querySelectorAll('section[data-panel]')) {
-    panels[p.dataset.panel] = {epoch: p.dataset.epoch, title: p.querySelector('h3').textContent,
-      nodata: !p.querySelector('.lab-film-nodata').hidden, pixels: digest(p.querySelector('canvas').toDataURL())};
-  }
-  return {epoch: root.dataset.epoch, frames: root.dataset.frames, follow: root.dataset.follow, panels};
-}"""
 
 
 @pytest.fixture(scope="module")
