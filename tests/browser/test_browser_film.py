@@ -7,15 +7,11 @@ import pytest
 from support.film import PANEL_STATE, PANELS
 from test_browser import EXCEPTION, open_app, snap, wait_idle
 
+from lab.bench.live_ui import COUNT_REFRESHES
+
 pytestmark = pytest.mark.browser
 
 PLAYER = 'iframe[title="lab.ui.film_view.lab_film"]'
-RUNS_COUNTER = """() => {
-  window.labRuns = 0;
-  const app = document.querySelector('[data-testid="stApp"]');
-  new MutationObserver(() => { if (app.dataset.testScriptState === 'running') window.labRuns++; })
-    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +49,7 @@ def test_a_finished_30_epoch_run_plays_with_every_panel_at_the_chosen_epoch(page
     player = page.frame_locator(PLAYER)
     player.locator('.lab-film[data-frames="31"]').wait_for()  # epochs 0..30, all sent at once
     newest = panels_at(player, 30)
-    page.evaluate(RUNS_COUNTER)
+    page.evaluate(COUNT_REFRESHES)  # the page's script runs, full or fragment
 
     player.get_by_label("Epoch 30 of 30").fill("12")
     at_12 = panels_at(player, 12)
@@ -71,6 +67,6 @@ def test_a_finished_30_epoch_run_plays_with_every_panel_at_the_chosen_epoch(page
     page.wait_for_timeout(1500)
     panels_at(player, paused)  # held, every panel with it
 
-    assert page.evaluate("window.labRuns") == 0  # all of it in the browser: not one script run
+    assert page.evaluate("window.labRefreshes") == 0  # all of it in the browser: not one script run
     assert page.locator(EXCEPTION).count() == 0
     snap(page, artifacts / "train-film.png")
