@@ -339,7 +339,9 @@ def _write_and_retrain(args: argparse.Namespace, changes: list) -> int:
           file=sys.stderr)
     if not args.retrain:
         return EXIT_OK
-    config = retrain_config(store, run, dataset)
+    retrain = retrain_config(store, run, dataset)
+    retrain.group(store, run)
+    config = retrain.config
     new_id, result = run_training(config, args.runs_dir, args.data_dir)
     best = result.best
     before = f"{run.best_val_acc:.4f}" if run.best_val_acc is not None else "nan"

@@ -1,5 +1,6 @@
 """AppTest for the Explain page's Mistakes section: the confusion cells listed largest first, a cell's
-images the surest first with their Grad-CAM, its rows as the CLI's CSV, a run with no mistakes, Korean."""
+images the surest first with their Grad-CAM and the epochs each was right and wrong, its rows as the CLI's
+CSV, a run with no mistakes, a run that did not record its predictions per epoch, Korean."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 from support.apptest import charts, ok
 
+from lab.i18n import text
 from lab.insight.mistakes import COLUMNS, mistakes
 from lab.insight.validation import Evaluation
+from lab.runs.layout import RunLayout
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explain.py")
 WAIT_S = 90  # a guard against hanging, never a measure of speed
@@ -126,6 +129,52 @@ def test_a_run_with_no_mistakes_says_so(run_id, monkeypatch):
     at = page()
     assert "every image is on the diagonal" in at.success[-1].value
     assert not [s for s in at.selectbox if s.key == PAIR_KEY] and not cell_captions(at)
+
+
+def test_each_image_shows_the_epochs_it_was_right_and_wrong(run_id, isolated_lab):
+    at = page()
+    ids = [int(m[1]) for m in cell_captions(at)]
+    histories = [c.value for c in at.caption if c.value.startswith("By epoch: ")]
+    assert ids and len(histories) == len(ids)  # one under each image, in its order
+    layout = RunLayout(isolated_lab.root / run_id)
+    labels = np.load(layout.val_labels)
+    epochs = [e for e in layout.val_pred_epochs() if e > 0]  # epoch 0, the untrained net's guess, is left out
+    assert len(epochs) == 3
+    preds = {e: np.load(layout.val_preds(e)) for e in epochs}
+    for image, history in zip(ids, histories):
+        right = [bool(preds[e][image] == labels[image]) for e in epochs]
+        strip, summary = history.removeprefix("By epoch: ").split(" · ")
+        assert strip == "".join("✓" if ok else "✗" for ok in right)
+        if not any(right):
+            assert summary == "never right"
+        else:
+            assert summary.startswith("right at epochs ")
+            assert summary.endswith(f"wrong since epoch {epochs[-1]}") == (not right[-1])
+
+
+def test_the_record_reads_as_spans_and_says_when_an_image_was_forgotten(monkeypatch):
+    from lab.ui import mistakes_view
+
+    monkeypatch.setattr(mistakes_view, "t", lambda key, **values: text(key, "en", **values))
+    line = mistakes_view.history_line
+    assert line([0, 1, 2, 3, 4, 5], np.array([1, 0, 1, 1, 0, 0], bool)) == \
+        "By epoch: ✗✓✓✗✗ · right at epochs 2–3; wrong since epoch 4"
+    assert line([0, 1, 2], np.array([1, 0, 0], bool)) == "By epoch: ✗✗ · never right"
+    assert line([0, 1, 2, 3], np.array([0, 1, 0, 1], bool)) == "By epoch: ✓✗✓ · right at epochs 1, 3"
+    flips = np.array([0, 1, 0] * 3 + [0], bool)  # right at epochs 1, 4 and 7: listed, then counted
+    assert line(list(range(10)), flips).endswith("· right at epochs 1, 4, 7; wrong since epoch 8")
+    assert line(list(range(12)), np.array([0, 1, 0] * 4, bool)).endswith(
+        "· right in 4 of 11 epochs; wrong since epoch 11")
+    assert line(list(range(41)), np.ones(41, bool)) == f"By epoch: …{'✓' * 30} · right at epochs 1–40"
+    assert line([0], np.array([True])) == ""  # only the untrained net's guess: nothing to say
+
+
+def test_a_run_that_did_not_record_its_predictions_still_shows_its_cells(run_id, isolated_lab):
+    for path in (isolated_lab.root / run_id / "probe").glob("val_preds_*.npy"):
+        path.unlink()
+    at = page()
+    assert any("did not record its predictions at each epoch" in c.value for c in at.caption)
+    assert cell_captions(at) and not [c for c in at.caption if c.value.startswith("By epoch: ")]
 
 
 def test_the_section_in_korean(run_id, monkeypatch):

@@ -130,8 +130,10 @@ def test_flipped_shapes_labels_are_found_and_dropping_them_retrains_no_worse(tmp
 
     store = RunStore(runs)
     dataset, count = mistakes.write_fixes(store.get(run_id), mistakes.suggested_changes(listing.rows, "drop"), data)
-    fixed_config = mistakes.retrain_config(store, store.get(run_id), dataset)
-    fixed_id, fixed = run_training(fixed_config, runs, data)
+    retrain = mistakes.retrain_config(store, store.get(run_id), dataset)
+    assert "sweep" not in store.get(run_id).config or not store.get(run_id).config["sweep"]  # not before it is queued
+    retrain.group(store, store.get(run_id))
+    fixed_id, fixed = run_training(retrain.config, runs, data)
     assert fixed.status == "finished", fixed.message
     before, after = result.best["val_acc"], fixed.best["val_acc"]
     print(f"best validation accuracy {before:.3f} before, {after:.3f} after dropping {count} suspects")

@@ -155,9 +155,12 @@ class Scores:
     settings: dict  # dataset, folds, images, epochs: what the cache is checked against
 
 
-def _scored_settings(run: RunInfo, config: TrainConfig, data: Corrected, folds: int, max_images: int,
-                     max_epochs: int) -> dict:
-    """Which training images are scored and how: the run's own (train_limit's), at most ``max_images``."""
+def scoring_settings(run: RunInfo, data: Corrected, folds: int = DEFAULT_FOLDS, max_images: int = MAX_IMAGES,
+                     max_epochs: int = MAX_EPOCHS) -> dict:
+    """Which training images :func:`label_issue_scores` scores and how (the run's own, train_limit's, at most
+    ``max_images``, for at most ``max_epochs``): what its cache is checked against, and what a page weighs
+    before it trains."""
+    config = run_config(run)
     run_images = min(config.train_limit or len(data.dataset.train_y), len(data.dataset.train_y))
     return {"dataset": run.config.get("dataset", ""), "folds": folds, "images": min(run_images, max_images),
             "run_images": run_images, "epochs": min(config.epochs, max_epochs), "run_epochs": config.epochs,
@@ -182,6 +185,12 @@ def _same_images(scores: Scores, train_y: torch.Tensor) -> bool:
                                         and np.array_equal(train_y[positions].numpy(), scores.labels)))
 
 
+def cached_scores(run: RunInfo, data: Corrected, settings: dict) -> Scores | None:
+    """The scores saved in the run folder with ``settings`` while its images keep their labels; None otherwise."""
+    cached = _read_scores(run.layout.label_issues, settings)
+    return cached if cached is not None and _same_images(cached, data.dataset.train_y) else None
+
+
 def _save_scores(path, scores: Scores) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, positions=scores.positions, labels=scores.labels, probs=scores.probs,
@@ -194,11 +203,9 @@ def label_issue_scores(store: RunStore, run: RunInfo, data: Corrected, folds: in
                        progress: Callable[[int, int], None] | None = None) -> Scores:
     """Out-of-sample probabilities of the run's training images by ``folds``-fold training with its own
     settings, from the run folder when they were made with these settings before."""
-    config = run_config(run)
-    settings = _scored_settings(run, config, data, folds, max_images, max_epochs)
-    path, ds = run.layout.label_issues, data.dataset
-    cached = _read_scores(path, settings)
-    if cached is not None and _same_images(cached, ds.train_y):
+    config, settings, ds = run_config(run), scoring_settings(run, data, folds, max_images, max_epochs), data.dataset
+    cached = cached_scores(run, data, settings)
+    if cached is not None:
         return cached
     every = len(ds.train_y)
     positions = classes_in_turn(ds.train_y, settings["images"]) if settings["images"] < every else torch.arange(every)
@@ -207,7 +214,7 @@ def label_issue_scores(store: RunStore, run: RunInfo, data: Corrected, folds: in
     probs = cross_val_probs(fold_config, ds.train_x[positions], ds.train_y[positions], ds.classes, folds,
                             source, progress)
     scores = Scores(positions.numpy(), ds.train_y[positions].numpy(), probs, settings)
-    _save_scores(path, scores)
+    _save_scores(run.layout.label_issues, scores)
     return scores
 
 
@@ -275,15 +282,29 @@ def write_fixes(run: RunInfo, changes: list[Change], data_dir=None) -> tuple[str
     return corrected_name(base, written), len(read_corrections(ds, written, data_dir))
 
 
-def retrain_config(store: RunStore, run: RunInfo, dataset: str) -> TrainConfig:
+@dataclass
+class Retrain:
+    """A retrain's settings, and the sweep record the original run gains once the retrain is queued."""
+
+    config: TrainConfig
+    original_sweep: dict | None  # None: the original is in a sweep already, which the retrain joins
+
+    def group(self, store: RunStore, run: RunInfo) -> None:
+        """Give the original its sweep record; called once the retrain was accepted, so a refused one
+        (a quota, the exercise) leaves the original as it was."""
+        if self.original_sweep is not None:
+            store.write_config(run.id, {**run.config, "sweep": self.original_sweep})
+
+
+def retrain_config(store: RunStore, run: RunInfo, dataset: str) -> Retrain:
     """The run's settings on ``dataset`` (a corrected version), named NAME-fixed and grouped with the
     original in one sweep record, each its own configuration, so Compare shows the two side by side.
 
-    A run outside any sweep is given one (its config.json gains the record; training never reads it);
-    a run in a sweep has the new run join it after the sweep's last run."""
+    A run outside any sweep gets one (:meth:`Retrain.group` writes it into its config.json; training never
+    reads it); a run in a sweep has the new run join it after the sweep's last run."""
     original = run_config(run)
     config = dataclasses.replace(original, dataset=dataset, name=shortened(f"{run.name}-fixed", MAX_NAME))
-    record = sweep_of(run)
+    record, original_sweep = sweep_of(run), None
     if record.get("id"):
         last = max(sweep_of(other).get("index", 0) for other in store.list() if sweep_of(other).get("id") ==
                    record["id"])
@@ -291,7 +312,7 @@ def retrain_config(store: RunStore, run: RunInfo, dataset: str) -> TrainConfig:
         config.sweep = {**record, "index": last + 1, "total": last + 1}
     else:
         (planned,) = plan_sweep(original, {}, shortened(f"{run.name} with fixes", MAX_NAME))
-        store.write_config(run.id, {**run.config, "sweep": {**planned.sweep, "total": 2}})
+        original_sweep = {**planned.sweep, "total": 2}
         config.sweep = {**planned.sweep, "index": 2, "total": 2}
     config.validate()
-    return config
+    return Retrain(config, original_sweep)

@@ -6,7 +6,8 @@ shows the class probabilities, every CAM method's heatmap side by side for a tar
 class, the feature maps of every conv layer and the first layer's filters; below, the
 confusion matrix on the validation set and a gallery of the most confident mistakes,
 each one click from being explained, then the mistakes of one confusion cell
-(:mod:`lab.ui.mistakes_view`). ``?run=<id>`` preselects a run. A folded panel
+(:mod:`lab.ui.mistakes_view`) and the training set's suspected label errors
+(:mod:`lab.ui.label_issues_view`). ``?run=<id>`` preselects a run. A folded panel
 offers the run's downloads (:mod:`lab.ui.export_view`).
 
 A model is loaded once per (run, checkpoint, file version) for the whole server and
@@ -41,6 +42,7 @@ from lab.runs.compare import run_labels
 from lab.runs.view import NoCheckpoint, RunInfo
 from lab.ui.export_view import render_exports
 from lab.ui.i18n import language, t
+from lab.ui.label_issues_view import render_label_issues
 from lab.ui.mistakes_view import CHART_KEY, pick_clicked_cell, render_mistakes
 from lab.ui.state import job_manager, list_runs, markdown_quoted, markdown_safe
 
@@ -329,3 +331,4 @@ def render_explain_page() -> None:
         figure = _confusion_figure(str(run.path), checkpoint, stamp, dataset, image_size, language())
         _validation(ds, evaluation, figure, stats)
         render_mistakes(run, checkpoint, stamp, loaded, evaluation)
+        render_label_issues(run)
